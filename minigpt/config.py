@@ -1,0 +1,188 @@
+"""Training hyperparameters: code defaults, named presets, a TOML file and
+`key=value` overrides, each layer replacing the one before.
+
+Every field carries its allowed range and a help line; the CLI builds its
+flags from them, so `--help` and the checks can never drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from minigpt.errors import MiniGPTError
+
+
+class ConfigError(MiniGPTError, ValueError):
+    """A bad hyperparameter: the message names the key, the value and what is allowed."""
+
+
+def _setting(default: Any, help: str, *, low: float | None = None, high: float | None = None,
+             choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "low": low, "high": high, "choices": choices})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # model shape
+    block_size: int = _setting(256, "context length in tokens", low=8, high=8192)
+    d_model: int = _setting(256, "width of the residual stream", low=8, high=8192)
+    n_heads: int = _setting(4, "attention heads per layer (must divide d_model)", low=1, high=128)
+    n_layers: int = _setting(4, "Transformer blocks", low=1, high=128)
+    dropout: float = _setting(0.0, "dropout probability", low=0.0, high=0.9)
+    # optimisation
+    batch_size: int = _setting(32, "sequences per step", low=1, high=65536)
+    lr: float = _setting(2e-3, "peak learning rate", low=0.0, high=1.0)
+    min_lr: float = _setting(2e-4, "learning rate at the end of the cosine decay", low=0.0, high=1.0)
+    max_iters: int = _setting(3000, "training steps", low=1, high=10_000_000)
+    warmup_iters: int = _setting(100, "steps of linear learning-rate warmup", low=0, high=10_000_000)
+    weight_decay: float = _setting(0.1, "AdamW weight decay (matrices only)", low=0.0, high=10.0)
+    beta2: float = _setting(0.99, "AdamW beta2", low=0.0, high=0.99999)
+    grad_clip: float = _setting(1.0, "clip the gradient norm to this (0 turns clipping off)", low=0.0, high=1e6)
+    # evaluation
+    eval_interval: int = _setting(250, "steps between evaluations (and checkpoint saves)", low=1, high=10_000_000)
+    eval_iters: int = _setting(20, "batches averaged per evaluation", low=1, high=100_000)
+    val_fraction: float = _setting(0.1, "share of the corpus held out for validation", low=0.01, high=0.5)
+    # run
+    seed: int = _setting(1337, "random seed (weights, batches, dropout)", low=0, high=2**63 - 1)
+    device: str = _setting("auto", "where to train", choices=("auto", "cpu", "cuda", "mps"))
+    dtype: str = _setting("auto", "number format of the matmuls (auto: bfloat16 where the hardware is fast at it)",
+                          choices=("auto", "float32", "bfloat16"))
+    compile: bool = _setting(False, "compile the model with torch.compile")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # A model that trains in a second: for tests and trying things out.
+    "tiny": dict(block_size=32, d_model=32, n_heads=2, n_layers=2, batch_size=8, max_iters=200,
+                 warmup_iters=10, eval_interval=50, eval_iters=4, lr=3e-3, min_lr=3e-4),
+    # Tuned for about two minutes on a 2-core laptop CPU.
+    "quick": dict(block_size=128, d_model=192, n_heads=6, n_layers=4, batch_size=32, max_iters=1000,
+                  warmup_iters=50, eval_interval=200, eval_iters=10, lr=3e-3, min_lr=3e-4),
+    # Tuned for about ten minutes on a 2-core laptop CPU.
+    "default": {},
+    # The original design's shape, kept for comparisons.
+    "classic": dict(block_size=128, d_model=128, n_heads=4, n_layers=4, batch_size=32, lr=1e-3, min_lr=1e-4),
+}
+
+
+def field_specs() -> dict[str, Any]:
+    """The dataclass fields by name (type, default and metadata), for building CLIs."""
+    return {f.name: f for f in fields(TrainConfig)}
+
+
+def _check_value(key: str, value: Any, source: str) -> Any:
+    spec = field_specs()[key]
+    meta, kind = spec.metadata, spec.type
+    where = f"{source}: " if source else ""
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}{key} = {value!r}: expected true or false")
+        return value
+    if kind == "str":
+        if not isinstance(value, str) or value not in meta["choices"]:
+            raise ConfigError(f"{where}{key} = {value!r}: expected one of {', '.join(meta['choices'])}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}{key} = {value!r}: expected a{'n integer' if kind == 'int' else ' number'}")
+    if kind == "int":
+        if isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"{where}{key} = {value!r}: expected an integer")
+        value = int(value)
+    else:
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}{key} = {value!r}: expected a finite number")
+    low, high = meta["low"], meta["high"]
+    if not low <= value <= high:
+        raise ConfigError(f"{where}{key} = {value!r}: expected a value from {low:g} to {high:g}")
+    return value
+
+
+def apply_overrides(config: TrainConfig, overrides: dict[str, Any], source: str = "") -> TrainConfig:
+    """Return config with overrides applied, checking each key and value."""
+    known = field_specs()
+    checked = {}
+    for key, value in overrides.items():
+        if key not in known:
+            hint = _close_match(key, known)
+            raise ConfigError(f"{source + ': ' if source else ''}unknown key {key!r}{hint}")
+        checked[key] = _check_value(key, value, source)
+    return _check_consistency(replace(config, **checked), source)
+
+
+def _close_match(key: str, known: dict[str, Any]) -> str:
+    import difflib
+
+    matches = difflib.get_close_matches(key, known, n=1)
+    return f" (did you mean {matches[0]!r}?)" if matches else f"; known keys: {', '.join(known)}"
+
+
+def _check_consistency(config: TrainConfig, source: str) -> TrainConfig:
+    where = f"{source}: " if source else ""
+    if config.d_model % config.n_heads:
+        raise ConfigError(f"{where}n_heads = {config.n_heads} must divide d_model = {config.d_model}")
+    if config.min_lr > config.lr:
+        raise ConfigError(f"{where}min_lr = {config.min_lr:g} must not exceed lr = {config.lr:g}")
+    return config
+
+
+def preset(name: str) -> TrainConfig:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
+    return apply_overrides(TrainConfig(), PRESETS[name], source=f"preset {name}")
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file into a flat dict (checked later by apply_overrides)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a TOML file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot be read (permission denied)") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text at byte {e.start}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """Parse one `--set key=value`; the value is read as TOML, else as a bare string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {text!r}: expected key=value")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key, value
+
+
+def resolve(preset_name: str = "default", toml_path: str | Path | None = None,
+            assignments: list[str] | None = None, flags: dict[str, Any] | None = None) -> TrainConfig:
+    """Build the run's config: preset, then TOML file, then --set, then explicit flags."""
+    config = preset(preset_name)
+    if toml_path is not None:
+        config = apply_overrides(config, load_toml(toml_path), source=str(toml_path))
+    for text in assignments or []:
+        key, value = parse_assignment(text)
+        config = apply_overrides(config, {key: value}, source="--set")
+    if flags:
+        config = apply_overrides(config, flags, source="command line")
+    return config
+
+
+def default_value(name: str) -> Any:
+    spec = field_specs()[name]
+    return None if spec.default is MISSING else spec.default

@@ -1,0 +1,57 @@
+"""Character-level tokenizer: every distinct character of the corpus is one token."""
+
+from __future__ import annotations
+
+from minigpt.errors import MiniGPTError
+
+
+class UnknownCharactersError(MiniGPTError, ValueError):
+    """Text holds characters that are not in the tokenizer's vocabulary."""
+
+    def __init__(self, characters: list[str]) -> None:
+        self.characters = characters
+        shown = " ".join(repr(c) for c in characters[:20])
+        more = f" and {len(characters) - 20} more" if len(characters) > 20 else ""
+        super().__init__(f"characters not in the model's vocabulary: {shown}{more}")
+
+
+class CharTokenizer:
+    kind = "char"
+
+    def __init__(self, characters: str) -> None:
+        if not characters:
+            raise ValueError("a tokenizer needs at least one character")
+        if len(set(characters)) != len(characters):
+            raise ValueError("tokenizer characters must be distinct")
+        self.characters = characters
+        self._id_of = {c: i for i, c in enumerate(characters)}
+
+    @classmethod
+    def from_text(cls, text: str) -> CharTokenizer:
+        return cls("".join(sorted(set(text))))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.characters)
+
+    def unknown_characters(self, text: str) -> list[str]:
+        """The distinct characters of text that have no token, in order of appearance."""
+        return list(dict.fromkeys(c for c in text if c not in self._id_of))
+
+    def encode(self, text: str) -> list[int]:
+        try:
+            return [self._id_of[c] for c in text]
+        except KeyError:
+            raise UnknownCharactersError(self.unknown_characters(text)) from None
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(self.characters[i] for i in ids)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "characters": self.characters}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CharTokenizer:
+        if data.get("kind") != cls.kind or not isinstance(data.get("characters"), str):
+            raise ValueError(f"not a character tokenizer: {data.get('kind')!r}")
+        return cls(data["characters"])

@@ -1,0 +1,252 @@
+"""The training loop, exposed as a stream of plain events.
+
+    trainer = Trainer(config, text)
+    for event in trainer.run():
+        ...  # StepEvent after every step, EvalEvent after every evaluation
+
+The library never prints: a CLI draws a progress bar from the events, a
+Textual worker posts them to the screen. Between two events the loop is
+suspended, so a consumer pauses training simply by not asking for the next
+one, and stops it with request_stop() (checked before every step).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from minigpt.checkpoint import Checkpoint, save_checkpoint
+from minigpt.config import TrainConfig
+from minigpt.data import BatchSampler, split_corpus
+from minigpt.device import autocast, pick_device, pick_dtype
+from minigpt.errors import MiniGPTError
+from minigpt.model import GPT, ModelConfig
+from minigpt.sampling import sample_text
+from minigpt.tokenizer import CharTokenizer, UnknownCharactersError
+
+SAMPLE_TOKENS = 200
+
+
+class TrainingDiverged(MiniGPTError, RuntimeError):
+    """The loss became NaN or infinite; nothing was saved after it did."""
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    step: int  # optimizer steps completed
+    max_iters: int
+    loss: float
+    lr: float
+    tokens_per_sec: float
+    elapsed: float  # seconds spent training in this session (pauses excluded)
+    eta: float  # seconds left at the recent pace
+
+
+@dataclass(frozen=True)
+class EvalEvent:
+    step: int
+    train_loss: float
+    val_loss: float
+    train_bpc: float  # bits per character: comparable across tokenizers
+    val_bpc: float
+    best_val_loss: float
+    sample: str  # a short text from the current weights
+
+
+@dataclass(frozen=True)
+class SavedEvent:
+    step: int
+    path: Path
+
+
+@dataclass(frozen=True)
+class SaveFailedEvent:
+    step: int
+    path: Path
+    error: str
+
+
+Event = StepEvent | EvalEvent | SavedEvent | SaveFailedEvent
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warmup to lr, then cosine decay to min_lr at max_iters."""
+    if step < config.warmup_iters:
+        return config.lr * (step + 1) / (config.warmup_iters + 1)
+    decay_steps = max(config.max_iters - config.warmup_iters, 1)
+    progress = min((step - config.warmup_iters) / decay_steps, 1.0)
+    return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
+
+
+def make_optimizer(model: GPT, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with weight decay on the matrices only: decaying gains, biases
+    and LayerNorm weights toward zero would only hurt."""
+    matrices = [p for p in model.parameters() if p.dim() >= 2]
+    others = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": matrices, "weight_decay": config.weight_decay},
+              {"params": others, "weight_decay": 0.0}]
+    fused = device.type in ("cuda", "cpu")  # one kernel for the whole update
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, config.beta2), fused=fused)
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, text: str, corpus_name: str = "corpus",
+                 checkpoint_path: str | Path | None = None, resume: Checkpoint | None = None) -> None:
+        self.config = config
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+        self.device = pick_device(config.device)
+        self.dtype = pick_dtype(config.dtype, self.device)
+        torch.manual_seed(config.seed)
+
+        self.tokenizer = resume.tokenizer if resume else CharTokenizer.from_text(text)
+        self.model_config = resume.model_config if resume else ModelConfig(
+            vocab_size=self.tokenizer.vocab_size, block_size=config.block_size, d_model=config.d_model,
+            n_heads=config.n_heads, n_layers=config.n_layers, dropout=config.dropout)
+        if resume and (unknown := self.tokenizer.unknown_characters(text)):
+            raise UnknownCharactersError(unknown)
+        self.splits = split_corpus(text, self.tokenizer, config.val_fraction, self.model_config.block_size, corpus_name)
+
+        self.model = GPT(self.model_config).to(self.device)
+        self.forward_model = torch.compile(self.model) if config.compile else self.model
+        self.optimizer = make_optimizer(self.model, config, self.device)
+        self.batches = BatchSampler(self.splits.train, config.batch_size, self.model_config.block_size, config.seed)
+        self.step = 0
+        self.best_val_loss = float("inf")
+        self._stop = threading.Event()
+        self._update_lock = threading.Lock()  # held while the weights change
+        if resume:
+            self._restore(resume)
+
+    @property
+    def num_parameters(self) -> int:
+        return self.model.num_parameters()
+
+    def request_stop(self) -> None:
+        """Ask the loop to end before its next step; safe from any thread."""
+        self._stop.set()
+
+    def run(self) -> Iterator[Event]:
+        """Train until max_iters or a stop request, evaluating and saving every
+        eval_interval steps and once more at the end."""
+        self._stop.clear()
+        tokens_per_step = self.config.batch_size * self.model_config.block_size
+        elapsed, recent_step_time = 0.0, None
+        self.model.train()
+        while self.step < self.config.max_iters and not self._stop.is_set():
+            started = time.perf_counter()
+            lr, loss = self._train_step()
+            step_time = time.perf_counter() - started
+            elapsed += step_time
+            # A moving average keeps tokens/s and the ETA steady from step to step.
+            recent_step_time = step_time if recent_step_time is None else 0.9 * recent_step_time + 0.1 * step_time
+            yield StepEvent(self.step, self.config.max_iters, loss, lr, tokens_per_step / recent_step_time,
+                            elapsed, (self.config.max_iters - self.step) * recent_step_time)
+            if self.step % self.config.eval_interval == 0 or self.step == self.config.max_iters:
+                yield from self._evaluate_and_save()
+        if self._stop.is_set() and self.step % self.config.eval_interval and self.step < self.config.max_iters:
+            yield from self.save()  # stopped between evaluations: keep the work done
+
+    def _train_step(self) -> tuple[float, float]:
+        lr = learning_rate(self.step, self.config)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        x, y = self.batches.next_batch()
+        x, y = x.to(self.device), y.to(self.device)
+        with autocast(self.device, self.dtype):
+            _, loss = self.forward_model(x, y)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise TrainingDiverged(
+                f"loss became {loss_value} at step {self.step + 1} (lr {lr:.3g}); "
+                f"the last checkpoint was kept; try a lower lr")
+        loss.backward()
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        with self._update_lock:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return lr, loss_value
+
+    @torch.no_grad()
+    def estimate_loss(self, split: str) -> float:
+        """Mean loss over eval_iters batches. Its own generator, seeded by the
+        step, leaves the training batches and dropout untouched."""
+        data = self.splits.train if split == "train" else self.splits.val
+        sampler = BatchSampler(data, self.config.batch_size, self.model_config.block_size,
+                               seed=self.config.seed + self.step)
+        total = 0.0
+        for _ in range(self.config.eval_iters):
+            x, y = sampler.next_batch()
+            with autocast(self.device, self.dtype):
+                _, loss = self.forward_model(x.to(self.device), y.to(self.device))
+            total += loss.item()
+        return total / self.config.eval_iters
+
+    def _evaluate_and_save(self) -> Iterator[Event]:
+        self.model.eval()
+        train_loss, val_loss = self.estimate_loss("train"), self.estimate_loss("val")
+        sample = sample_text(self.model, self.tokenizer, max_new_tokens=SAMPLE_TOKENS, seed=self.config.seed)
+        self.model.train()
+        self.best_val_loss = min(self.best_val_loss, val_loss)
+        to_bits = self.splits.chars_per_token / math.log(2)
+        yield EvalEvent(self.step, train_loss, val_loss, train_loss / to_bits, val_loss / to_bits,
+                        self.best_val_loss, sample)
+        yield from self.save()
+
+    def save(self, path: str | Path | None = None) -> Iterator[Event]:
+        """Save a checkpoint (to checkpoint_path unless path is given). A failed
+        write is reported as an event, not raised: training can go on, and the
+        previous file is intact."""
+        path = Path(path) if path else self.checkpoint_path
+        if path is None:
+            return
+        try:
+            save_checkpoint(path, self.checkpoint())
+        except OSError as e:
+            yield SaveFailedEvent(self.step, path, f"could not save {path}: {e.strerror or e}")
+        else:
+            yield SavedEvent(self.step, path)
+
+    def checkpoint(self) -> Checkpoint:
+        rng = {"torch": torch.get_rng_state(), "batches": self.batches.state_dict()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return Checkpoint(
+            model_state=self.model.state_dict(),
+            model_config=self.model_config,
+            tokenizer=self.tokenizer,
+            step=self.step,
+            train_config=self.config.to_dict(),
+            best_val_loss=self.best_val_loss,
+            optimizer_state=self.optimizer.state_dict(),
+            rng_state=rng,
+        )
+
+    def _restore(self, resume: Checkpoint) -> None:
+        self.model.load_state_dict(resume.model_state)
+        if resume.optimizer_state:
+            self.optimizer.load_state_dict(resume.optimizer_state)
+        self.step = resume.step
+        self.best_val_loss = resume.best_val_loss
+        rng = resume.rng_state or {}
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        if "batches" in rng:
+            self.batches.load_state_dict(rng["batches"])
+
+    def snapshot(self) -> GPT:
+        """A copy of the model between two updates, in eval mode, for sampling
+        from another thread while training goes on."""
+        model = GPT(self.model_config).to(self.device)
+        with self._update_lock:
+            model.load_state_dict(self.model.state_dict())
+        return model.eval()

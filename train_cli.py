@@ -1,0 +1,195 @@
+"""minigpt-train: train a MiniGPT model from the command line.
+
+    minigpt-train                          # default preset, data/input.txt or the built-in corpus
+    minigpt-train --preset quick --data my.txt
+    minigpt-train --config run.toml --set lr=1e-3 --max-iters 5000
+
+Training resumes from the checkpoint at --out when one exists (the original
+design's behaviour); --from-scratch starts over, --resume insists on one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from minigpt import config as cfg
+from minigpt.errors import MiniGPTError
+
+DEFAULT_CHECKPOINT = Path("checkpoints/model.pt")
+SHAPE_KEYS = ("block_size", "d_model", "n_heads", "n_layers")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minigpt-train", description="Train a character-level GPT on a text file.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    run = parser.add_argument_group("run")
+    run.add_argument("--data", type=Path, default=None,
+                     help="UTF-8 text to train on (default: data/input.txt, else the built-in corpus)")
+    run.add_argument("--download", choices=["shakespeare"],
+                     help="fetch Tiny Shakespeare into the --data path (default data/input.txt) first")
+    run.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT, help="checkpoint to write (and resume from)")
+    start = run.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="resume from --out; fail if it does not exist")
+    start.add_argument("--from-scratch", action="store_true", help="ignore an existing checkpoint at --out")
+    run.add_argument("--log", type=Path, default=None, help="JSON-lines metrics log (default: beside --out)")
+    run.add_argument("--no-sample", action="store_true", help="do not print a sample at each evaluation")
+
+    hyper = parser.add_argument_group("hyperparameters (code defaults < --preset < --config < --set < flags)")
+    hyper.add_argument("--preset", default="default", choices=list(cfg.PRESETS), help="named set of hyperparameters")
+    hyper.add_argument("--config", type=Path, help="TOML file of hyperparameters")
+    hyper.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one hyperparameter")
+    for name, spec in cfg.field_specs().items():
+        flag = "--" + name.replace("_", "-")
+        meta = spec.metadata
+        if spec.type == "bool":
+            hyper.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=meta["help"])
+        else:
+            kind = {"int": int, "float": float, "str": str}[spec.type]
+            hyper.add_argument(flag, type=kind, default=None, choices=meta["choices"],
+                               help=f"{meta['help']} (preset default: {spec.default})")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return train(args)
+    except MiniGPTError as e:  # every expected failure is one clear line
+        print(f"minigpt-train: error: {e}", file=sys.stderr)
+        return 2
+
+
+def train(args: argparse.Namespace) -> int:
+    flags = {name: getattr(args, name) for name in cfg.field_specs() if getattr(args, name) is not None}
+    config = cfg.resolve(args.preset, args.config, args.set, flags)
+
+    from rich.console import Console
+
+    from minigpt.checkpoint import CheckpointError, load_checkpoint
+    from minigpt.corpus import download_shakespeare, load_corpus
+    from minigpt.trainer import Trainer
+
+    console = Console(stderr=True)
+    if args.download:
+        target = args.data or Path("data/input.txt")
+        if target.exists():
+            console.print(f"{target} already exists; not downloading over it")
+        else:
+            console.print(f"downloading Tiny Shakespeare to {target} ...")
+            download_shakespeare(target)
+        args.data = target
+    text, corpus_name = load_corpus(args.data)
+
+    resume = None
+    if args.out.exists() and not args.from_scratch:
+        resume = load_checkpoint(args.out)
+        changed = [k for k in SHAPE_KEYS if k in flags and flags[k] != getattr(resume.model_config, k)]
+        if changed:
+            console.print(f"note: the model shape comes from {args.out}; ignoring --{', --'.join(changed)}"
+                          " (use --from-scratch for a new model)")
+    elif args.resume:
+        raise CheckpointError(f"{args.out}: no checkpoint to resume from (drop --resume to start a new run)")
+
+    trainer = Trainer(config, text, corpus_name, checkpoint_path=args.out, resume=resume)
+    describe_run(console, trainer, corpus_name, len(text), resume is not None, args.out)
+    if trainer.step >= config.max_iters:
+        console.print(f"{args.out} is already at step {trainer.step} of max_iters {config.max_iters}; "
+                      "raise --max-iters to train further")
+        return 0
+    log_path = args.log or args.out.with_suffix(".jsonl")
+    interrupted = run_with_progress(console, trainer, log_path, show_samples=not args.no_sample)
+    if interrupted:
+        console.print(f"stopped at step {trainer.step}; checkpoint saved to {args.out}")
+        return 130
+    console.print(f"done: step {trainer.step}, best val loss {trainer.best_val_loss:.4f}, saved to {args.out}")
+    return 0
+
+
+def describe_run(console, trainer, corpus_name: str, n_chars: int, resumed: bool, out: Path) -> None:
+    c = trainer.model_config
+    start = f"resuming {out} at step {trainer.step}" if resumed else "training from scratch"
+    console.print(f"{start} on {corpus_name} ({n_chars:,} characters, vocabulary {c.vocab_size})")
+    console.print(f"model: {trainer.num_parameters / 1e6:.2f}M parameters, {c.n_layers} layers, d_model {c.d_model}, "
+                  f"{c.n_heads} heads, block {c.block_size}; device {trainer.device.type}, "
+                  f"{str(trainer.dtype).removeprefix('torch.')}")
+
+
+def run_with_progress(console, trainer, log_path: Path, show_samples: bool) -> bool:
+    """Drive the trainer with a progress bar; returns True when Ctrl+C stopped it.
+
+    The first Ctrl+C asks the trainer to stop after its current step and save;
+    further ones are ignored, so the save they might interrupt completes."""
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from minigpt.trainer import EvalEvent, SavedEvent, SaveFailedEvent, StepEvent
+
+    interrupted = False
+
+    def on_sigint(signum, frame):
+        nonlocal interrupted
+        if not interrupted:
+            interrupted = True
+            trainer.request_stop()
+            console.print("stopping after this step and saving (Ctrl+C again does not interrupt the save) ...")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    columns = [TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[speed]}  ETA {task.fields[eta]}")]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with Progress(*columns, console=console) as progress, log_path.open("a") as log:
+            task = progress.add_task("train", total=trainer.config.max_iters, completed=trainer.step,
+                                     loss="-", val="-", speed="-", eta="-")
+            last_tps = 0.0
+            for event in trainer.run():
+                if isinstance(event, StepEvent):
+                    last_tps = event.tokens_per_sec
+                    progress.update(task, completed=event.step, loss=f"{event.loss:.4f}",
+                                    speed=f"{event.tokens_per_sec:,.0f} tok/s", eta=format_seconds(event.eta))
+                    if event.step % 10 == 0:
+                        write_log(log, {"event": "step", "step": event.step, "loss": event.loss, "lr": event.lr,
+                                        "tokens_per_sec": event.tokens_per_sec, "elapsed": event.elapsed})
+                elif isinstance(event, EvalEvent):
+                    progress.update(task, val=f"{event.val_loss:.4f}")
+                    write_log(log, {"event": "eval", "step": event.step, "train_loss": event.train_loss,
+                                    "val_loss": event.val_loss, "train_bpc": event.train_bpc,
+                                    "val_bpc": event.val_bpc, "tokens_per_sec": last_tps})
+                    progress.console.print(f"step {event.step}: train {event.train_loss:.4f}  val {event.val_loss:.4f}"
+                                           f" ({event.val_bpc:.3f} bits/char)")
+                    if show_samples:
+                        progress.console.print(escape(printable(event.sample)), style="dim", highlight=False)
+                elif isinstance(event, SaveFailedEvent):
+                    progress.console.print(f"[red]warning:[/] {escape(event.error)}; the previous checkpoint is intact")
+                elif isinstance(event, SavedEvent):
+                    pass
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return interrupted
+
+
+def printable(text: str) -> str:
+    """Drop control characters (escape sequences included) but keep newlines and tabs."""
+    return "".join(c for c in text if c.isprintable() or c in "\n\t")
+
+
+def write_log(log, record: dict) -> None:
+    record["time"] = round(time.time(), 3)
+    log.write(json.dumps(record) + "\n")
+    log.flush()
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
