@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -32,13 +32,15 @@ class SamplingSettingError(MiniGPTError, ValueError):
 class SamplingSettings:
     temperature: float = 0.8  # 0 picks the most likely token every time (greedy)
     top_k: int = 0  # keep the k most likely tokens; 0 keeps all
-    top_p: float = 0.95  # keep the smallest set whose probability reaches p
+    top_p: float = 0.95  # keep the smallest set of most likely tokens whose probability reaches p
     repetition_penalty: float = 1.0  # >1 makes tokens already in the text less likely
     max_new_tokens: int = 500
     seed: int = -1  # -1 draws a fresh seed every time
     stop: tuple[str, ...] = ()  # generation ends before the first of these appears
 
     def __post_init__(self) -> None:
+        if isinstance(self.stop, list):
+            object.__setattr__(self, "stop", tuple(self.stop))
         validate(self)
 
     def to_dict(self) -> dict:
@@ -65,12 +67,13 @@ def validate(s: SamplingSettings) -> None:
              "a number from 0 (greedy) to 100")
     _require(_is_int(s.top_k) and 0 <= s.top_k <= 1_000_000, "top_k", s.top_k,
              "an integer from 0 (off) to 1000000")
-    _require(_is_number(s.top_p) and 0 < s.top_p <= 1, "top_p", s.top_p, "a number in (0, 1]")
+    _require(_is_number(s.top_p) and 0 < s.top_p <= 1, "top_p", s.top_p, "a number in (0, 1]; 1 is off")
     _require(_is_number(s.repetition_penalty) and 0 < s.repetition_penalty <= 10, "repetition_penalty",
              s.repetition_penalty, "a number in (0, 10]; 1 is off")
     _require(_is_int(s.max_new_tokens) and 1 <= s.max_new_tokens <= MAX_NEW_TOKENS_LIMIT, "max_new_tokens",
              s.max_new_tokens, f"an integer from 1 to {MAX_NEW_TOKENS_LIMIT}")
-    _require(_is_int(s.seed) and -1 <= s.seed < 2**63, "seed", s.seed, "an integer >= 0, or -1 for random")
+    _require(_is_int(s.seed) and -1 <= s.seed < 2**63, "seed", s.seed,
+             "an integer from 0 to 2**63-1, or -1 for a random seed")
     _require(isinstance(s.stop, tuple) and all(isinstance(x, str) and x for x in s.stop), "stop", s.stop,
              "a list of non-empty strings")
 
@@ -89,112 +92,123 @@ class Piece:
 
 def start_tokens(prompt: str, tokenizer: CharTokenizer, block_size: int) -> list[int]:
     """The prompt's tokens, its last block_size of them if longer. An empty
-    prompt starts from a newline (or the first token if there is none)."""
+    prompt starts from a newline (or the first token if there is none).
+    Characters the tokenizer lacks raise UnknownCharactersError, which lists them."""
     if not prompt:
         return [tokenizer.encode("\n")[0] if "\n" in tokenizer.characters else 0]
     return tokenizer.encode(prompt)[-block_size:]
 
 
 def generate(model: GPT, tokenizer: CharTokenizer, prompt: str, settings: SamplingSettings,
-             use_cache: bool = True) -> Iterator[Piece]:
-    """Yield pieces as tokens are sampled. Close the generator to stop early.
+             use_cache: bool = True, *, should_stop: Callable[[], bool] | None = None) -> Iterator[Piece]:
+    """Stream one Piece per sampled token, as soon as it is sampled.
 
-    The model is only read (inference mode, no train/eval switch), and all
+    Stop early by closing the generator, or with should_stop (e.g. an
+    Event's is_set), which is asked after every token. The stream also ends
+    after max_new_tokens or at a stop string. A bad prompt or model raises
+    here, before anything is generated.
+
+    The model is only read: no train/eval switch, no autograd, and all
     randomness comes from a private generator, so sampling can run beside
     training without disturbing it."""
+    if model.training and model.config.dropout > 0:
+        raise ValueError("the model is in training mode with dropout on; call model.eval() before sampling")
     tokens = start_tokens(prompt, tokenizer, model.config.block_size)
-    device = next(model.parameters()).device
     seed = settings.seed if settings.seed >= 0 else random.randrange(2**63)
-    generator = torch.Generator(device=device).manual_seed(seed)
+    picker = _TokenPicker(settings, model.config.vocab_size, tokens, seed, next(model.parameters()).device)
+    sample = _sample_cached if use_cache else _sample_uncached
+    return _pieces(sample(model, tokens, picker), tokenizer, settings, should_stop)
+
+
+def _pieces(tokens: Iterator[int], tokenizer: CharTokenizer, settings: SamplingSettings,
+            should_stop: Callable[[], bool] | None) -> Iterator[Piece]:
     stops = _StopFilter(settings.stop)
-    with torch.inference_mode():
-        next_logits = _next_logits_cached if use_cache else _next_logits_uncached
-        for token in next_logits(model, tokens, settings, generator):
-            text, stopped = stops.feed(tokenizer.decode([token]))
-            if text or not stopped:
-                yield Piece(token, text)
-            if stopped:
-                return
-        if tail := stops.flush():
-            yield Piece(tokens[-1], tail)
+    for count, token in enumerate(tokens, start=1):
+        text, stopped = stops.feed(tokenizer.decode([token]))
+        if count == settings.max_new_tokens:
+            text += stops.flush()
+        yield Piece(token, text)
+        if stopped or count == settings.max_new_tokens or (should_stop is not None and should_stop()):
+            return
 
 
-def _next_logits_cached(model: GPT, tokens: list[int], settings: SamplingSettings,
-                        generator: torch.Generator) -> Iterator[int]:
+# Decorated generators enter inference mode only while they run, never
+# leaving it switched on in the caller's thread between two tokens.
+@torch.inference_mode()
+def _sample_cached(model: GPT, tokens: list[int], picker: _TokenPicker) -> Iterator[int]:
+    """Each new token goes through the model alone, reading earlier positions from the cache."""
     block_size = model.config.block_size
-    device = next(model.parameters()).device
-    cache = KVCache(model.config, batch_size=1, device=device, dtype=next(model.parameters()).dtype)
-    picker = _TokenPicker(settings, model.config.vocab_size, tokens, generator, device)
-    window_start = max(0, len(tokens) - block_size)
-    logits, _ = model(torch.tensor([tokens[window_start:]], device=device), cache=cache)
-    for _ in range(settings.max_new_tokens):
+    param = next(model.parameters())
+    cache = KVCache(model.config, batch_size=1, device=param.device, dtype=param.dtype)
+    window_start = 0  # start_tokens keeps at most block_size tokens
+    logits, _ = model(torch.tensor([tokens], device=param.device), cache=cache)
+    while True:
         token = picker.pick(logits[0, -1])
         tokens.append(token)
         yield token
         if len(tokens) - window_start > block_size:  # full: refill from the last half block
-            window_start = len(tokens) - block_size // 2
+            window_start = len(tokens) - max(1, block_size // 2)
             cache.reset()
-            logits, _ = model(torch.tensor([tokens[window_start:]], device=device), cache=cache)
+            logits, _ = model(torch.tensor([tokens[window_start:]], device=param.device), cache=cache)
         else:
             logits, _ = model(picker.as_input(token), cache=cache)
 
 
-def _next_logits_uncached(model: GPT, tokens: list[int], settings: SamplingSettings,
-                          generator: torch.Generator) -> Iterator[int]:
-    """The reference path: the whole window through the model for every token."""
+@torch.inference_mode()
+def _sample_uncached(model: GPT, tokens: list[int], picker: _TokenPicker) -> Iterator[int]:
+    """The reference path: the whole window goes through the model for every token."""
     block_size = model.config.block_size
     device = next(model.parameters()).device
-    picker = _TokenPicker(settings, model.config.vocab_size, tokens, generator, device)
-    window_start = max(0, len(tokens) - block_size)
-    for _ in range(settings.max_new_tokens):
+    window_start = 0
+    while True:
         logits, _ = model(torch.tensor([tokens[window_start:]], device=device))
         token = picker.pick(logits[0, -1])
         tokens.append(token)
         yield token
         if len(tokens) - window_start > block_size:
-            window_start = len(tokens) - block_size // 2
+            window_start = len(tokens) - max(1, block_size // 2)
 
 
 class _TokenPicker:
     """Turns a row of logits into the next token under the sampling settings."""
 
-    def __init__(self, settings: SamplingSettings, vocab_size: int, context: list[int],
-                 generator: torch.Generator, device: torch.device) -> None:
+    def __init__(self, settings: SamplingSettings, vocab_size: int, context: list[int], seed: int,
+                 device: torch.device | str = "cpu") -> None:
         self.settings = settings
-        self.generator = generator
+        self.generator = torch.Generator(device=device).manual_seed(seed)
         self.seen = torch.zeros(vocab_size, dtype=torch.bool, device=device)
         self.seen[context] = True
         self.input = torch.zeros((1, 1), dtype=torch.long, device=device)  # reused every step
 
     def as_input(self, token: int) -> torch.Tensor:
-        self.input[0, 0] = token
-        return self.input
+        return self.input.fill_(token)
 
     def pick(self, logits: torch.Tensor) -> int:
-        s = self.settings
-        if s.repetition_penalty != 1.0:
-            # CTRL-style: shrink the logits of tokens already seen toward "less likely".
-            penalised = torch.where(logits > 0, logits / s.repetition_penalty, logits * s.repetition_penalty)
-            logits = torch.where(self.seen, penalised, logits)
-        if s.temperature == 0:
-            token = int(logits.argmax())
-        else:
-            token = self._sample(logits.float() / s.temperature)
+        penalty = self.settings.repetition_penalty
+        if penalty == 1.0:
+            return self._pick(logits)
+        # CTRL-style: move the logits of tokens already seen toward "less likely".
+        penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
+        token = self._pick(torch.where(self.seen, penalised, logits))
         self.seen[token] = True
         return token
 
-    def _sample(self, logits: torch.Tensor) -> int:
+    def _pick(self, logits: torch.Tensor) -> int:
         s = self.settings
-        if 0 < s.top_k < logits.numel():
-            kth_largest = torch.topk(logits, s.top_k).values[-1]
-            logits = logits.masked_fill(logits < kth_largest, float("-inf"))
+        if s.temperature == 0:
+            return int(logits.argmax())
+        logits = logits.float() / s.temperature
+        if s.top_k == 0 and s.top_p == 1.0:
+            return int(torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=self.generator))
+        # Top-k and top-p both keep a prefix of the tokens sorted by probability.
+        logits, order = torch.sort(logits, descending=True)
+        if s.top_k:
+            logits = logits[: s.top_k]
         probs = torch.softmax(logits, dim=-1)
         if s.top_p < 1.0:
-            sorted_probs, order = torch.sort(probs, descending=True)
             # Drop a token when the tokens before it already reach top_p; the first always stays.
-            drop = (sorted_probs.cumsum(0) - sorted_probs) >= s.top_p
-            probs = probs.scatter(0, order, sorted_probs.masked_fill(drop, 0.0))
-        return int(torch.multinomial(probs, 1, generator=self.generator))
+            probs = probs.masked_fill(probs.cumsum(0) - probs >= s.top_p, 0.0)
+        return int(order[torch.multinomial(probs, 1, generator=self.generator)])
 
 
 class _StopFilter:
@@ -213,8 +227,8 @@ class _StopFilter:
         if hits:
             shown, self.pending = self.pending[: min(hits)], ""
             return shown, True
-        keep = self._longest_stop_prefix_suffix()
-        shown, self.pending = self.pending[: len(self.pending) - keep], self.pending[len(self.pending) - keep:]
+        cut = len(self.pending) - self._longest_stop_prefix_suffix()
+        shown, self.pending = self.pending[:cut], self.pending[cut:]
         return shown, False
 
     def _longest_stop_prefix_suffix(self) -> int:

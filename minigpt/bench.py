@@ -1,0 +1,129 @@
+"""Benchmarks, one subcommand each:
+
+    python -m minigpt.bench generate            # tokens/s with and without the KV cache
+
+A subcommand is a Command registered in COMMANDS: a help line, a function
+that adds its flags to an argparse parser, and a function that runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from minigpt import config as cfg
+from minigpt.checkpoint import load_checkpoint
+from minigpt.errors import MiniGPTError
+from minigpt.model import GPT, ModelConfig
+from minigpt.sampling import SamplingSettings, generate
+from minigpt.tokenizer import CharTokenizer
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int | None]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m minigpt.bench", description="MiniGPT benchmarks.")
+    subcommands = parser.add_subparsers(dest="command", required=True)
+    for name, command in COMMANDS.items():
+        sub = subcommands.add_parser(name, help=command.help, description=command.help,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        command.add_arguments(sub)
+        sub.set_defaults(run=command.run)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except MiniGPTError as e:
+        parser.exit(1, f"error: {e}\n")
+
+
+# --- generate -----------------------------------------------------------------
+
+# Tiny Shakespeare's 65 characters.
+BENCH_CHARACTERS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", help="time this checkpoint instead of a freshly initialised model")
+    parser.add_argument("--preset", default="default", choices=list(cfg.PRESETS),
+                        help="model shape to initialise when no --checkpoint is given")
+    parser.add_argument("--tokens", type=int, default=1000, help="new tokens per timed run")
+    parser.add_argument("--prompt-chars", type=int, default=100, help="length of the prompt")
+    parser.add_argument("--ttft-runs", type=int, default=9, help="runs whose median is the time to first token")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+
+
+def bench_generate(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, tokenizer, description = _bench_model(args)
+    prompt = (tokenizer.characters * args.prompt_chars)[: args.prompt_chars]
+    settings = SamplingSettings(max_new_tokens=args.tokens, seed=0)
+    print(f"model: {description}, {model.num_parameters() / 1e6:.2f}M parameters, "
+          f"block_size {model.config.block_size}, vocab {model.config.vocab_size}")
+    print(f"torch {torch.__version__}, cpu, {torch.get_num_threads()} threads; "
+          f"{args.tokens} new tokens from a {len(prompt)}-character prompt, default sampling settings")
+
+    warm_up = SamplingSettings(max_new_tokens=20, seed=0)
+    rates = {}
+    for use_cache in (True, False):
+        _consume(generate(model, tokenizer, prompt, warm_up, use_cache))
+        seconds = _consume(generate(model, tokenizer, prompt, settings, use_cache))
+        rates[use_cache] = args.tokens / seconds
+        label = "with KV cache:   " if use_cache else "without KV cache:"
+        print(f"{label} {args.tokens} tokens in {seconds:6.2f} s = {rates[use_cache]:7.1f} tokens/s "
+              f"({1000 * seconds / args.tokens:.2f} ms/token)")
+    print(f"speed-up from the cache: {rates[True] / rates[False]:.1f}x")
+
+    first_token = [_time_to_first_token(model, tokenizer, prompt) for _ in range(args.ttft_runs)]
+    print(f"time to first token ({len(prompt)}-character prompt, median of {args.ttft_runs}): "
+          f"{1000 * statistics.median(first_token):.1f} ms")
+    return 0
+
+
+def _bench_model(args: argparse.Namespace) -> tuple[GPT, CharTokenizer, str]:
+    if args.checkpoint:
+        checkpoint = load_checkpoint(args.checkpoint)
+        return checkpoint.build_model().eval(), checkpoint.tokenizer, f"checkpoint {args.checkpoint}"
+    train = cfg.preset(args.preset)
+    tokenizer = CharTokenizer(BENCH_CHARACTERS)
+    model_config = ModelConfig(vocab_size=tokenizer.vocab_size, block_size=train.block_size, d_model=train.d_model,
+                               n_heads=train.n_heads, n_layers=train.n_layers)
+    torch.manual_seed(0)
+    return GPT(model_config).eval(), tokenizer, f"'{args.preset}' preset, random weights"
+
+
+def _consume(pieces) -> float:
+    start = time.perf_counter()
+    for _ in pieces:
+        pass
+    return time.perf_counter() - start
+
+
+def _time_to_first_token(model: GPT, tokenizer: CharTokenizer, prompt: str) -> float:
+    start = time.perf_counter()
+    pieces = generate(model, tokenizer, prompt, SamplingSettings(seed=0))
+    next(pieces)
+    seconds = time.perf_counter() - start
+    pieces.close()
+    return seconds
+
+
+COMMANDS["generate"] = Command("tokens/s with and without the KV cache, and time to first token",
+                               add_generate_arguments, bench_generate)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
