@@ -29,27 +29,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="minigpt-generate", description="Complete a prompt with a trained MiniGPT model.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Settings flags override the settings file for this run. Defaults: temperature 0.8, top_k 0, "
-               "top_p 0.95,\nrepetition_penalty 1.0, max_new_tokens 500, seed -1, no stop strings.")
-    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
+        epilog="The sampling settings flags override the settings file for this run. Without a file the\n"
+               "defaults are: temperature 0.8, top_k 0, top_p 0.95, repetition_penalty 1.0,\n"
+               "max_new_tokens 500, seed -1, no stop strings.")
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, metavar="PATH",
                         help=f"model to sample from (default: {DEFAULT_CHECKPOINT})")
-    parser.add_argument("--prompt", default="", help="text to complete (default: empty, start from a newline)")
-    parser.add_argument("--settings", type=Path,
+    parser.add_argument("--prompt", default="", metavar="TEXT",
+                        help="text to complete (default: empty, start from a newline)")
+    parser.add_argument("--settings", type=Path, metavar="PATH",
                         help="sampling settings file (default: $MINIGPT_SETTINGS, else ./minigpt.toml)")
     parser.add_argument("--save-settings", action="store_true",
                         help="write the settings of this run (file plus flags) back to the settings file")
     parser.add_argument("--no-cache", action="store_true", help="recompute the whole context for every token (slow)")
-    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
     sampling = parser.add_argument_group("sampling settings")
-    sampling.add_argument("--temperature", type=float, help="0 (greedy) to 100; higher is more random")
-    sampling.add_argument("--top-k", type=int, help="sample from the k most likely tokens; 0 is off")
-    sampling.add_argument("--top-p", type=float, help="sample from the smallest set reaching this probability, "
-                                                      "in (0, 1]; 1 is off")
-    sampling.add_argument("--repetition-penalty", type=float, help="in (0, 10]; above 1 discourages repeats")
-    sampling.add_argument("--max-new-tokens", type=int, help="tokens to generate, 1 to 100000")
-    sampling.add_argument("--seed", type=int, help="same seed, settings and prompt give the same text; -1 is random")
-    sampling.add_argument("--stop", action="append", metavar="TEXT",
-                          help="stop before this text (repeatable; \\n and \\t are understood)")
+    add = sampling.add_argument
+    add("--temperature", type=float, metavar="T", help="0 (greedy) to 100; higher is more random")
+    add("--top-k", type=int, metavar="K", help="sample from the k most likely tokens; 0 is off")
+    add("--top-p", type=float, metavar="P", help="sample from the smallest set of tokens reaching this probability, "
+                                                 "in (0, 1]; 1 is off")
+    add("--repetition-penalty", type=float, metavar="R", help="in (0, 10]; above 1 discourages repeats")
+    add("--max-new-tokens", type=int, metavar="N", help="tokens to generate, 1 to 100000")
+    add("--seed", type=int, metavar="S", help="same seed, settings and prompt give the same text; -1 is random")
+    add("--stop", action="append", metavar="TEXT", help="stop before this text (repeatable; \\n, \\t work)")
     return parser
 
 

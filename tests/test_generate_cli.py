@@ -1,0 +1,169 @@
+import os
+import signal
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import torch
+
+import generate_cli
+from minigpt.checkpoint import Checkpoint, save_checkpoint
+from minigpt.model import GPT, ModelConfig
+from minigpt.sampling import SamplingSettings, generate
+from minigpt.settings import SETTINGS_ENV
+from minigpt.tokenizer import CharTokenizer
+
+CHARS = "\n abcdefghijklmnopqrstuvwxyz"
+
+
+@pytest.fixture(scope="module")
+def model_and_tokenizer() -> tuple[GPT, CharTokenizer]:
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(vocab_size=len(CHARS), block_size=16, d_model=32, n_heads=2, n_layers=2))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.5)  # large weights: varied, context-dependent text
+    return model.eval(), CharTokenizer(CHARS)
+
+
+@pytest.fixture
+def checkpoint(tmp_path, model_and_tokenizer) -> Path:
+    model, tokenizer = model_and_tokenizer
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, Checkpoint(model.state_dict(), model.config, tokenizer, step=0, train_config={}))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def no_settings_env(monkeypatch, tmp_path):
+    monkeypatch.delenv(SETTINGS_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)  # so ./minigpt.toml is this test's own
+
+
+def greedy(model_and_tokenizer, prompt: str, n: int) -> str:
+    model, tokenizer = model_and_tokenizer
+    settings = SamplingSettings(temperature=0, max_new_tokens=n)
+    return "".join(p.text for p in generate(model, tokenizer, prompt, settings))
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    rc = generate_cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_prints_prompt_and_greedy_completion(capsys, checkpoint, model_and_tokenizer):
+    rc, out, err = run(capsys, "--checkpoint", checkpoint, "--prompt", "the", "--temperature", "0",
+                       "--max-new-tokens", 40)
+    assert rc == 0
+    expected = "the" + greedy(model_and_tokenizer, "the", 40)
+    assert out.rstrip("\n") == expected.rstrip("\n") and out.endswith("\n")
+    assert "generated 40 tokens" in err
+
+
+def test_flags_override_the_settings_file_which_is_left_unchanged(capsys, checkpoint, model_and_tokenizer):
+    text = "[sampling]\ntemperature = 0\nmax_new_tokens = 5\n\n[tui]\ntheme = \"nord\"\n"
+    Path("minigpt.toml").write_text(text)
+    rc, out, _ = run(capsys, "--checkpoint", checkpoint, "--prompt", "a")
+    assert rc == 0 and out.rstrip("\n") == ("a" + greedy(model_and_tokenizer, "a", 5)).rstrip("\n")
+    rc, out, _ = run(capsys, "--checkpoint", checkpoint, "--prompt", "a", "--max-new-tokens", 12)
+    assert rc == 0 and out.rstrip("\n") == ("a" + greedy(model_and_tokenizer, "a", 12)).rstrip("\n")
+    assert Path("minigpt.toml").read_text() == text
+
+
+def test_settings_flag_and_environment_variable_name_the_file(capsys, checkpoint, monkeypatch, tmp_path):
+    (tmp_path / "env.toml").write_text("[sampling]\nmax_new_tokens = 3\n")
+    (tmp_path / "flag.toml").write_text("[sampling]\nmax_new_tokens = 4\n")
+    Path("minigpt.toml").write_text("[sampling]\nmax_new_tokens = 2\n")
+    assert "generated 2 tokens" in run(capsys, "--checkpoint", checkpoint)[2]
+    monkeypatch.setenv(SETTINGS_ENV, str(tmp_path / "env.toml"))
+    assert "generated 3 tokens" in run(capsys, "--checkpoint", checkpoint)[2]
+    assert "generated 4 tokens" in run(capsys, "--checkpoint", checkpoint, "--settings", tmp_path / "flag.toml")[2]
+
+
+def test_bad_settings_file_warns_and_uses_defaults_for_the_bad_key(capsys, checkpoint):
+    text = "[sampling]\ntop_p = 7\nmax_new_tokens = 6\n"
+    Path("minigpt.toml").write_text(text)
+    rc, _, err = run(capsys, "--checkpoint", checkpoint, "--seed", 1)
+    assert rc == 0
+    assert "warning: minigpt.toml: [sampling] top_p = 7" in err and "generated 6 tokens" in err
+    assert Path("minigpt.toml").read_text() == text
+
+
+def test_save_settings_writes_the_run_settings_and_keeps_other_tables(capsys, checkpoint):
+    Path("minigpt.toml").write_text("[sampling]\ntop_k = 3\nmine = 1\n\n[keymap]\nquit = \"q\"\n")
+    rc, _, _ = run(capsys, "--checkpoint", checkpoint, "--temperature", "0.5", "--stop", "\\n\\n",
+                   "--max-new-tokens", 3, "--save-settings")
+    assert rc == 0
+    saved = tomllib.loads(Path("minigpt.toml").read_text())
+    assert saved["keymap"] == {"quit": "q"}
+    assert saved["sampling"]["mine"] == 1
+    assert saved["sampling"]["top_k"] == 3 and saved["sampling"]["temperature"] == 0.5
+    assert saved["sampling"]["stop"] == ["\n\n"]
+    assert saved["sampling"]["seed"] == -1  # the seed drawn for this run is not saved
+
+
+def test_same_seed_same_text(capsys, checkpoint):
+    first = run(capsys, "--checkpoint", checkpoint, "--seed", 9, "--temperature", "1.5", "--max-new-tokens", 50)[1]
+    again = run(capsys, "--checkpoint", checkpoint, "--seed", 9, "--temperature", "1.5", "--max-new-tokens", 50)[1]
+    other = run(capsys, "--checkpoint", checkpoint, "--seed", 10, "--temperature", "1.5", "--max-new-tokens", 50)[1]
+    assert first == again != other
+
+
+def test_stop_string_from_the_command_line(capsys, checkpoint, model_and_tokenizer):
+    full = greedy(model_and_tokenizer, "the", 60)
+    stop = full[30:33]
+    _, out, _ = run(capsys, "--checkpoint", checkpoint, "--prompt", "the", "--temperature", 0,
+                    "--max-new-tokens", 60, "--stop", stop)
+    assert out.rstrip("\n") == ("the" + full[: full.find(stop)]).rstrip("\n")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--temperature", "-1"], "temperature = -1.0: expected"),
+    (["--top-p", "0"], "top_p = 0.0: expected"),
+    (["--top-k", "-2"], "top_k = -2: expected"),
+    (["--max-new-tokens", "0"], "max_new_tokens = 0: expected"),
+    (["--repetition-penalty", "0"], "repetition_penalty = 0.0: expected"),
+    (["--seed", "-3"], "seed = -3: expected"),
+    (["--stop", ""], "stop = ('',): expected"),
+    (["--prompt", "Hello, World"], "not in the model's vocabulary: 'H' ',' 'W'"),
+    (["--checkpoint", "missing.pt"], "missing.pt: no such checkpoint"),
+])
+def test_errors_are_one_line_with_exit_status_2(capsys, checkpoint, argv, message):
+    argv = ["--checkpoint", checkpoint, *argv]
+    rc, out, err = run(capsys, *argv)
+    assert rc == 2 and out == ""
+    assert message in err and err.count("\n") == 1 and err.startswith("minigpt-generate: error: ")
+
+
+def test_missing_default_checkpoint_says_how_to_get_one(capsys):
+    rc, _, err = run(capsys)
+    assert rc == 2 and "checkpoints/model.pt" in err and "minigpt-train" in err
+
+
+def test_unescape():
+    assert generate_cli.unescape(r"a\nb\tc\\n\x") == "a\nb\tc\\n\\x"
+    assert generate_cli.unescape("trailing\\") == "trailing\\"
+
+
+def test_streams_before_generation_ends_and_ctrl_c_stops_cleanly(checkpoint, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "generate_cli", "--checkpoint", str(checkpoint), "--prompt", "ab",
+         "--max-new-tokens", "100000", "--no-cache", "--seed", "0"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = proc.stdout.read(50)  # returns once 50 bytes have streamed out
+        assert first.startswith(b"ab") and len(first) == 50
+        assert proc.poll() is None  # text arrived while generation goes on
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    err = err.decode()
+    assert "stopped by Ctrl+C after" in err and "Traceback" not in err
+    assert (first + rest).endswith(b"\n")
