@@ -41,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save-settings", action="store_true",
                         help="write the settings of this run (file plus flags) back to the settings file")
     parser.add_argument("--no-cache", action="store_true", help="recompute the whole context for every token (slow)")
-    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
+    # One token at a time is a chain of small operations: a second thread barely helps, and
+    # waiting on it costs milliseconds per operation when other programs busy the cores.
+    parser.add_argument("--threads", type=int, default=1, metavar="N",
+                        help="CPU threads for torch (default: 1; 0 keeps torch's choice)")
     sampling = parser.add_argument_group("sampling settings")
     add = sampling.add_argument
     add("--temperature", type=float, metavar="T", help="0 (greedy) to 100; higher is more random")
@@ -84,7 +87,7 @@ def generate_text(args: argparse.Namespace) -> int:
         raise MiniGPTError(f"{args.checkpoint}: no such checkpoint; train one first with minigpt-train "
                            "or pass --checkpoint PATH")
     checkpoint = load_checkpoint(args.checkpoint)
-    if args.threads:
+    if args.threads > 0:
         import torch
 
         torch.set_num_threads(args.threads)
