@@ -108,9 +108,9 @@ def generate(model: GPT, tokenizer: CharTokenizer, prompt: str, settings: Sampli
     after max_new_tokens or at a stop string. A bad prompt or model raises
     here, before anything is generated.
 
-    The model is only read: no train/eval switch, no autograd, and all
-    randomness comes from a private generator, so sampling can run beside
-    training without disturbing it."""
+    The model is only read (pass it in eval mode: it is never switched), no
+    autograd, and all randomness comes from a private generator, so sampling
+    can run beside training without disturbing it."""
     if model.training and model.config.dropout > 0:
         raise ValueError("the model is in training mode with dropout on; call model.eval() before sampling")
     tokens = start_tokens(prompt, tokenizer, model.config.block_size)
