@@ -195,8 +195,8 @@ class Trainer:
         sample = sample_text(self.model, self.tokenizer, max_new_tokens=SAMPLE_TOKENS, seed=self.config.seed)
         self.model.train()
         self.best_val_loss = min(self.best_val_loss, val_loss)
-        to_bits = self.splits.chars_per_token / math.log(2)
-        yield EvalEvent(self.step, train_loss, val_loss, train_loss / to_bits, val_loss / to_bits,
+        bits_per_char = 1 / (math.log(2) * self.splits.chars_per_token)  # nats per token -> bits per char
+        yield EvalEvent(self.step, train_loss, val_loss, train_loss * bits_per_char, val_loss * bits_per_char,
                         self.best_val_loss, sample)
         yield from self.save()
 

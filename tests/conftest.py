@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import pytest
+
+from minigpt import config as cfg
+
+SHAKESPEARE_LIKE = (
+    "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
+    "All:\nSpeak, speak.\n\nFirst Citizen:\nYou are all resolved rather to die than to famish?\n\n"
+) * 40
+
+
+@pytest.fixture
+def corpus_text() -> str:
+    return SHAKESPEARE_LIKE
+
+
+@pytest.fixture
+def tiny_config() -> cfg.TrainConfig:
+    """A model that trains in well under a second, in float32 so runs are bit-for-bit repeatable."""
+    return cfg.resolve("tiny", flags={"dtype": "float32", "device": "cpu", "max_iters": 20, "eval_interval": 10,
+                                      "eval_iters": 2})

@@ -1,0 +1,69 @@
+import pytest
+
+from minigpt.corpus import BUILTIN_CHARS, CorpusError, builtin_corpus, load_corpus, read_corpus
+from minigpt.data import BatchSampler, split_corpus
+from minigpt.tokenizer import CharTokenizer
+
+
+def test_invalid_utf8_names_file_and_offset(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("abc".encode() + b"\xff" + b"def")
+    with pytest.raises(CorpusError, match=r"latin1.txt: not UTF-8 text \(invalid byte 0xff at offset 3\)"):
+        read_corpus(path)
+
+
+def test_empty_missing_directory_and_binary_files(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(CorpusError, match="empty.txt: the file is empty"):
+        read_corpus(tmp_path / "empty.txt")
+    with pytest.raises(CorpusError, match="nope.txt: no such file"):
+        read_corpus(tmp_path / "nope.txt")
+    with pytest.raises(CorpusError, match="is a directory"):
+        read_corpus(tmp_path)
+    (tmp_path / "nul.bin").write_bytes(b"abc\x00def")
+    with pytest.raises(CorpusError, match="NUL"):
+        read_corpus(tmp_path / "nul.bin")
+
+
+def test_too_short_corpus_says_how_long_it_must_be():
+    text = "x" * 100
+    with pytest.raises(CorpusError) as info:
+        split_corpus(text, CharTokenizer.from_text(text), val_fraction=0.1, block_size=32, name="tiny.txt")
+    message = str(info.value)
+    assert "tiny.txt" in message and "100 characters" in message and "at least 331 characters" in message
+    long_enough = "x" * 331
+    split_corpus(long_enough, CharTokenizer.from_text(long_enough), val_fraction=0.1, block_size=32)
+
+
+def test_split_holds_out_the_end():
+    text = "abcdefghij" * 10
+    splits = split_corpus(text, CharTokenizer.from_text(text), val_fraction=0.2, block_size=4)
+    assert len(splits.train) == 80 and len(splits.val) == 20
+
+
+def test_batches_are_shifted_windows_and_reproducible():
+    import torch
+
+    data = torch.arange(100, dtype=torch.int32)
+    x, y = BatchSampler(data, batch_size=5, block_size=8, seed=3).next_batch()
+    assert x.shape == y.shape == (5, 8)
+    assert torch.equal(x[:, 1:], y[:, :-1])
+    assert torch.equal(y - x, torch.ones_like(x))
+    x2, _ = BatchSampler(data, batch_size=5, block_size=8, seed=3).next_batch()
+    assert torch.equal(x, x2)
+
+
+def test_builtin_corpus_needs_no_download_and_is_deterministic(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text, name = load_corpus(None)
+    assert len(text) == BUILTIN_CHARS and text.isascii()
+    assert "def " in text and name.startswith("built-in")
+    assert builtin_corpus() == text
+
+
+def test_default_path_wins_when_present(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "input.txt").write_text("my own words " * 50)
+    text, name = load_corpus(None)
+    assert text.startswith("my own words") and name == "data/input.txt"

@@ -1,0 +1,100 @@
+from dataclasses import replace
+
+import pytest
+import torch
+
+from minigpt.checkpoint import load_checkpoint
+from minigpt.trainer import EvalEvent, SavedEvent, StepEvent, Trainer, TrainingDiverged, learning_rate
+
+
+def losses(events):
+    return [e.loss for e in events if isinstance(e, StepEvent)]
+
+
+def test_events_come_in_order_with_evaluations_and_saves(tmp_path, tiny_config, corpus_text):
+    trainer = Trainer(tiny_config, corpus_text, checkpoint_path=tmp_path / "m.pt")
+    events = list(trainer.run())
+    steps = [e.step for e in events if isinstance(e, StepEvent)]
+    assert steps == list(range(1, 21))
+    evals = [e for e in events if isinstance(e, EvalEvent)]
+    assert [e.step for e in evals] == [10, 20]
+    assert all(e.val_loss > 0 and e.sample for e in evals)
+    assert evals[0].val_bpc == pytest.approx(evals[0].val_loss / 0.6931471805599453)
+    assert [e.step for e in events if isinstance(e, SavedEvent)] == [10, 20]
+    assert losses(events)[-1] < losses(events)[0]
+
+
+def test_resume_continues_exactly_like_an_unbroken_run(tmp_path, tiny_config, corpus_text):
+    config = replace(tiny_config, dropout=0.1)  # dropout draws from the RNG too
+    unbroken = Trainer(config, corpus_text)
+    unbroken_losses = losses(unbroken.run())
+
+    first = Trainer(replace(config, max_iters=10), corpus_text, checkpoint_path=tmp_path / "half.pt")
+    first_losses = losses(first.run())
+    second = Trainer(config, corpus_text, resume=load_checkpoint(tmp_path / "half.pt"))
+    assert second.step == 10
+    second_losses = losses(second.run())
+
+    assert first_losses + second_losses == unbroken_losses
+    for name, tensor in unbroken.model.state_dict().items():
+        assert torch.equal(second.model.state_dict()[name], tensor), name
+
+
+def test_same_seed_same_run_other_seed_other_run(tiny_config, corpus_text):
+    a = losses(Trainer(tiny_config, corpus_text).run())
+    b = losses(Trainer(tiny_config, corpus_text).run())
+    c = losses(Trainer(replace(tiny_config, seed=7), corpus_text).run())
+    assert a == b and a != c
+
+
+def test_stop_request_ends_the_run_and_saves(tmp_path, tiny_config, corpus_text):
+    trainer = Trainer(replace(tiny_config, max_iters=100, eval_interval=50), corpus_text,
+                      checkpoint_path=tmp_path / "m.pt")
+    events = []
+    for event in trainer.run():
+        events.append(event)
+        if isinstance(event, StepEvent) and event.step == 7:
+            trainer.request_stop()
+    assert trainer.step == 7
+    assert isinstance(events[-1], SavedEvent)
+    assert load_checkpoint(tmp_path / "m.pt").step == 7
+
+
+def test_divergence_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, tiny_config, corpus_text):
+    path = tmp_path / "m.pt"
+    trainer = Trainer(tiny_config, corpus_text, checkpoint_path=path)
+    list(trainer.run())
+    good = path.read_bytes()
+    with torch.no_grad():
+        trainer.model.token_embedding.weight.fill_(float("nan"))
+    trainer.config = replace(trainer.config, max_iters=40)
+    with pytest.raises(TrainingDiverged, match="loss became nan at step 21"):
+        list(trainer.run())
+    assert path.read_bytes() == good
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor(tiny_config):
+    config = replace(tiny_config, lr=1.0, min_lr=0.1, warmup_iters=10, max_iters=110)
+    rates = [learning_rate(step, config) for step in range(111)]
+    assert rates[0] < rates[5] < rates[9] < 1.0
+    assert rates[10] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
+    assert rates[110] == pytest.approx(0.1)
+
+
+def test_resuming_onto_a_corpus_with_new_characters_is_a_clear_error(tmp_path, tiny_config, corpus_text):
+    from minigpt.tokenizer import UnknownCharactersError
+
+    trainer = Trainer(tiny_config, corpus_text, checkpoint_path=tmp_path / "m.pt")
+    list(trainer.run())
+    with pytest.raises(UnknownCharactersError, match="'§'"):
+        Trainer(tiny_config, corpus_text + "§", resume=load_checkpoint(tmp_path / "m.pt"))
+
+
+def test_snapshot_is_a_separate_eval_mode_copy(tiny_config, corpus_text):
+    trainer = Trainer(tiny_config, corpus_text)
+    snapshot = trainer.snapshot()
+    assert not snapshot.training and trainer.model.training
+    assert torch.equal(snapshot.head.weight, trainer.model.head.weight)
+    list(trainer.run())
+    assert not torch.equal(snapshot.head.weight, trainer.model.head.weight)
