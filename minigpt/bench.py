@@ -1,6 +1,7 @@
 """Benchmarks, one subcommand each:
 
     python -m minigpt.bench generate            # tokens/s with and without the KV cache
+    python -m minigpt.bench train               # training tokens/s and MFU, or val loss in a time budget
 
 A subcommand is a Command registered in COMMANDS: a help line, a function
 that adds its flags to an argparse parser, and a function that runs it.
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from minigpt import config as cfg
+from minigpt.bench_train import add_arguments as add_train_arguments
+from minigpt.bench_train import bench_train
 from minigpt.checkpoint import load_checkpoint
 from minigpt.errors import MiniGPTError
 from minigpt.model import GPT, ModelConfig
@@ -123,6 +126,9 @@ def _time_to_first_token(model: GPT, tokenizer: CharTokenizer, prompt: str) -> f
 
 COMMANDS["generate"] = Command("tokens/s with and without the KV cache, and time to first token",
                                add_generate_arguments, bench_generate)
+
+COMMANDS["train"] = Command("training tokens/s and MFU, or the val loss reached in a wall-clock budget",
+                            add_train_arguments, bench_train)
 
 
 if __name__ == "__main__":
