@@ -1,0 +1,283 @@
+"""Pilot tests: every key and flow of minigpt-tui with a tiny model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from textual.notifications import Notify
+from textual.widgets import Input
+from tui_helpers import Messages, make_app, wait_for, wait_loaded, write_settings
+
+from minigpt.checkpoint import load_checkpoint
+from tui.messages import CompletionEnded, CompletionText, TrainingPaused, TrainingProgress
+from tui.screens.help import HelpScreen
+from tui.widgets.generation_view import Completion, GenerationView
+from tui.widgets.loss_chart import LossChart
+
+
+def notices(messages: Messages, severity: str | None = None) -> list[str]:
+    return [m.notification.message for m in messages.of(Notify)
+            if severity is None or m.notification.severity == severity]
+
+
+def test_startup_path_does_not_import_torch():
+    code = "import sys, tui.app; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+async def test_loads_a_new_model_and_shows_what_it_works_on(workdir):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert app.run_state == "loading"
+        await wait_loaded(pilot)
+        assert app.run_state == "idle"
+        assert app.run_info.device == "cpu"
+        assert app.run_info.parameters == app.session.trainer.num_parameters
+        assert app.run_info.checkpoint == "checkpoints/model.pt (new)"
+        assert app.run_info.corpus == "data/input.txt"
+        assert app.progress.step == 0
+
+
+async def test_train_pause_resume_stop(workdir):
+    messages = Messages()
+    app = make_app()
+    async with app.run_test(message_hook=messages.append) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("t")
+        assert app.run_state == "training"
+        chart = app.query_one(LossChart)
+        await wait_for(pilot, lambda: len(chart.train) > 5 and app.progress.val_loss is not None, "points")
+        assert app.progress.step > 0 and app.progress.tokens_per_sec > 0
+        assert any(c.has_class("-sample") for c in app.query(Completion)), "a sample at the evaluation"
+        assert app.query(Completion).first().title.startswith("sample at step 20")
+
+        await pilot.press("t")
+        assert app.run_state == "paused"
+        await wait_for(pilot, lambda: messages.of(TrainingPaused), "the pause")
+        step = app.session.trainer.step
+        await pilot.pause(0.3)
+        assert app.session.trainer.step == step
+
+        await pilot.press("t")
+        assert app.run_state == "training"
+        await wait_for(pilot, lambda: app.session.trainer.step > step + 5, "training to go on")
+
+        await pilot.press("x")
+        await wait_for(pilot, lambda: app.run_state == "idle", "the stop")
+        final = app.session.trainer.step
+        assert load_checkpoint(workdir / "checkpoints/model.pt").step == final
+        assert app.progress.step == final
+        assert "saved, step" in app.run_info.checkpoint
+
+
+async def test_training_resumes_from_the_checkpoint_at_start(workdir):
+    async with make_app().run_test() as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: pilot.app.session.trainer.step >= 25, "steps")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: pilot.app.run_state == "idle", "the stop")
+        step = pilot.app.session.trainer.step
+    app = make_app()
+    async with app.run_test() as pilot:
+        await wait_loaded(pilot)
+        assert app.session.resumed_from is not None and app.session.trainer.step == step
+        assert f"loaded, step {step}" in app.run_info.checkpoint
+
+
+async def test_completion_streams_in_several_updates(workdir):
+    write_settings(workdir, "[sampling]\nmax_new_tokens = 400\nseed = 3\n")
+    messages = Messages()
+    app = make_app()
+    async with app.run_test(message_hook=messages.append) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("slash", *"the cat", "enter")
+        await wait_for(pilot, lambda: not app.generating, "the completion")
+        completion = app.query_one(GenerationView).last_completion
+        texts = messages.of(CompletionText)
+        assert len(texts) >= 3, "several updates before the end"
+        assert completion.prompt == "the cat"
+        assert completion.text == "".join(m.text for m in texts)
+        assert len(completion.text) == 400  # one character per token
+        assert "400 tokens" in str(completion.query_one(".title").render())
+        assert app.query_one("#prompt", Input).value == ""
+
+
+async def test_escape_cancels_and_late_text_is_dropped(workdir):
+    write_settings(workdir, "[sampling]\nmax_new_tokens = 100000\n")
+    messages = Messages()
+    app = make_app()
+    async with app.run_test(message_hook=messages.append) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("slash", *"the", "enter")
+        await wait_for(pilot, lambda: messages.of(CompletionText), "the first text")
+        await pilot.press("escape")
+        assert not app.generating
+        cancelled = app.query_one(GenerationView).last_completion
+        assert "cancelled" in str(cancelled.query_one(".title").render())
+        length = len(cancelled.text)
+        await wait_for(pilot, lambda: not app.workers._workers or all(
+            w.is_finished for w in app.workers if w.group == "generate"), "the thread to end")
+        await pilot.pause(0.1)
+        assert len(cancelled.text) == length
+        assert not messages.of(CompletionEnded), "a cancelled completion never ends normally"
+        await pilot.press("escape")  # nothing to cancel: leaves the prompt
+        assert app.focused is app.query_one(GenerationView)
+
+
+async def test_completion_while_training_uses_a_snapshot_and_training_goes_on(workdir):
+    write_settings(workdir, "[sampling]\nmax_new_tokens = 300\n")
+    messages = Messages()
+    app = make_app()
+    async with app.run_test(message_hook=messages.append) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: messages.of(TrainingProgress), "training")
+        await pilot.press("slash", *"fox", "enter")
+        assert app.run_state == "training"
+        await wait_for(pilot, lambda: not app.generating, "the completion")
+        step = app.session.trainer.step
+        await wait_for(pilot, lambda: app.session.trainer.step > step, "more steps")
+        assert len(app.query(".-prompt").last(Completion).text) == 300
+
+
+async def test_prompt_with_unknown_characters_is_refused(workdir):
+    messages = Messages()
+    app = make_app()
+    async with app.run_test(message_hook=messages.append) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("slash", *"Zürich", "enter")
+        assert not app.generating
+        assert any("not in the model's vocabulary" in n for n in notices(messages, "error"))
+
+
+async def test_log_scale_copy_views_and_help(workdir):
+    write_settings(workdir, "[sampling]\nmax_new_tokens = 20\n")
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("l")
+        assert app.query_one(LossChart).log_scale
+        await pilot.press("l")
+        assert not app.query_one(LossChart).log_scale
+
+        await pilot.press("slash", *"dog", "enter")
+        await wait_for(pilot, lambda: not app.generating, "the completion")
+        await pilot.press("escape", "y")
+        completion = app.query_one(GenerationView).last_completion
+        assert app.clipboard == "dog" + completion.text
+
+        await pilot.press("2")
+        assert app.query_one("#views").active == "log-view"
+        await pilot.press("1")
+        assert app.query_one("#views").active == "train-view"
+
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        help_text = str(app.screen.query_one("Markdown").source)
+        for binding in app._bindings_list():
+            assert f"`{binding.id}`" in help_text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_command_palette_lists_the_actions_that_apply(workdir):
+    app = make_app()
+    async with app.run_test() as pilot:
+        await wait_loaded(pilot)
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Start training", "Save a checkpoint now", "Edit the sampling settings", "Show help and every key",
+                "Toggle a log scale for the loss", "Show the event log", "Write a prompt", "Theme", "Quit"} <= titles
+        assert "Pause training" not in titles
+        await pilot.press("ctrl+p")
+        await pilot.press(*"start training")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.run_state == "training", "training to start from the palette")
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Pause training", "Stop training and save a checkpoint"} <= titles
+
+
+async def test_keymap_in_the_settings_file_remaps_keys(workdir):
+    write_settings(workdir, '[keymap]\ntrain = "f5"\nnonsense = "f6"\n')
+    messages = Messages()
+    app = make_app()
+    async with app.run_test(message_hook=messages.append) as pilot:
+        await wait_loaded(pilot)
+        assert any("unknown binding id 'nonsense'" in n for n in notices(messages))
+        await pilot.press("t")
+        assert app.run_state == "idle"
+        await pilot.press("f5")
+        assert app.run_state == "training"
+
+
+async def test_quit_while_training_saves_a_loadable_checkpoint(workdir):
+    messages = Messages()
+    app = make_app()
+    async with app.run_test(message_hook=messages.append) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: app.session.trainer.step > 30, "steps")
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: app.return_code is not None, "the app to exit")
+    checkpoint = load_checkpoint(workdir / "checkpoints/model.pt")
+    assert checkpoint.step == app.session.trainer.step > 30
+    checkpoint.build_model()
+
+
+async def test_failed_save_is_an_error_and_the_old_checkpoint_survives(workdir, monkeypatch):
+    async with make_app().run_test() as pilot:  # a first run leaves a checkpoint
+        await wait_loaded(pilot)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: pilot.app.run_state == "idle", "the save")
+    path = workdir / "checkpoints/model.pt"
+    before = path.read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("minigpt.trainer.save_checkpoint", disk_full)
+    messages = Messages()
+    app = make_app()
+    async with app.run_test(message_hook=messages.append) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: app.session.trainer.step > 5, "steps")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: notices(messages, "error"), "the error")
+        assert "No space left on device" in notices(messages, "error")[0]
+        await pilot.press("ctrl+q")  # the save on quit fails too: the app stays and says so
+        await wait_for(pilot, lambda: app.run_state == "idle", "the stop")
+        assert app.return_code is None
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: app.return_code is not None, "the exit")
+    assert path.read_bytes() == before
+
+
+async def test_an_error_in_the_training_thread_is_a_notification(workdir, monkeypatch):
+    def broken_step(self):
+        raise RuntimeError("simulated failure")
+
+    monkeypatch.setattr("minigpt.trainer.Trainer._train_step", broken_step)
+    messages = Messages()
+    app = make_app()
+    async with app.run_test(message_hook=messages.append) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: app.run_state == "idle", "the failure")
+        assert notices(messages, "error") == ["RuntimeError: simulated failure"]
+        assert app.is_running
+
+
+async def test_a_bad_checkpoint_is_reported_and_the_app_stays(workdir):
+    (workdir / "checkpoints").mkdir()
+    (workdir / "checkpoints/model.pt").write_bytes(b"not a checkpoint")
+    messages = Messages()
+    app = make_app()
+    async with app.run_test(message_hook=messages.append) as pilot:
+        await wait_loaded(pilot)
+        assert app.run_state == "error"
+        assert any("not a MiniGPT checkpoint" in n for n in notices(messages, "error"))
+        await pilot.press("t")  # nothing to train: the key does nothing
+        assert app.run_state == "error" and app.is_running

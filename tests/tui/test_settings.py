@@ -1,0 +1,117 @@
+"""The settings screen and the settings file, through the app."""
+
+from __future__ import annotations
+
+from textual.notifications import Notify
+from textual.widgets import Input, Select, Static
+from tui_helpers import Messages, make_app, wait_for, wait_loaded, write_settings
+
+from minigpt.sampling import SamplingSettings
+from tui.screens.settings import FIELDS, SettingsScreen, format_value, parse_value
+
+
+async def open_settings(pilot) -> SettingsScreen:
+    await pilot.press("comma")
+    assert isinstance(pilot.app.screen, SettingsScreen)
+    return pilot.app.screen
+
+
+async def test_settings_are_edited_saved_and_read_back_at_restart(workdir):
+    path = write_settings(workdir, '# mine\n[other]\nkeep = "me"\n\n[sampling]\ntemperature = 0.8\n')
+    app = make_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_loaded(pilot)
+        screen = await open_settings(pilot)
+        assert screen.query_one("#temperature", Input).value == "0.8"
+        await pilot.press("ctrl+u", *"0.5")  # the temperature field has the focus
+        screen.query_one("#stop", Input).value = '"\\n\\n", "END"'
+        screen.query_one("#theme", Select).value = "nord"
+        await pilot.click("#save")
+        await wait_for(pilot, lambda: not app.workers._workers or all(
+            w.is_finished for w in app.workers if w.group == "settings"), "the save")
+        assert not isinstance(app.screen, SettingsScreen)
+        assert app.sampling.temperature == 0.5
+    text = path.read_text()
+    assert "temperature = 0.5" in text and '[other]\nkeep = "me"' in text and '[tui]\ntheme = "nord"' in text
+
+    app = make_app()
+    async with app.run_test() as pilot:
+        await wait_loaded(pilot)
+        assert app.sampling.temperature == 0.5
+        assert app.sampling.stop == ("\n\n", "END")
+        assert app.theme == "nord"
+
+
+async def test_bad_values_are_shown_inline_and_not_saved(workdir):
+    app = make_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_loaded(pilot)
+        screen = await open_settings(pilot)
+        await pilot.press("ctrl+u", *"500")
+        hint = screen.query_one("#temperature-hint", Static)
+        assert hint.has_class("-invalid")
+        assert "temperature = 500.0: expected a number from 0 (greedy) to 100" in str(hint.render())
+        await pilot.press("enter")
+        assert app.screen is screen, "Save refuses while a value is bad"
+        await pilot.press("ctrl+u", "1")
+        assert not hint.has_class("-invalid")
+        await pilot.press("escape")
+        assert app.screen is not screen
+    assert not (workdir / "minigpt.toml").exists()
+
+
+async def test_cancel_discards_changes_and_the_theme_preview(workdir):
+    app = make_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_loaded(pilot)
+        before, theme = app.sampling, app.theme
+        screen = await open_settings(pilot)
+        await pilot.press("ctrl+u", "0")
+        screen.query_one("#theme", Select).value = "nord"
+        await pilot.pause()
+        assert app.theme == "nord"
+        await pilot.press("escape")
+        assert app.sampling == before and app.theme == theme
+    assert not (workdir / "minigpt.toml").exists()
+
+
+async def test_a_malformed_settings_file_is_reported_and_left_untouched(workdir):
+    path = write_settings(workdir, "[sampling]\ntemperature = [\n")
+    messages = Messages()
+    app = make_app()
+    async with app.run_test(message_hook=messages.append) as pilot:
+        await wait_loaded(pilot)
+        warnings = [m.notification.message for m in messages.of(Notify) if m.notification.severity == "warning"]
+        assert len(warnings) == 1 and str(path) in warnings[0] and "not valid TOML" in warnings[0]
+        assert app.sampling == SamplingSettings()
+    assert path.read_text() == "[sampling]\ntemperature = [\n"
+
+
+async def test_a_bad_value_and_an_unknown_theme_are_reported(workdir):
+    write_settings(workdir, '[sampling]\ntop_p = 7\n\n[tui]\ntheme = "no-such-theme"\n')
+    messages = Messages()
+    app = make_app()
+    async with app.run_test(message_hook=messages.append) as pilot:
+        await wait_loaded(pilot)
+        notes = [m.notification.message for m in messages.of(Notify)]
+        assert any("top_p" in n for n in notes) and any("no-such-theme" in n for n in notes)
+        assert app.theme == "textual-dark"
+
+
+def test_each_field_round_trips_between_settings_and_text():
+    settings = SamplingSettings(temperature=0.3, top_k=40, top_p=0.9, repetition_penalty=1.2, max_new_tokens=77,
+                                seed=5, stop=("\n\n", 'say "hi"', "a,b"))
+    values = {f.name: parse_value(f, format_value(f, settings)) for f in FIELDS}
+    assert SamplingSettings(**values) == settings
+
+
+def test_stop_strings_need_quotes():
+    stop = next(f for f in FIELDS if f.name == "stop")
+    assert parse_value(stop, "") == ()
+    for bad in ("END", '"a", 3', '"unclosed'):
+        try:
+            parse_value(stop, bad)
+        except ValueError as e:
+            assert str(e).startswith("stop:")
+        else:
+            raise AssertionError(f"{bad!r} was accepted")

@@ -1,0 +1,107 @@
+"""The widgets and helpers on their own, without a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.app import App, ComposeResult
+from textual.widgets import Static
+
+from tui.history import DownsampledSeries
+from tui.preferences import read_keymap, read_theme, with_theme
+from tui.text import format_count, format_seconds, one_line, printable
+from tui.widgets.generation_view import MAX_COMPLETIONS, PARAGRAPH_CHARS, Completion, GenerationView
+from tui.widgets.loss_chart import CAPACITY, LossChart
+
+
+class WidgetApp(App[None]):
+    def __init__(self, *widgets) -> None:
+        super().__init__()
+        self.widgets = widgets
+
+    def compose(self) -> ComposeResult:
+        yield from self.widgets
+
+
+def test_series_stays_bounded_and_keeps_the_curve():
+    series = DownsampledSeries(capacity=8)
+    series.extend((x, 100.0 - x) for x in range(1000))
+    assert len(series) <= 8
+    assert series.xs == sorted(series.xs)
+    assert all(abs(x + y - 100.0) < 1e-9 for x, y in zip(series.xs, series.ys, strict=True)), "on the line"
+    with pytest.raises(ValueError):
+        DownsampledSeries(capacity=7)
+
+
+async def test_chart_memory_is_flat_and_it_draws_every_case():
+    chart = LossChart()
+    async with WidgetApp(chart).run_test(size=(80, 20)) as pilot:
+        chart.log_scale = True  # with no data yet
+        await pilot.pause()
+        chart.add_train_losses([(1, 4.0)])
+        chart.replot()
+        await pilot.pause()
+        for start in range(0, 20_000, 500):
+            chart.add_train_losses([(s, 4.0 / (1 + s)) for s in range(start, start + 500)])
+            chart.add_val_loss(start, 4.0 / (1 + start))
+        chart.replot()
+        await pilot.pause()
+        assert len(chart.train) <= CAPACITY and len(chart.val) <= CAPACITY
+        chart.log_scale = False
+        await pilot.pause()
+        assert "step" in chart.plt.uncolorize(chart.plt.build())
+
+
+async def test_completion_text_cannot_inject_escape_codes():
+    completion = Completion("t", prompt="\x1b[2Jhi ")
+    async with WidgetApp(completion).run_test():
+        completion.append("\x1b]52;c;ZXZpbA==\x07ok\r\n\ttab")
+        assert completion.prompt == "[2Jhi "
+        assert completion.text == "]52;c;ZXZpbA==ok\n    tab"
+
+
+async def test_long_completions_grow_in_paragraphs():
+    completion = Completion("t")
+    async with WidgetApp(completion).run_test() as pilot:
+        line = "x" * 99 + "\n"
+        for _ in range(3 * PARAGRAPH_CHARS // len(line)):
+            completion.append(line)
+        await pilot.pause()
+        paragraphs = completion.query(".paragraph")
+        assert len(paragraphs) >= 2
+        assert "".join(str(p.render()) + "\n" for p in paragraphs).rstrip("\n") == completion.text.rstrip("\n")
+
+
+async def test_the_completion_log_is_capped():
+    view = GenerationView()
+    async with WidgetApp(view).run_test() as pilot:
+        for i in range(MAX_COMPLETIONS + 10):
+            view.add_completion(Completion(f"c{i}", text="text"))
+        await pilot.pause()
+        assert len(view.query(Completion)) == MAX_COMPLETIONS
+        assert view.last_completion.title == f"c{MAX_COMPLETIONS + 9}"
+        assert view.query(Completion).first().title == "c10"
+        assert isinstance(view.last_completion.query_one(".paragraph"), Static)
+
+
+def test_text_helpers():
+    assert printable("a\x00b\x1bc\nd\te") == "abc\nd    e"
+    assert one_line("a\nb   c", 10) == "a b c"
+    assert one_line("abcdefghijkl", 5) == "abcd…"
+    assert format_seconds(75) == "1:15" and format_seconds(3725) == "1:02:05"
+    assert [format_count(n) for n in (830, 1234, 27_000, 1_500_000)] == ["830", "1.2k", "27k", "1.50M"]
+
+
+def test_tui_tables_of_the_settings_file():
+    path = Path("minigpt.toml")
+    document = {"tui": {"theme": "nord", "other": 1}, "keymap": {"train": "f5", "save": 3, "bogus": "x"}}
+    assert read_theme(document, path, {"nord", "textual-dark"}) == ("nord", [])
+    theme, problems = read_theme({"tui": {"theme": "pink"}}, path, {"nord"})
+    assert theme is None and "'pink'" in problems[0]
+    keymap, problems = read_keymap(document, path, ["train", "save"])
+    assert keymap == {"train": "f5"}
+    assert len(problems) == 2 and any("'bogus'" in p for p in problems)
+    assert with_theme(document, "gruvbox")["tui"] == {"theme": "gruvbox", "other": 1}
+    assert document["tui"]["theme"] == "nord", "the document itself is not changed"
+    assert with_theme({"tui": "junk"}, "nord")["tui"] == {"theme": "nord"}

@@ -1,0 +1,46 @@
+"""Helpers for the TUI tests: a tiny model, waiting on the app, settings files."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.message import Message
+from textual.pilot import Pilot
+
+from tui.app import MiniGPTApp
+from tui.options import parse_options
+
+TINY = ["--preset", "tiny", "--max-iters", "100000", "--eval-interval", "20", "--seed", "7"]
+WAIT_LIMIT = 60.0  # seconds: only a guard against a hang, never a measurement
+
+
+def make_app(*flags: str) -> MiniGPTApp:
+    return MiniGPTApp(parse_options([*TINY, *flags]))
+
+
+class Messages(list):
+    """Every message the app handled, for message_hook."""
+
+    def of(self, kind: type[Message]) -> list:
+        return [m for m in self if isinstance(m, kind)]
+
+
+async def wait_for(pilot: Pilot, condition: Callable[[], object], what: str = "condition") -> None:
+    """Let the app run until condition() is true."""
+    deadline = time.monotonic() + WAIT_LIMIT
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+
+
+async def wait_loaded(pilot: Pilot) -> None:
+    await wait_for(pilot, lambda: pilot.app.run_state in ("idle", "error"), "the model to load")
+
+
+def write_settings(workdir: Path, text: str) -> Path:
+    path = workdir / "minigpt.toml"
+    path.write_text(text)
+    return path

@@ -1,0 +1,473 @@
+"""minigpt-tui: train a MiniGPT model live and complete prompts in a terminal app.
+
+The app only presents what the library emits. Three thread workers do the
+work: the loader (imports PyTorch after the first paint, reads the settings,
+the corpus and the checkpoint), the training run, and one completion at a
+time. They talk to the app by posting batched messages (tui.messages).
+
+Nothing imported here at module level may import PyTorch: importing it
+takes seconds, and the first screen must appear at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive, var
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Log, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from minigpt.errors import MiniGPTError
+from minigpt.tokenizer import UnknownCharactersError
+from tui.messages import (
+    CheckpointSaved,
+    CheckpointSaveFailed,
+    CompletionEnded,
+    CompletionText,
+    Evaluated,
+    LoadProgress,
+    SessionReady,
+    SettingsLoaded,
+    TrainingPaused,
+    TrainingProgress,
+)
+from tui.options import Options, parse_options
+from tui.preferences import read_keymap, read_theme, with_theme
+from tui.text import format_loss, one_line, printable
+from tui.widgets.generation_view import Completion, GenerationView
+from tui.widgets.loss_chart import LossChart
+from tui.widgets.status_bar import Progress, RunInfo, StatusBar
+
+if TYPE_CHECKING:
+    from minigpt.sampling import SamplingSettings
+    from tui.screens.settings import SettingsResult
+    from tui.session import Session
+    from tui.training import TrainingRun
+
+LOG_LINES = 2000  # the event log keeps this many lines
+
+
+class MiniGPTApp(App[None]):
+    TITLE = "MiniGPT"
+    CSS_PATH = ["app.tcss", "screens.tcss"]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    BINDINGS = [
+        # One key, three actions: check_action enables the one that fits the state.
+        Binding("t", "start_training", "Train", id="train", tooltip="Start training"),
+        Binding("t", "pause_training", "Pause", id="pause", tooltip="Pause training"),
+        Binding("t", "resume_training", "Resume", id="resume", tooltip="Resume training"),
+        Binding("x", "stop_training", "Stop", id="stop", tooltip="Stop training and save a checkpoint"),
+        Binding("s", "save", "Save", id="save", tooltip="Save a checkpoint now"),
+        Binding("slash", "focus_prompt", "Prompt", id="prompt", tooltip="Write a prompt"),
+        Binding("escape", "cancel_completion", "Cancel", id="cancel", tooltip="Cancel the completion"),
+        Binding("escape", "leave_prompt", "Leave prompt", id="leave-prompt", show=False,
+                tooltip="Leave the prompt, so that keys are commands again"),
+        Binding("l", "toggle_log_scale", "Log/lin", id="log-scale", tooltip="Toggle a log scale for the loss"),
+        Binding("y", "copy_completion", "Copy", id="copy", tooltip="Copy the last completion to the clipboard"),
+        Binding("comma", "settings", "Settings", id="settings", tooltip="Edit the sampling settings"),
+        Binding("1", "show_view('train-view')", "Chart", id="view-train", show=False,
+                tooltip="Show the loss chart and completions"),
+        Binding("2", "show_view('log-view')", "Log", id="view-log", show=False, tooltip="Show the event log"),
+        Binding("question_mark,f1", "help", "Help", id="help", tooltip="Show help and every key"),
+        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Quit (saving first while training)"),
+    ]
+
+    # State, shown by the status bar through data binding.
+    run_state: reactive[str] = reactive("loading", bindings=True)  # one of status_bar.STATES
+    generating: reactive[bool] = reactive(False, bindings=True)
+    load_message: var[str] = var("")
+    progress: var[Progress] = var(Progress)
+    run_info: var[RunInfo | None] = var(None)
+
+    def __init__(self, options: Options) -> None:
+        super().__init__()
+        self.options = options
+        self.session: Session | None = None
+        self.sampling: SamplingSettings | None = None  # None until the settings file is read
+        self.settings_path = options.settings
+        self.settings_document: dict = {}
+        self.keymap: dict[str, str] = {}  # the user's [keymap], as applied
+        self._run: TrainingRun | None = None
+        self._completion: tuple[int, Completion] | None = None  # the streaming one and its tag
+        self._next_tag = 0
+        self._quitting = False
+        self._unsaved_error: str | None = None  # the last save failed with this message
+
+    # --- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with TabbedContent(id="views"):
+            with TabPane("Train", id="train-view"), Horizontal(id="panes"):
+                yield LossChart(id="chart")
+                with Vertical(id="generation"):
+                    yield GenerationView(id="completions")
+                    yield Input(placeholder="Prompt: / to type, Enter to complete",
+                                id="prompt", select_on_focus=False)
+            with TabPane("Log", id="log-view"):
+                yield Log(max_lines=LOG_LINES, id="log")
+        yield StatusBar(id="status").data_bind(state=MiniGPTApp.run_state, generating=MiniGPTApp.generating,
+                                               message=MiniGPTApp.load_message, progress=MiniGPTApp.progress,
+                                               info=MiniGPTApp.run_info)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        chart = self.query_one(LossChart)
+        chart.border_title = "loss"
+        chart.border_subtitle = "⣀ train · x val"
+        self.query_one(GenerationView).border_title = "completions"
+        self.query_one(GenerationView).focus()
+        self.call_after_refresh(self._load)  # after the first paint: the loader spends seconds importing PyTorch
+
+    def log_line(self, text: str) -> None:
+        self.query_one("#log", Log).write_line(printable(text))
+
+    # --- start-up ---------------------------------------------------------------------------
+
+    @work(thread=True, exit_on_error=False, group="load", name="load")
+    def _load(self) -> None:
+        self.post_message(LoadProgress("importing PyTorch…"))
+        from minigpt.settings import load_settings, settings_path
+        from tui.session import open_session
+
+        self.post_message(SettingsLoaded(load_settings(settings_path(self.options.settings))))
+        session = open_session(self.options, lambda text: self.post_message(LoadProgress(text)))
+        self.post_message(SessionReady(session))
+
+    def on_load_progress(self, message: LoadProgress) -> None:
+        self.load_message = message.text
+
+    def on_settings_loaded(self, message: SettingsLoaded) -> None:
+        loaded = message.loaded
+        self.sampling, self.settings_path, self.settings_document = loaded.sampling, loaded.path, loaded.document
+        theme, theme_problems = read_theme(loaded.document, loaded.path, self.available_themes)
+        keymap, keymap_problems = read_keymap(loaded.document, loaded.path, [b.id for b in self._bindings_list()])
+        if theme:
+            self.theme = theme
+        self.keymap = keymap
+        self.set_keymap(keymap)
+        for problem in loaded.problems + theme_problems + keymap_problems:
+            self.notify(problem, title="Settings file problem (file left as it is)", severity="warning", timeout=15)
+            self.log_line(f"settings: {problem}")
+        self.refresh_bindings()
+
+    def on_session_ready(self, message: SessionReady) -> None:
+        self.session = session = message.session
+        trainer = session.trainer
+        if session.resumed_from:
+            checkpoint = f"{session.resumed_from} (loaded, step {trainer.step:,})"
+            self.notify(f"Loaded {session.resumed_from} at step {trainer.step:,}", title="Checkpoint")
+        else:
+            checkpoint = f"{self.options.checkpoint} (new)"
+        self.run_info = RunInfo(trainer.device.type, trainer.num_parameters, checkpoint, session.corpus_name)
+        best = trainer.best_val_loss if session.resumed_from and trainer.best_val_loss < float("inf") else None
+        self.progress = Progress(trainer.step, trainer.config.max_iters, val_loss=best)
+        self.load_message = ""
+        self.log_line(f"{'resumed ' + str(session.resumed_from) if session.resumed_from else 'new model'}: "
+                      f"{trainer.num_parameters:,} parameters on {trainer.device.type}; corpus {session.corpus_name} "
+                      f"({session.corpus_chars:,} characters)")
+        for note in session.notes:
+            self.notify(note, severity="warning", timeout=10)
+            self.log_line(f"note: {note}")
+        self.run_state = "idle"
+
+    # --- training -----------------------------------------------------------------------------
+
+    def action_start_training(self) -> None:
+        assert self.session is not None  # check_action enables this only with a session
+        if self.session.at_max_iters:
+            self.notify(f"Training is at max_iters ({self.session.trainer.config.max_iters:,}); raise --max-iters "
+                        "to train further", severity="warning")
+            return
+        from tui.training import TrainingRun
+
+        self._run = TrainingRun(self.session.trainer, self.post_message)
+        self.run_state = "training"
+        self.log_line(f"training from step {self.session.trainer.step:,}")
+        self._train(self._run)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="train", name="train")
+    def _train(self, run: TrainingRun) -> None:
+        run.run(get_current_worker())
+
+    def action_pause_training(self) -> None:
+        if self._run:
+            self._run.pause()
+            self.run_state = "paused"
+
+    def action_resume_training(self) -> None:
+        if self._run:
+            self._run.resume()
+            self.run_state = "training"
+
+    def action_stop_training(self) -> None:
+        if self._run:
+            self._run.stop()
+            self.run_state = "stopping"
+
+    def action_save(self) -> None:
+        if self._run:  # the training thread saves between two steps
+            self._run.request_save()
+        elif self.session:
+            self.run_state = "saving"
+            self._save(self.session)
+
+    @work(thread=True, exit_on_error=False, group="save", name="save")
+    def _save(self, session: Session) -> None:
+        from tui.training import save_events
+
+        for message in save_events(session.trainer):
+            self.post_message(message)
+
+    def on_training_progress(self, message: TrainingProgress) -> None:
+        self.query_one(LossChart).add_train_losses(message.losses)
+        last = message.last
+        self.progress = replace(self.progress, step=last.step, max_iters=last.max_iters, loss=last.loss,
+                                tokens_per_sec=last.tokens_per_sec, eta=last.eta)
+
+    def on_evaluated(self, message: Evaluated) -> None:
+        event = message.event
+        self.query_one(LossChart).add_val_loss(event.step, event.val_loss)
+        self.progress = replace(self.progress, val_loss=event.val_loss)
+        title = f"sample at step {event.step:,} · val loss {format_loss(event.val_loss)}"
+        self.query_one(GenerationView).add_completion(Completion(title, text=event.sample, classes="-sample"))
+        self.log_line(f"step {event.step:,}: train {event.train_loss:.4f}  val {event.val_loss:.4f}  "
+                      f"({event.val_bpc:.3f} bits/char)")
+
+    def on_checkpoint_saved(self, message: CheckpointSaved) -> None:
+        self._unsaved_error = None
+        self.log_line(f"saved {message.event.path} at step {message.event.step:,}")
+        if self.run_info:
+            saved = f"{message.event.path} (saved, step {message.event.step:,})"
+            self.run_info = replace(self.run_info, checkpoint=saved)
+
+    def on_checkpoint_save_failed(self, message: CheckpointSaveFailed) -> None:
+        self._unsaved_error = message.event.error
+        self.notify(f"{message.event.error}; the previous checkpoint is intact", title="Checkpoint not saved",
+                    severity="error", timeout=15)
+        self.log_line(f"save failed: {message.event.error}")
+
+    def on_training_paused(self, message: TrainingPaused) -> None:
+        if message.paused and self.session:
+            self.log_line(f"paused at step {self.session.trainer.step:,}")
+
+    def _training_ended(self, worker: Worker) -> None:
+        self._run = None
+        self.run_state = "idle"
+        if worker.state == WorkerState.ERROR:
+            self._report(worker.error, "Training stopped")
+        elif self.session:
+            self.log_line(f"training ended at step {self.session.trainer.step:,}")
+        if self._quitting:
+            self._finish_quitting()
+
+    # --- completions ---------------------------------------------------------------------------
+
+    @on(Input.Submitted, "#prompt")
+    def complete_prompt(self, event: Input.Submitted) -> None:
+        if self.session is None or self.sampling is None:
+            self.notify("The model is still loading", severity="warning")
+            return
+        if unknown := self.session.trainer.tokenizer.unknown_characters(event.value):
+            self.notify(str(UnknownCharactersError(unknown)), title="Cannot complete this prompt", severity="error")
+            return
+        self.action_cancel_completion()
+        self._next_tag += 1
+        title = f"completion at step {self.session.trainer.step:,}"
+        view = self.query_one(GenerationView)
+        completion = view.add_completion(Completion(title, prompt=event.value, classes="-prompt"))
+        view.follow()
+        self._completion = (self._next_tag, completion)
+        self.generating = True
+        self._generate(self._next_tag, event.value, self.sampling)
+        event.input.clear()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="generate", name="generate")
+    def _generate(self, tag: int, prompt: str, settings: SamplingSettings) -> None:
+        from tui.generation import stream_completion
+
+        assert self.session is not None
+        stream_completion(self.session.trainer, prompt, settings, tag, self.post_message, get_current_worker())
+
+    def _current(self, tag: int) -> Completion | None:
+        """The completion for tag, or None when tag is stale (a cancelled one)."""
+        return self._completion[1] if self._completion and self._completion[0] == tag else None
+
+    def on_completion_text(self, message: CompletionText) -> None:
+        if completion := self._current(message.tag):
+            completion.append(message.text)
+
+    def on_completion_ended(self, message: CompletionEnded) -> None:
+        if self._current(message.tag):
+            rate = message.tokens / message.seconds if message.seconds else 0.0
+            self._end_completion(f"{message.tokens} tokens, {rate:.0f} tok/s")
+
+    def _end_completion(self, note: str) -> None:
+        if self._completion:
+            self._completion[1].finish(note)
+        self._completion = None
+        self.generating = False
+
+    def action_cancel_completion(self) -> None:
+        if self._completion:
+            self.workers.cancel_group(self, "generate")
+            self._end_completion("cancelled")
+
+    def action_copy_completion(self) -> None:
+        completion = self.query_one(GenerationView).last_completion
+        if completion is None:
+            self.notify("Nothing to copy yet", severity="warning")
+            return
+        self.copy_to_clipboard(completion.prompt + completion.text)
+        self.notify(f"Copied {len(completion.prompt + completion.text):,} characters "
+                    "(if your terminal allows apps to set the clipboard)")
+
+    # --- views, settings, help -------------------------------------------------------------
+
+    def action_focus_prompt(self) -> None:
+        self.query_one(TabbedContent).active = "train-view"
+        self.query_one("#prompt", Input).focus()
+
+    def action_leave_prompt(self) -> None:
+        self.query_one(GenerationView).focus()
+
+    def action_toggle_log_scale(self) -> None:
+        chart = self.query_one(LossChart)
+        chart.log_scale = not chart.log_scale
+
+    def action_show_view(self, view: str) -> None:
+        self.query_one(TabbedContent).active = view
+
+    def action_settings(self) -> None:
+        from tui.screens.settings import SettingsScreen  # imports PyTorch: only once loaded
+
+        assert self.sampling is not None and self.settings_path is not None
+        screen = SettingsScreen(self.sampling, str(self.settings_path), self.theme, sorted(self.available_themes))
+        self.push_screen(screen, self._settings_closed)
+
+    def _settings_closed(self, result: SettingsResult | None) -> None:
+        if result is not None:
+            self.sampling = result.sampling
+            self._write_settings(result.sampling, with_theme(self.settings_document, result.theme))
+
+    @work(thread=True, exit_on_error=False, group="settings", name="settings")
+    def _write_settings(self, sampling: SamplingSettings, document: dict) -> dict:
+        from minigpt.settings import save_settings
+
+        assert self.settings_path is not None
+        save_settings(self.settings_path, sampling, document)
+        return document
+
+    def _settings_written(self, worker: Worker) -> None:
+        if worker.state == WorkerState.SUCCESS:
+            self.settings_document = worker.result
+            self.notify(f"Saved to {self.settings_path}", title="Settings")
+        else:
+            self._report(worker.error, "Settings not saved (they apply until you quit)")
+
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
+        keys = [(self.keymap.get(b.id, b.key), b.tooltip or b.description, b.id) for b in self._bindings_list()]
+        self.push_screen(HelpScreen(keys, str(self.settings_path or "minigpt.toml")))
+
+    def _bindings_list(self) -> list[Binding]:
+        return [b for b in self.BINDINGS if isinstance(b, Binding)]
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Every action of the app that can run now, and Textual's own (theme, keys...)."""
+        for binding in self._bindings_list():
+            action = binding.action.partition("(")[0]
+            if binding.id != "quit" and self.check_action(action, ()):
+                key = self.keymap.get(binding.id, binding.key)
+                yield SystemCommand(binding.tooltip or binding.description, f"key: {key}  ·  id: {binding.id}",
+                                    lambda a=binding.action: self.run_action(a))
+        yield from super().get_system_commands(screen)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Which keys (and palette commands) apply now: False hides, None greys out."""
+        state, loaded = self.run_state, self.session is not None
+        match action:
+            case "start_training":
+                return True if state == "idle" else None if state in ("loading", "saving") else False
+            case "pause_training":
+                return state == "training"
+            case "resume_training":
+                return state == "paused"
+            case "stop_training":
+                return state in ("training", "paused")
+            case "save":
+                return True if state in ("idle", "training", "paused") else None if loaded else False
+            case "cancel_completion":
+                return self._completion is not None
+            case "leave_prompt":
+                return self._completion is None and isinstance(self.focused, Input) and self.focused.id == "prompt"
+            case "settings":
+                return True if self.sampling is not None else None
+        return True
+
+    # --- workers, errors, quitting -----------------------------------------------------------
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.state not in (WorkerState.SUCCESS, WorkerState.ERROR):
+            return
+        if worker.group == "train":
+            self._training_ended(worker)
+        elif worker.group == "save":
+            self.run_state = "idle"
+        elif worker.group == "settings":
+            self._settings_written(worker)
+        elif worker.state == WorkerState.ERROR and worker.group == "load":
+            self.run_state = "error"
+            self.load_message = f"could not load: {one_line(str(worker.error), 200)}"
+            self._report(worker.error, "Could not load")
+        elif worker.state == WorkerState.ERROR and worker.group == "generate":
+            self._end_completion("failed")
+            self._report(worker.error, "Completion failed")
+
+    def _report(self, error: BaseException | None, title: str) -> None:
+        """An error from a worker, as a notification and a log line: never a traceback."""
+        expected = isinstance(error, MiniGPTError)
+        text = str(error) if expected else f"{type(error).__name__}: {error}"
+        self.notify(text, title=title, severity="error", timeout=20)
+        self.log_line(f"{title}: {text}")
+
+    async def action_quit(self) -> None:
+        """Quit; while training, stop it and save first (the app exits when the run has ended)."""
+        if self._run is None or self._quitting:
+            self.exit()
+            return
+        self._quitting = True
+        self._run.stop()
+        self.run_state = "stopping"
+        self.notify("Saving a checkpoint before quitting… (ctrl+q again quits at once)", title="Quitting")
+
+    def _finish_quitting(self) -> None:
+        if self._unsaved_error is None:
+            self.exit()
+            return
+        self._quitting = False
+        self.notify(f"{self._unsaved_error}. Press ctrl+q again to quit without saving.",
+                    title="Checkpoint not saved", severity="error", timeout=30)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        options = parse_options(argv)
+    except MiniGPTError as e:
+        print(f"minigpt-tui: error: {e}", file=sys.stderr)
+        return 2
+    MiniGPTApp(options).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Messages from the worker threads to the app. Each is posted (never
+call_from_thread, which would make the worker wait for the UI), and each
+carries a whole batch, so the UI handles a few per second."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.message import Message
+
+if TYPE_CHECKING:  # these modules import PyTorch, which the app loads after its first paint
+    from minigpt.settings import LoadedSettings
+    from minigpt.trainer import EvalEvent, SavedEvent, SaveFailedEvent, StepEvent
+    from tui.session import Session
+
+
+class LoadProgress(Message):
+    """What the start-up loader is doing now."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
+class SettingsLoaded(Message):
+    def __init__(self, loaded: LoadedSettings) -> None:
+        super().__init__()
+        self.loaded = loaded
+
+
+class SessionReady(Message):
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+
+
+class TrainingProgress(Message):
+    """The steps completed since the last message, and the latest of them."""
+
+    def __init__(self, losses: list[tuple[int, float]], last: StepEvent) -> None:
+        super().__init__()
+        self.losses = losses
+        self.last = last
+
+
+class Evaluated(Message):
+    def __init__(self, event: EvalEvent) -> None:
+        super().__init__()
+        self.event = event
+
+
+class CheckpointSaved(Message):
+    def __init__(self, event: SavedEvent) -> None:
+        super().__init__()
+        self.event = event
+
+
+class CheckpointSaveFailed(Message):
+    def __init__(self, event: SaveFailedEvent) -> None:
+        super().__init__()
+        self.event = event
+
+
+class TrainingPaused(Message):
+    """The training thread has stopped pulling steps (or started again)."""
+
+    def __init__(self, paused: bool) -> None:
+        super().__init__()
+        self.paused = paused
+
+
+class CompletionText(Message):
+    """More text of the completion tagged `tag`; stale tags are dropped."""
+
+    def __init__(self, tag: int, text: str) -> None:
+        super().__init__()
+        self.tag = tag
+        self.text = text
+
+
+class CompletionEnded(Message):
+    def __init__(self, tag: int, tokens: int, seconds: float) -> None:
+        super().__init__()
+        self.tag = tag
+        self.tokens = tokens
+        self.seconds = seconds

@@ -1,0 +1,65 @@
+"""Command-line flags of minigpt-tui, the same as minigpt-train's where they overlap.
+
+Parsing resolves the hyperparameters at once (minigpt.config needs no
+PyTorch), so a bad flag is a one-line error before the app opens.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from minigpt import config as cfg
+
+DEFAULT_CHECKPOINT = Path("checkpoints/model.pt")
+
+
+@dataclass(frozen=True)
+class Options:
+    config: cfg.TrainConfig
+    data: Path | None = None  # None: data/input.txt if it exists, else the built-in corpus
+    checkpoint: Path = DEFAULT_CHECKPOINT
+    from_scratch: bool = False
+    settings: Path | None = None  # None: $MINIGPT_SETTINGS, else ./minigpt.toml
+    shape_flags: tuple[str, ...] = ()  # model-shape flags given, ignored when resuming
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minigpt-tui", description="Train a character-level GPT and talk to it in the terminal.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    run = parser.add_argument_group("run")
+    run.add_argument("--data", type=Path, default=None,
+                     help="UTF-8 text to train on (default: data/input.txt, else the built-in corpus)")
+    run.add_argument("--checkpoint", "--out", type=Path, default=DEFAULT_CHECKPOINT,
+                     help="checkpoint to load at start and save to")
+    run.add_argument("--from-scratch", action="store_true", help="ignore an existing checkpoint (it is "
+                                                                 "overwritten at the first save)")
+    run.add_argument("--settings", type=Path, default=None,
+                     help="sampling settings file (default: $MINIGPT_SETTINGS, else ./minigpt.toml)")
+    hyper = parser.add_argument_group("hyperparameters (code defaults < --preset < --config < --set < flags)")
+    hyper.add_argument("--preset", default="default", choices=list(cfg.PRESETS), help="named set of hyperparameters")
+    hyper.add_argument("--config", type=Path, help="TOML file of hyperparameters")
+    hyper.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one hyperparameter")
+    for name, spec in cfg.field_specs().items():
+        flag = "--" + name.replace("_", "-")
+        if spec.type == "bool":
+            hyper.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=spec.metadata["help"])
+        else:
+            kind = {"int": int, "float": float, "str": str}[spec.type]
+            hyper.add_argument(flag, type=kind, default=None, choices=spec.metadata["choices"],
+                               help=f"{spec.metadata['help']} (preset default: {spec.default})")
+    return parser
+
+
+def parse_options(argv: list[str] | None = None) -> Options:
+    """Parse argv; raises ConfigError for a bad hyperparameter."""
+    args = build_parser().parse_args(argv)
+    flags: dict[str, Any] = {name: getattr(args, name) for name in cfg.field_specs()
+                             if getattr(args, name) is not None}
+    config = cfg.resolve(args.preset, args.config, args.set, flags)
+    shape = tuple(k for k in ("block_size", "d_model", "n_heads", "n_layers") if k in flags)
+    return Options(config=config, data=args.data, checkpoint=args.checkpoint, from_scratch=args.from_scratch,
+                   settings=args.settings, shape_flags=shape)

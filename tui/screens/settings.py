@@ -1,0 +1,149 @@
+"""The sampling settings screen: one field per setting, checked as you type
+by the generation engine's own rules, and the theme."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import ModalScreen
+from textual.validation import ValidationResult, Validator
+from textual.widgets import Button, Input, Label, Select, Static
+
+from minigpt.sampling import SamplingSettingError, SamplingSettings
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str  # the SamplingSettings attribute
+    label: str
+    kind: str  # "number", "integer" or "text" (Input's type)
+    hint: str
+
+
+FIELDS = (
+    Field("temperature", "Temperature", "number", "0 always picks the likeliest token; higher is wilder"),
+    Field("top_k", "Top-k", "integer", "keep only the k likeliest tokens; 0 keeps all"),
+    Field("top_p", "Top-p", "number", "keep the likeliest tokens until their probability reaches p"),
+    Field("repetition_penalty", "Repetition penalty", "number", "above 1 makes repeating a token less likely"),
+    Field("max_new_tokens", "Max tokens", "integer", "the longest completion, in tokens"),
+    Field("seed", "Seed", "integer", "the same seed gives the same text; -1 draws a new one each time"),
+    Field("stop", "Stop strings", "text", 'end before any of these, e.g. "\\n\\n", "THE END"'),
+)
+
+
+@dataclass(frozen=True)
+class SettingsResult:
+    sampling: SamplingSettings
+    theme: str
+
+
+def format_value(field: Field, settings: SamplingSettings) -> str:
+    value = getattr(settings, field.name)
+    if field.name == "stop":
+        return ", ".join(json.dumps(s, ensure_ascii=False) for s in value)  # TOML's basic strings
+    return str(value)
+
+
+def parse_value(field: Field, text: str) -> Any:
+    """The typed text as a setting value; ValueError says what is wrong."""
+    text = text.strip()
+    if field.kind == "integer":
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{field.name}: expected a whole number") from None
+    if field.kind == "number":
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{field.name}: expected a number") from None
+    try:
+        stops = tomllib.loads(f"v = [{text}]")["v"]
+    except tomllib.TOMLDecodeError:
+        raise ValueError('stop: expected quoted strings separated by commas, e.g. "\\n\\n", "END"') from None
+    if not all(isinstance(s, str) for s in stops):
+        raise ValueError("stop: every stop string must be in quotes")
+    return tuple(stops)
+
+
+class SettingValidator(Validator):
+    """Checks one field with SamplingSettings' own rules, so the screen and
+    the settings file can never disagree on what is allowed."""
+
+    def __init__(self, field: Field) -> None:
+        super().__init__()
+        self.field = field
+
+    def validate(self, value: str) -> ValidationResult:
+        try:
+            SamplingSettings(**{self.field.name: parse_value(self.field, value)})
+        except (ValueError, SamplingSettingError) as e:
+            return self.failure(str(e))
+        return self.success()
+
+
+class SettingsScreen(ModalScreen[SettingsResult | None]):
+    """Edit the sampling settings; Save returns them, Escape discards."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="settings.cancel")]
+    AUTO_FOCUS = "#temperature"
+
+    def __init__(self, settings: SamplingSettings, path: str, theme: str, themes: list[str]) -> None:
+        super().__init__()
+        self.settings = settings
+        self.path = path
+        self.theme_name = theme
+        self.themes = themes
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="dialog") as dialog:
+            dialog.border_title = "Sampling settings"
+            dialog.border_subtitle = self.path
+            for field in FIELDS:
+                with Horizontal(classes="field"):
+                    yield Label(field.label, classes="name")
+                    yield Input(format_value(field, self.settings), id=field.name, type=field.kind,
+                                validators=[SettingValidator(field)], valid_empty=False, select_on_focus=False)
+                yield Static(field.hint, id=f"{field.name}-hint", classes="hint", markup=False)
+            with Horizontal(classes="field"):
+                yield Label("Theme", classes="name")
+                yield Select([(t, t) for t in self.themes], value=self.theme_name, allow_blank=False, id="theme")
+            with Horizontal(id="buttons"):
+                yield Button("Save", variant="primary", id="save")
+                yield Button("Cancel", id="cancel")
+
+    @on(Input.Changed)
+    def show_problem(self, event: Input.Changed) -> None:
+        field = next(f for f in FIELDS if f.name == event.input.id)
+        hint = self.query_one(f"#{field.name}-hint", Static)
+        problems = event.validation_result.failure_descriptions if event.validation_result else []
+        hint.update(problems[0] if problems else field.hint)
+        hint.set_class(bool(problems), "-invalid")
+
+    @on(Select.Changed, "#theme")
+    def preview_theme(self, event: Select.Changed) -> None:
+        self.app.theme = str(event.value)
+
+    @on(Button.Pressed, "#save")
+    @on(Input.Submitted)
+    def save(self) -> None:
+        inputs = [self.query_one(f"#{f.name}", Input) for f in FIELDS]
+        invalid = [i for i in inputs if not i.validate(i.value).is_valid]
+        if invalid:
+            invalid[0].focus()
+            self.notify(f"Fix {len(invalid)} setting(s) first", severity="error")
+            return
+        values = {f.name: parse_value(f, i.value) for f, i in zip(FIELDS, inputs, strict=True)}
+        self.dismiss(SettingsResult(SamplingSettings(**values), self.app.theme))
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.app.theme = self.theme_name  # undo the preview
+        self.dismiss(None)

@@ -1,0 +1,80 @@
+"""The history of completions, the newest at the bottom, the latest one streaming."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Label, Static
+
+from tui.text import printable
+
+MAX_COMPLETIONS = 50  # older ones are removed: the log stays the same size over a long run
+PARAGRAPH_CHARS = 2000  # past this, text goes into a new Static at the next newline
+
+
+class Completion(Vertical):
+    """A title and the text of one completion or training sample.
+
+    Streaming text is appended to the last paragraph only; once that grows
+    long, the next newline starts a new one, so an update re-renders a few
+    lines rather than the whole completion (which would be quadratic)."""
+
+    def __init__(self, title: str, prompt: str = "", text: str = "", *, classes: str = "") -> None:
+        super().__init__(classes=classes)
+        self.title = title
+        self.prompt = printable(prompt)
+        self.text = ""  # the generated text so far, without the prompt
+        self._paragraph = self._first_paragraph = Static(classes="paragraph")  # the last one grows
+        self._paragraph_text = ""
+        self._initial = text
+
+    def compose(self) -> ComposeResult:
+        yield Label(self.title, classes="title", markup=False)
+        yield self._paragraph
+
+    def on_mount(self) -> None:
+        self.append(self._initial)
+
+    def append(self, text: str) -> None:
+        text = printable(text)
+        self.text += text
+        self._paragraph_text += text
+        if len(self._paragraph_text) > PARAGRAPH_CHARS and (cut := self._paragraph_text.rfind("\n")) > 0:
+            self._paragraph.update(self._render_paragraph(self._paragraph_text[:cut]))
+            self._paragraph, self._paragraph_text = Static(classes="paragraph"), self._paragraph_text[cut + 1:]
+            self.mount(self._paragraph)
+        self._paragraph.update(self._render_paragraph(self._paragraph_text))
+
+    def _render_paragraph(self, text: str) -> Text:
+        prompt = self.prompt if self._paragraph is self._first_paragraph else ""
+        return Text.assemble((prompt, "bold"), text)
+
+    def finish(self, note: str) -> None:
+        """Mark the completion as ended, e.g. 'cancelled' or '120 tokens, 45 tok/s'."""
+        self.query_one(".title", Label).update(f"{self.title} · {note}")
+        self.add_class("-done")
+
+
+class GenerationView(VerticalScroll, can_focus=True):
+    """Completions and samples, kept at the bottom while new text arrives
+    unless the user has scrolled up to read (Widget.anchor)."""
+
+    def on_mount(self) -> None:
+        self.anchor()
+
+    def add_completion(self, completion: Completion) -> Completion:
+        self.mount(completion)
+        excess = len(self.children) - MAX_COMPLETIONS
+        if excess > 0:
+            self.remove_children(list(self.children)[:excess])
+        return completion
+
+    def follow(self) -> None:
+        """Scroll to the newest text and stay there (after the user asked for new text)."""
+        self.anchor()
+
+    @property
+    def last_completion(self) -> Completion | None:
+        completions = self.query(Completion)
+        return completions.last() if completions else None

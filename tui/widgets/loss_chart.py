@@ -1,0 +1,73 @@
+"""The live loss chart: train loss as a line, validation loss as marked points."""
+
+from __future__ import annotations
+
+from textual.color import Color
+from textual.reactive import reactive
+from textual_plotext import PlotextPlot
+
+from tui.history import DownsampledSeries
+
+REPLOT_INTERVAL = 0.25  # seconds: the chart redraws at most 4 times a second
+CAPACITY = 512  # points kept per curve; about twice a wide terminal's braille resolution
+TICKS = 5
+
+
+class LossChart(PlotextPlot):
+    """Train and validation loss against step. Points arrive in batches;
+    the plot is rebuilt on a timer, only when something changed."""
+
+    log_scale: reactive[bool] = reactive(False)
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.train = DownsampledSeries(CAPACITY)
+        self.val = DownsampledSeries(CAPACITY)
+        self._stale = True
+
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.replot())
+        self.set_interval(REPLOT_INTERVAL, self._replot_if_stale)
+        self.replot()
+
+    def add_train_losses(self, points: list[tuple[int, float]]) -> None:
+        self.train.extend(points)
+        self._stale = True
+
+    def add_val_loss(self, step: int, loss: float) -> None:
+        self.val.extend([(step, loss)])
+        self._stale = True
+
+    def watch_log_scale(self) -> None:
+        self.replot()
+
+    def _replot_if_stale(self) -> None:
+        if self._stale:
+            self.replot()
+
+    def replot(self) -> None:
+        self._stale = False
+        plt = self.plt
+        plt.clear_data()
+        plt.xlabel("step")
+        log = self.log_scale and bool(self.train or self.val)  # plotext cannot take the log of nothing
+        plt.ylabel("loss (log)" if log else "loss")
+        plt.yscale("log" if log else "linear")
+        if self.train:
+            plt.plot(self.train.xs, self.train.ys, marker="braille", color=self._colour("primary"))
+        if self.val:
+            plt.scatter(self.val.xs, self.val.ys, marker="x", color=self._colour("accent"))
+        steps = self.train.xs[:1] + self.train.xs[-1:] + self.val.xs[:1] + self.val.xs[-1:]
+        if steps:
+            plt.xticks(*_step_ticks(min(steps), max(steps)))
+        self.refresh()
+
+    def _colour(self, variable: str) -> tuple[int, int, int]:
+        """A colour of the app's theme, so the curves follow theme changes."""
+        return Color.parse(self.app.theme_variables[variable]).rgb
+
+
+def _step_ticks(first: float, last: float) -> tuple[list[float], list[str]]:
+    """Whole-number step labels (plotext would print 75.8)."""
+    ticks = sorted({round(first + (last - first) * i / (TICKS - 1)) for i in range(TICKS)})
+    return ticks, [str(t) for t in ticks]

@@ -1,0 +1,85 @@
+"""The status bar: what the app is doing, how training goes, and what it works on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.widgets import Label
+
+from tui.text import format_count, format_loss, format_seconds, one_line
+
+STATES = ("loading", "idle", "training", "paused", "stopping", "saving", "error")
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int = 0
+    max_iters: int = 0
+    loss: float | None = None
+    val_loss: float | None = None
+    tokens_per_sec: float | None = None
+    eta: float | None = None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    device: str
+    parameters: int
+    checkpoint: str  # e.g. "checkpoints/model.pt (loaded at step 400)" or "... (new)"
+    corpus: str
+
+
+class StatusBar(Vertical):
+    """Two lines: state and training figures, then device, size and files."""
+
+    state: reactive[str] = reactive("loading")
+    generating: reactive[bool] = reactive(False)
+    message: reactive[str] = reactive("")  # e.g. what the loader is doing
+    progress: reactive[Progress] = reactive(Progress)
+    info: reactive[RunInfo | None] = reactive(None)
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            yield Label(id="state")
+            yield Label(id="figures", markup=False)
+        yield Label(id="info", markup=False)
+
+    def watch_state(self, old: str, new: str) -> None:
+        label = self.query_one("#state", Label)
+        label.remove_class(f"-{old}").add_class(f"-{new}")
+        self._show_state()
+
+    def watch_generating(self) -> None:
+        self._show_state()
+
+    def _show_state(self) -> None:
+        self.query_one("#state", Label).update(self.state + (" · generating" if self.generating else ""))
+
+    def watch_message(self) -> None:
+        self._show_figures()
+
+    def watch_progress(self) -> None:
+        self._show_figures()
+
+    def _show_figures(self) -> None:
+        p = self.progress
+        if self.message or not p.max_iters:
+            text = self.message
+        else:
+            parts = [f"step {p.step:,}/{p.max_iters:,}", f"loss {format_loss(p.loss)}",
+                     f"val {format_loss(p.val_loss)}"]
+            if p.tokens_per_sec:
+                parts.append(f"{format_count(p.tokens_per_sec)} tok/s")
+            if p.eta is not None and self.state == "training":
+                parts.append(f"ETA {format_seconds(p.eta)}")
+            text = "  ".join(parts)
+        self.query_one("#figures", Label).update(text)
+
+    def watch_info(self) -> None:
+        i = self.info
+        text = "" if i is None else (f"{i.device} · {format_count(i.parameters)} params · "
+                                     f"{i.checkpoint} · {one_line(i.corpus, 60)}")
+        self.query_one("#info", Label).update(text)
