@@ -65,11 +65,12 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokens", type=int, default=1000, help="new tokens per timed run")
     parser.add_argument("--prompt-chars", type=int, default=100, help="length of the prompt")
     parser.add_argument("--ttft-runs", type=int, default=9, help="runs whose median is the time to first token")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads, as minigpt-generate uses by default; 0 keeps torch's choice")
 
 
 def bench_generate(args: argparse.Namespace) -> int:
-    if args.threads:
+    if args.threads > 0:
         torch.set_num_threads(args.threads)
     model, tokenizer, description = _bench_model(args)
     prompt = (tokenizer.characters * args.prompt_chars)[: args.prompt_chars]
