@@ -74,7 +74,8 @@ def validate(s: SamplingSettings) -> None:
              s.max_new_tokens, f"an integer from 1 to {MAX_NEW_TOKENS_LIMIT}")
     _require(_is_int(s.seed) and -1 <= s.seed < 2**63, "seed", s.seed,
              "an integer from 0 to 2**63-1, or -1 for a random seed")
-    _require(isinstance(s.stop, tuple) and all(isinstance(x, str) and x for x in s.stop), "stop", s.stop,
+    shown = list(s.stop) if isinstance(s.stop, tuple) else s.stop  # as it is written in TOML
+    _require(isinstance(s.stop, tuple) and all(isinstance(x, str) and x for x in s.stop), "stop", shown,
              "a list of non-empty strings")
 
 

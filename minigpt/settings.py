@@ -77,8 +77,6 @@ def load_settings(path: str | Path) -> LoadedSettings:
             continue
         if key == "stop" and isinstance(value, str):
             value = [value]  # a single stop string is allowed without brackets
-        if isinstance(value, list):
-            value = tuple(value)
         try:
             SamplingSettings(**{key: value})  # checks this key alone; the others are defaults
         except SamplingSettingError as e:

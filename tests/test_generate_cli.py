@@ -127,7 +127,7 @@ def test_stop_string_from_the_command_line(capsys, checkpoint, model_and_tokeniz
     (["--max-new-tokens", "0"], "max_new_tokens = 0: expected"),
     (["--repetition-penalty", "0"], "repetition_penalty = 0.0: expected"),
     (["--seed", "-3"], "seed = -3: expected"),
-    (["--stop", ""], "stop = ('',): expected"),
+    (["--stop", ""], "stop = ['']: expected"),
     (["--prompt", "Hello, World"], "not in the model's vocabulary: 'H' ',' 'W'"),
     (["--checkpoint", "missing.pt"], "missing.pt: no such checkpoint"),
 ])
