@@ -140,8 +140,8 @@ def run_with_progress(console, trainer, log_path: Path, show_samples: bool) -> b
             console.print("stopping after this step and saving (Ctrl+C again does not interrupt the save) ...")
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    columns = [TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[speed]}  ETA {task.fields[eta]}")]
+    fields = "loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[speed]}  ETA {task.fields[eta]}"
+    columns = [TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn(fields)]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with Progress(*columns, console=console) as progress, log_path.open("a") as log:

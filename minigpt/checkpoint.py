@@ -93,7 +93,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: bad model description in checkpoint ({e})") from None
     if tokenizer.vocab_size != model_config.vocab_size:
-        raise CheckpointError(f"{path}: tokenizer has {tokenizer.vocab_size} tokens, model expects {model_config.vocab_size}")
+        raise CheckpointError(
+            f"{path}: tokenizer has {tokenizer.vocab_size} tokens, model expects {model_config.vocab_size}")
     return Checkpoint(
         model_state=_strip_compile_prefix(content["model"]),
         model_config=model_config,

@@ -7,7 +7,7 @@ from minigpt.tokenizer import CharTokenizer
 
 def test_invalid_utf8_names_file_and_offset(tmp_path):
     path = tmp_path / "latin1.txt"
-    path.write_bytes("abc".encode() + b"\xff" + b"def")
+    path.write_bytes(b"abc\xffdef")
     with pytest.raises(CorpusError, match=r"latin1.txt: not UTF-8 text \(invalid byte 0xff at offset 3\)"):
         read_corpus(path)
 
