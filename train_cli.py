@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     except MiniGPTError as e:  # every expected failure is one clear line
         print(f"minigpt-train: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl+C before training started: nothing to save
+        print("minigpt-train: interrupted before training started; nothing was written", file=sys.stderr)
+        return 130
 
 
 def train(args: argparse.Namespace) -> int:

@@ -67,3 +67,45 @@ def test_default_path_wins_when_present(tmp_path, monkeypatch):
     (tmp_path / "data" / "input.txt").write_text("my own words " * 50)
     text, name = load_corpus(None)
     assert text.startswith("my own words") and name == "data/input.txt"
+
+
+def test_download_offline_is_a_clear_error_and_writes_nothing(tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    from minigpt import corpus
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(CorpusError, match="could not download Tiny Shakespeare.*offline"):
+        corpus.download_shakespeare(tmp_path / "input.txt")
+    assert not (tmp_path / "input.txt").exists()
+
+
+def test_download_with_wrong_checksum_is_refused(tmp_path, monkeypatch):
+    import io
+    import urllib.request
+
+    from minigpt import corpus
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: io.BytesIO(b"<html>captive portal</html>"))
+    with pytest.raises(CorpusError, match="SHA-256"):
+        corpus.download_shakespeare(tmp_path / "input.txt")
+    assert not (tmp_path / "input.txt").exists()
+
+
+def test_download_checks_and_writes_the_file(tmp_path, monkeypatch):
+    import io
+    import urllib.request
+    from pathlib import Path
+
+    from minigpt import corpus
+
+    real = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
+    if not real.exists():
+        pytest.skip("Tiny Shakespeare is not beside the repository")
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: io.BytesIO(real.read_bytes()))
+    path = corpus.download_shakespeare(tmp_path / "data" / "input.txt")
+    assert path.read_bytes() == real.read_bytes()
