@@ -90,34 +90,53 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         model_config = ModelConfig(**content["model_config"])
         tokenizer = CharTokenizer.from_dict(content["tokenizer"])
-    except (TypeError, ValueError) as e:
+        checkpoint = Checkpoint(
+            model_state=_strip_compile_prefix(content["model"]),
+            model_config=model_config,
+            tokenizer=tokenizer,
+            step=int(content["step"]),
+            train_config=dict(content["train_config"]),
+            best_val_loss=float(content.get("best_val_loss", float("inf"))),
+            optimizer_state=content.get("optimizer"),
+            rng_state=content.get("rng"),
+        )
+    except (TypeError, ValueError, AttributeError) as e:
         raise CheckpointError(f"{path}: bad model description in checkpoint ({e})") from None
     if tokenizer.vocab_size != model_config.vocab_size:
         raise CheckpointError(
             f"{path}: tokenizer has {tokenizer.vocab_size} tokens, model expects {model_config.vocab_size}")
-    return Checkpoint(
-        model_state=_strip_compile_prefix(content["model"]),
-        model_config=model_config,
-        tokenizer=tokenizer,
-        step=int(content["step"]),
-        train_config=dict(content["train_config"]),
-        best_val_loss=float(content.get("best_val_loss", float("inf"))),
-        optimizer_state=content.get("optimizer"),
-        rng_state=content.get("rng"),
-    )
+    _check_weights_fit(path, checkpoint)
+    return checkpoint
+
+
+def _check_weights_fit(path: Path, checkpoint: Checkpoint) -> None:
+    """The weights must have the names and shapes of the model the checkpoint describes."""
+    try:
+        with torch.device("meta"):  # shapes only, nothing allocated
+            expected = GPT(checkpoint.model_config).state_dict()
+    except Exception as e:  # a nonsensical model description fails in many ways
+        raise CheckpointError(f"{path}: bad model description in checkpoint ({e})") from None
+    state = checkpoint.model_state
+    wrong = [name for name, tensor in expected.items()
+             if not isinstance(state.get(name), torch.Tensor) or state[name].shape != tensor.shape]
+    wrong += sorted(set(state) - set(expected))
+    if wrong:
+        raise CheckpointError(f"{path}: the weights do not fit the model the checkpoint describes ({wrong[0]}); "
+                              "use a file written by minigpt-train")
 
 
 def _read_payload(path: Path) -> dict:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such checkpoint") from None
+        raise CheckpointError(f"{path}: no such checkpoint; check the path, or train one with minigpt-train") from None
     except IsADirectoryError:
         raise CheckpointError(f"{path}: is a directory, expected a checkpoint file") from None
     except PermissionError:
         raise CheckpointError(f"{path}: cannot be read (permission denied)") from None
     if len(data) < _HEADER.size or not data.startswith(MAGIC):
-        raise CheckpointError(f"{path}: not a MiniGPT checkpoint (empty, truncated or another kind of file)")
+        raise CheckpointError(f"{path}: not a MiniGPT checkpoint (empty, truncated or another kind of file); "
+                              "use a file written by minigpt-train")
     _, version, digest = _HEADER.unpack_from(data)
     if version > FORMAT_VERSION:
         raise CheckpointError(
@@ -125,11 +144,13 @@ def _read_payload(path: Path) -> dict:
         )
     payload = data[_HEADER.size:]
     if hashlib.sha256(payload).digest() != digest:
-        raise CheckpointError(f"{path}: checkpoint is corrupt or cut short (checksum mismatch)")
+        raise CheckpointError(f"{path}: checkpoint is corrupt or cut short (checksum mismatch); restore a copy "
+                              "or train a new model with --from-scratch")
     try:
         content = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds; the file is bad whichever it is
-        raise CheckpointError(f"{path}: checkpoint payload cannot be read ({type(e).__name__})") from None
+        raise CheckpointError(f"{path}: checkpoint payload cannot be read ({type(e).__name__}); nothing in it "
+                              "was run; use a file written by minigpt-train") from None
     if not isinstance(content, dict):
         raise CheckpointError(f"{path}: checkpoint payload is not a dictionary")
     return content

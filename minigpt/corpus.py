@@ -3,10 +3,13 @@ needs no download, or Tiny Shakespeare fetched on request."""
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import sysconfig
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from minigpt.atomic import atomic_write_bytes
@@ -15,6 +18,8 @@ from minigpt.errors import MiniGPTError
 DEFAULT_PATH = Path("data/input.txt")
 BUILTIN_NAME = "built-in: Python standard library source"
 BUILTIN_CHARS = 1_000_000
+CHUNK_BYTES = 1 << 20  # a corpus file is read and encoded this much at a time
+CHUNK_CHARS = 1 << 20
 
 SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
@@ -24,26 +29,79 @@ class CorpusError(MiniGPTError, ValueError):
     """The corpus cannot be used; the message names the file and the problem."""
 
 
-def read_corpus(path: str | Path) -> str:
-    """Read a UTF-8 text file, with a clear error for each way it can fail."""
+@dataclass(frozen=True)
+class Corpus:
+    """A training text that never has to be held whole as a string: its name,
+    length and vocabulary, and its text again, chunk by chunk, on demand."""
+
+    name: str
+    length: int  # in characters
+    characters: str  # the distinct characters, sorted
+    chunks: Callable[[], Iterator[str]]
+
+    @classmethod
+    def from_text(cls, text: str, name: str = "corpus") -> Corpus:
+        if not text:
+            raise CorpusError(f"{name}: the text is empty")
+
+        def chunks() -> Iterator[str]:
+            for start in range(0, len(text), CHUNK_CHARS):
+                yield text[start:start + CHUNK_CHARS]
+
+        return cls(name, len(text), "".join(sorted(set(text))), chunks)
+
+
+def open_corpus(path: str | Path) -> Corpus:
+    """Check a UTF-8 text file in one streaming pass, counting its characters
+    and collecting its vocabulary, without reading it all into memory."""
     path = Path(path)
+    length, seen = 0, set()
+    for chunk in _read_chunks(path):
+        length += len(chunk)
+        seen.update(chunk)
+    if not length:
+        raise CorpusError(f"{path}: the file is empty; put some UTF-8 text in it or choose another file")
+    return Corpus(str(path), length, "".join(sorted(seen)), lambda: _read_chunks(path))
+
+
+def read_corpus(path: str | Path) -> str:
+    """The whole text of a UTF-8 file as one string (for small files)."""
+    return "".join(open_corpus(path).chunks())
+
+
+def _read_chunks(path: Path) -> Iterator[str]:
+    """The text of a file, about CHUNK_BYTES at a time, with a clear error for
+    each way it can fail. A character split between two reads is decoded
+    whole by the incremental decoder."""
     try:
-        raw = path.read_bytes()
+        file = path.open("rb")
     except FileNotFoundError:
-        raise CorpusError(f"{path}: no such file") from None
+        raise CorpusError(f"{path}: no such file; check the path, or pass --data with a UTF-8 text file") from None
     except IsADirectoryError:
-        raise CorpusError(f"{path}: is a directory, expected a text file") from None
-    except PermissionError:
-        raise CorpusError(f"{path}: cannot be read (permission denied)") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise CorpusError(f"{path}: not UTF-8 text (invalid byte 0x{raw[e.start]:02x} at offset {e.start})") from None
-    if not text:
-        raise CorpusError(f"{path}: the file is empty")
-    if "\x00" in text:
-        raise CorpusError(f"{path}: holds NUL bytes (offset {text.index(chr(0))}); is it a binary file?")
-    return text
+        raise CorpusError(f"{path}: is a directory; pass --data with a UTF-8 text file inside it") from None
+    except OSError as e:
+        raise CorpusError(f"{path}: cannot be read ({e.strerror or e})") from None
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    read = decoded = 0  # bytes read, characters decoded
+    with file:
+        while True:
+            block = file.read(CHUNK_BYTES)
+            start = read - len(decoder.getstate()[0])  # file offset of the decoder's first undecoded byte
+            read += len(block)
+            try:
+                text = decoder.decode(block, final=not block)
+            except UnicodeDecodeError as e:
+                raise CorpusError(
+                    f"{path}: not UTF-8 text (invalid byte 0x{e.object[e.start]:02x} at offset {start + e.start}); "
+                    "is it a binary file? Convert it to UTF-8 or choose a text file") from None
+            if "\x00" in text:
+                raise CorpusError(f"{path}: holds NUL bytes (character {decoded + text.index(chr(0))}); "
+                                  "is it a binary file? Choose a UTF-8 text file")
+            decoded += len(text)
+            if text:
+                yield text
+            if not block:
+                return
 
 
 def builtin_corpus() -> str:
@@ -68,14 +126,20 @@ def builtin_corpus() -> str:
     return "".join(pieces)[:BUILTIN_CHARS]
 
 
-def load_corpus(path: str | Path | None) -> tuple[str, str]:
-    """The text to train on and a name for it. With no path, use data/input.txt
-    when it exists, else the built-in corpus. A path that was named must exist."""
+def choose_corpus(path: str | Path | None) -> Corpus:
+    """The corpus to train on. With no path, data/input.txt when it exists,
+    else the built-in corpus. A path that was named must exist."""
     if path is None:
         if not DEFAULT_PATH.exists():
-            return builtin_corpus(), BUILTIN_NAME
+            return Corpus.from_text(builtin_corpus(), BUILTIN_NAME)
         path = DEFAULT_PATH
-    return read_corpus(path), str(path)
+    return open_corpus(path)
+
+
+def load_corpus(path: str | Path | None) -> tuple[str, str]:
+    """choose_corpus's text as one string, and its name (for small corpora)."""
+    corpus = choose_corpus(path)
+    return "".join(corpus.chunks()), corpus.name
 
 
 def download_shakespeare(dest: str | Path = DEFAULT_PATH, timeout: float = 30.0) -> Path:

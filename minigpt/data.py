@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from minigpt.corpus import CorpusError
+from minigpt.corpus import Corpus, CorpusError
 from minigpt.tokenizer import CharTokenizer
 
 
@@ -17,24 +17,48 @@ class Splits:
     chars_per_token: float  # to report losses in bits per character
 
 
-def split_corpus(text: str, tokenizer: CharTokenizer, val_fraction: float, block_size: int,
+def split_corpus(corpus: Corpus | str, tokenizer: CharTokenizer, val_fraction: float, block_size: int,
                  name: str = "corpus") -> Splits:
-    """Encode text and hold out its last val_fraction for validation.
+    """Encode a corpus (or a string) and hold out its last val_fraction for validation.
 
     Each split must hold at least one block plus the token after it; otherwise
     the error says how long the corpus must be."""
-    ids = torch.tensor(tokenizer.encode(text), dtype=torch.int32)
-    n_val = int(len(ids) * val_fraction)
-    splits = Splits(train=ids[: len(ids) - n_val], val=ids[len(ids) - n_val:],
-                    chars_per_token=len(text) / max(len(ids), 1))
+    if isinstance(corpus, str):
+        corpus = Corpus.from_text(corpus, name)
+    n_val = int(corpus.length * val_fraction)
     needed = block_size + 1
-    if min(len(splits.train), len(splits.val)) < needed:
+    if min(corpus.length - n_val, n_val) < needed:
         minimum = max(needed / val_fraction, needed / (1 - val_fraction))
         raise CorpusError(
-            f"{name}: {len(text):,} characters is too short for block_size {block_size} with "
-            f"val_fraction {val_fraction:g}; it needs at least {int(minimum) + 1:,} characters"
+            f"{corpus.name}: {corpus.length:,} characters is too short for block_size {block_size} with "
+            f"val_fraction {val_fraction:g}; it needs at least {int(minimum) + 1:,} characters, "
+            "so use a longer text or a smaller block_size"
         )
-    return splits
+    ids = encode_corpus(corpus, tokenizer)
+    return Splits(train=ids[: len(ids) - n_val], val=ids[len(ids) - n_val:],
+                  chars_per_token=corpus.length / len(ids))
+
+
+def token_dtype(vocab_size: int) -> torch.dtype:
+    """The smallest integer type that holds every token id: one byte per
+    token for up to 256 characters, which is what a large corpus costs in memory."""
+    if vocab_size <= 256:
+        return torch.uint8
+    return torch.int16 if vocab_size <= 2**15 else torch.int32
+
+
+def encode_corpus(corpus: Corpus, tokenizer: CharTokenizer) -> torch.Tensor:
+    """All the corpus's token ids in one compact tensor, encoded chunk by chunk
+    so that the text is never held whole."""
+    ids = torch.empty(corpus.length, dtype=token_dtype(tokenizer.vocab_size))
+    filled = 0
+    for chunk in corpus.chunks():
+        chunk_ids = torch.from_numpy(tokenizer.encode_array(chunk))[: corpus.length - filled]
+        ids[filled:filled + len(chunk_ids)] = chunk_ids
+        filled += len(chunk_ids)
+    if filled < corpus.length:
+        raise CorpusError(f"{corpus.name}: the file got shorter while it was being read; try again")
+    return ids
 
 
 class BatchSampler:

@@ -19,7 +19,7 @@ import torch
 
 from minigpt.errors import MiniGPTError
 from minigpt.model import GPT, KVCache
-from minigpt.tokenizer import CharTokenizer
+from minigpt.tokenizer import CharTokenizer, UnknownCharactersError
 
 MAX_NEW_TOKENS_LIMIT = 100_000
 
@@ -97,7 +97,11 @@ def start_tokens(prompt: str, tokenizer: CharTokenizer, block_size: int) -> list
     Characters the tokenizer lacks raise UnknownCharactersError, which lists them."""
     if not prompt:
         return [tokenizer.encode("\n")[0] if "\n" in tokenizer.characters else 0]
-    return tokenizer.encode(prompt)[-block_size:]
+    try:
+        return tokenizer.encode(prompt)[-block_size:]
+    except UnknownCharactersError as e:
+        raise UnknownCharactersError(e.characters, "leave them out of the prompt (the model knows only the "
+                                     "characters of the text it was trained on)") from None
 
 
 def generate(model: GPT, tokenizer: CharTokenizer, prompt: str, settings: SamplingSettings,

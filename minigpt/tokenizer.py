@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from minigpt.errors import MiniGPTError
 
 
 class UnknownCharactersError(MiniGPTError, ValueError):
     """Text holds characters that are not in the tokenizer's vocabulary."""
 
-    def __init__(self, characters: list[str]) -> None:
+    def __init__(self, characters: list[str], hint: str = "") -> None:
         self.characters = characters
         shown = " ".join(repr(c) for c in characters[:20])
         more = f" and {len(characters) - 20} more" if len(characters) > 20 else ""
-        super().__init__(f"characters not in the model's vocabulary: {shown}{more}")
+        super().__init__(f"characters not in the model's vocabulary: {shown}{more}" + (f"; {hint}" if hint else ""))
 
 
 class CharTokenizer:
@@ -25,6 +27,10 @@ class CharTokenizer:
             raise ValueError("tokenizer characters must be distinct")
         self.characters = characters
         self._id_of = {c: i for i, c in enumerate(characters)}
+        # For encode_array: the ids in order of their characters' code points.
+        points = np.array([ord(c) for c in characters], dtype=np.uint32)
+        self._ids_by_point = np.argsort(points)
+        self._sorted_points = points[self._ids_by_point]
 
     @classmethod
     def from_text(cls, text: str) -> CharTokenizer:
@@ -43,6 +49,15 @@ class CharTokenizer:
             return [self._id_of[c] for c in text]
         except KeyError:
             raise UnknownCharactersError(self.unknown_characters(text)) from None
+
+    def encode_array(self, text: str) -> np.ndarray:
+        """encode() in bulk, several times faster for long texts: each
+        character's code point is found by binary search in the vocabulary's."""
+        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        where = np.searchsorted(self._sorted_points, points).clip(max=self.vocab_size - 1)
+        if not np.array_equal(self._sorted_points[where], points):
+            raise UnknownCharactersError(self.unknown_characters(text))
+        return self._ids_by_point[where]
 
     def decode(self, ids: list[int]) -> str:
         return "".join(self.characters[i] for i in ids)

@@ -22,9 +22,10 @@ from pathlib import Path
 import torch
 
 from minigpt.checkpoint import Checkpoint, save_checkpoint
-from minigpt.config import TrainConfig
+from minigpt.config import ConfigError, TrainConfig
+from minigpt.corpus import Corpus
 from minigpt.data import BatchSampler, split_corpus
-from minigpt.device import autocast, pick_device, pick_dtype
+from minigpt.device import autocast, device_memory, pick_device, pick_dtype
 from minigpt.errors import MiniGPTError
 from minigpt.model import GPT, ModelConfig
 from minigpt.sampling import sample_text
@@ -84,6 +85,29 @@ def learning_rate(step: int, config: TrainConfig) -> float:
     return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
 
 
+def training_memory(model_config: ModelConfig, batch_size: int) -> tuple[int, int]:
+    """The model's parameter count, and a lower bound on the bytes training it
+    takes: float32 weights, gradients and AdamW's two moments (16 bytes a
+    parameter), plus one batch's logits and their gradient. Activations come on top."""
+    with torch.device("meta"):  # shapes only, nothing allocated
+        parameters = GPT(model_config).num_parameters()
+    logits = batch_size * model_config.block_size * model_config.vocab_size
+    return parameters, 16 * parameters + 2 * 4 * logits
+
+
+def check_fits_in_memory(model_config: ModelConfig, batch_size: int, device: torch.device) -> None:
+    """Refuse a model that cannot fit, before allocating it: a huge d_model or
+    n_layers would otherwise exhaust the machine's memory."""
+    parameters, needed = training_memory(model_config, batch_size)
+    available = device_memory(device)
+    if available is not None and needed > available:
+        raise ConfigError(
+            f"a model of {parameters:,} parameters (d_model {model_config.d_model}, n_layers {model_config.n_layers}) "
+            f"with batch_size {batch_size} and block_size {model_config.block_size} needs at least "
+            f"{needed / 2**30:,.1f} GiB to train, but the {device.type} has {available / 2**30:,.1f} GiB; "
+            "lower d_model, n_layers, batch_size or block_size")
+
+
 def make_optimizer(model: GPT, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
     """AdamW with weight decay on the matrices only: decaying gains, biases
     and LayerNorm weights toward zero would only hurt."""
@@ -96,7 +120,7 @@ def make_optimizer(model: GPT, config: TrainConfig, device: torch.device) -> tor
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, text: str, corpus_name: str = "corpus",
+    def __init__(self, config: TrainConfig, text: str | Corpus, corpus_name: str = "corpus",
                  checkpoint_path: str | Path | None = None, resume: Checkpoint | None = None) -> None:
         self.config = config
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
@@ -104,13 +128,17 @@ class Trainer:
         self.dtype = pick_dtype(config.dtype, self.device)
         torch.manual_seed(config.seed)
 
-        self.tokenizer = resume.tokenizer if resume else CharTokenizer.from_text(text)
+        corpus = text if isinstance(text, Corpus) else Corpus.from_text(text, corpus_name)
+        self.tokenizer = resume.tokenizer if resume else CharTokenizer(corpus.characters)
         self.model_config = resume.model_config if resume else ModelConfig(
             vocab_size=self.tokenizer.vocab_size, block_size=config.block_size, d_model=config.d_model,
             n_heads=config.n_heads, n_layers=config.n_layers, dropout=config.dropout)
-        if resume and (unknown := self.tokenizer.unknown_characters(text)):
-            raise UnknownCharactersError(unknown)
-        self.splits = split_corpus(text, self.tokenizer, config.val_fraction, self.model_config.block_size, corpus_name)
+        # Documented choice: a resumed model keeps its vocabulary and shape.
+        if resume and (unknown := self.tokenizer.unknown_characters(corpus.characters)):
+            raise UnknownCharactersError(unknown, f"{corpus.name} uses them, and a resumed model keeps its "
+                                         "vocabulary; start a new model with --from-scratch or pass another --out")
+        check_fits_in_memory(self.model_config, config.batch_size, self.device)
+        self.splits = split_corpus(corpus, self.tokenizer, config.val_fraction, self.model_config.block_size)
 
         self.model = GPT(self.model_config).to(self.device)
         self.forward_model = torch.compile(self.model) if config.compile else self.model
@@ -162,9 +190,7 @@ class Trainer:
             _, loss = self.forward_model(x, y)
         loss_value = loss.item()
         if not math.isfinite(loss_value):
-            raise TrainingDiverged(
-                f"loss became {loss_value} at step {self.step + 1} (lr {lr:.3g}); "
-                f"the last checkpoint was kept; try a lower lr")
+            raise self._diverged(f"loss became {loss_value}", self.step + 1)
         loss.backward()
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
@@ -189,9 +215,21 @@ class Trainer:
             total += loss.item()
         return total / self.config.eval_iters
 
+    def _diverged(self, what: str, step: int) -> TrainingDiverged:
+        kept = f"{self.checkpoint_path} keeps its last good weights" if self.checkpoint_path else "nothing was saved"
+        return TrainingDiverged(f"{what} at step {step} (lr {self.config.lr:g}); {kept}; try a lower lr")
+
+    def _require_finite_weights(self) -> None:
+        # An update can overflow the weights even when the loss before it was fine.
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            raise self._diverged("the weights became inf or NaN", self.step)
+
     def _evaluate_and_save(self) -> Iterator[Event]:
+        self._require_finite_weights()
         self.model.eval()
         train_loss, val_loss = self.estimate_loss("train"), self.estimate_loss("val")
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            raise self._diverged(f"the evaluation loss became {train_loss} (train), {val_loss} (val)", self.step)
         sample = sample_text(self.model, self.tokenizer, max_new_tokens=SAMPLE_TOKENS, seed=self.config.seed)
         self.model.train()
         self.best_val_loss = min(self.best_val_loss, val_loss)
@@ -207,6 +245,7 @@ class Trainer:
         path = Path(path) if path else self.checkpoint_path
         if path is None:
             return
+        self._require_finite_weights()
         try:
             save_checkpoint(path, self.checkpoint())
         except OSError as e:
