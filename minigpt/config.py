@@ -108,6 +108,9 @@ def apply_overrides(config: TrainConfig, overrides: dict[str, Any], source: str 
     known = field_specs()
     checked = {}
     for key, value in overrides.items():
+        if isinstance(value, dict):
+            raise ConfigError(f"{source + ': ' if source else ''}[{key}] is a table, but a config file is flat: "
+                              "write key = value lines without [sections]")
         if key not in known:
             hint = _close_match(key, known)
             raise ConfigError(f"{source + ': ' if source else ''}unknown key {key!r}{hint}")
@@ -141,18 +144,18 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML config file into a flat dict (checked later by apply_overrides)."""
     path = Path(path)
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        # utf-8-sig: editors on Windows often start a UTF-8 file with a byte-order mark.
+        return tomllib.loads(path.read_bytes().decode("utf-8-sig"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
+        raise ConfigError(f"{path}: no such config file; check the --config path") from None
     except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, expected a TOML file") from None
-    except PermissionError:
-        raise ConfigError(f"{path}: cannot be read (permission denied)") from None
+        raise ConfigError(f"{path}: is a directory, expected a TOML file; check the --config path") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror or e})") from None
     except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text at byte {e.start}") from None
+        raise ConfigError(f"{path}: not UTF-8 text at byte {e.start}; save it as UTF-8") from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+        raise ConfigError(f"{path}: invalid TOML: {e}; fix that line (a config file is key = value lines)") from None
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

@@ -18,7 +18,8 @@ or parsed, or a bad value, gives one problem line (file, key, what is wrong)
 and the default for what was bad. Loading never writes. Saving rewrites only
 the keys of [sampling] it owns; every other key and table (e.g. the TUI's
 [keymap] and [tui]) is written back as it was read. Comments are not kept
-(tomli-w cannot write them).
+(tomli-w cannot write them). Saving refuses to replace a file that cannot be
+read or parsed, since what it holds would be lost.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class LoadedSettings:
 
 def load_settings(path: str | Path) -> LoadedSettings:
     path = Path(path)
-    document, problems = _read_document(path)
+    document, problem = _read_document(path)
+    problems = [f"{path}: {problem}; using the default settings"] if problem else []
     table = document.get(TABLE, {})
     if not isinstance(table, dict):
         problems.append(f"{path}: {TABLE} = {table!r}: expected a [{TABLE}] table; using the default settings")
@@ -90,6 +92,9 @@ def save_settings(path: str | Path, sampling: SamplingSettings, document: dict[s
     """Write sampling into [sampling] of document and the result to path,
     atomically. Keys and tables this program does not own are kept."""
     path = Path(path)
+    if path.is_file() and (problem := _read_document(path)[1]):
+        raise SettingsError(f"{path}: not saved, so as not to lose what the file holds ({problem}); "
+                            "fix the file or delete it first")
     document = copy.deepcopy(document) if document else {}
     table = document.get(TABLE)
     unknown = {k: v for k, v in table.items() if k not in SETTING_NAMES} if isinstance(table, dict) else {}
@@ -108,22 +113,23 @@ def save_settings(path: str | Path, sampling: SamplingSettings, document: dict[s
 _DEFAULTS = {f.name: f.default for f in fields(SamplingSettings)}
 
 
-def _read_document(path: Path) -> tuple[dict[str, Any], list[str]]:
-    fallback = "using the default settings"
+def _read_document(path: Path) -> tuple[dict[str, Any], str | None]:
+    """The file as a dict, or {} and what is wrong with it. A missing file is not a problem."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return {}, []
+        return {}, None
     except IsADirectoryError:
-        return {}, [f"{path}: is a directory, not a settings file; {fallback}"]
+        return {}, "is a directory, not a settings file"
     except OSError as e:
-        return {}, [f"{path}: cannot be read ({e.strerror or e}); {fallback}"]
+        return {}, f"cannot be read ({e.strerror or e})"
     try:
-        return tomllib.loads(data.decode("utf-8")), []
+        # utf-8-sig: editors on Windows often start a UTF-8 file with a byte-order mark.
+        return tomllib.loads(data.decode("utf-8-sig")), None
     except UnicodeDecodeError as e:
-        return {}, [f"{path}: not UTF-8 text at byte {e.start}; {fallback}"]
+        return {}, f"not UTF-8 text at byte {e.start}"
     except tomllib.TOMLDecodeError as e:
-        return {}, [f"{path}: not valid TOML ({e}); {fallback}"]
+        return {}, f"not valid TOML ({e})"
 
 
 def _suggestion(key: str) -> str:
