@@ -59,6 +59,7 @@ class MiniGPTApp(App[None]):
     TITLE = "MiniGPT"
     CSS_PATH = ["app.tcss", "screens.tcss"]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS = [
         # One key, three actions: check_action enables the one that fits the state.
         Binding("t", "start_training", "Train", id="train", tooltip="Start training"),
@@ -71,7 +72,8 @@ class MiniGPTApp(App[None]):
         Binding("escape", "leave_prompt", "Leave prompt", id="leave-prompt", show=False,
                 tooltip="Leave the prompt, so that keys are commands again"),
         Binding("l", "toggle_log_scale", "Log/lin", id="log-scale", tooltip="Toggle a log scale for the loss"),
-        Binding("y", "copy_completion", "Copy", id="copy", tooltip="Copy the last completion to the clipboard"),
+        Binding("y", "copy_completion", "Copy", id="copy", show=False,
+                tooltip="Copy the last completion to the clipboard"),
         Binding("comma", "settings", "Settings", id="settings", tooltip="Edit the sampling settings"),
         Binding("1", "show_view('train-view')", "Chart", id="view-train", show=False,
                 tooltip="Show the loss chart and completions"),
@@ -109,8 +111,8 @@ class MiniGPTApp(App[None]):
                 yield LossChart(id="chart")
                 with Vertical(id="generation"):
                     yield GenerationView(id="completions")
-                    yield Input(placeholder="Prompt: / to type, Enter to complete",
-                                id="prompt", select_on_focus=False)
+                    yield Input(placeholder="› prompt: press / to type, Enter to complete", id="prompt",
+                                compact=True, select_on_focus=False)
             with TabPane("Log", id="log-view"):
                 yield Log(max_lines=LOG_LINES, id="log")
         yield StatusBar(id="status").data_bind(state=MiniGPTApp.run_state, generating=MiniGPTApp.generating,
@@ -120,8 +122,7 @@ class MiniGPTApp(App[None]):
 
     def on_mount(self) -> None:
         chart = self.query_one(LossChart)
-        chart.border_title = "loss"
-        chart.border_subtitle = "⣀ train · x val"
+        chart.border_title = "loss by step"
         self.query_one(GenerationView).border_title = "completions"
         self.query_one(GenerationView).focus()
         self.call_after_refresh(self._load)  # after the first paint: the loader spends seconds importing PyTorch
@@ -344,6 +345,8 @@ class MiniGPTApp(App[None]):
 
     def action_show_view(self, view: str) -> None:
         self.query_one(TabbedContent).active = view
+        # Focus something in the new view: a focused widget left in the hidden one would switch back to it.
+        self.query_one("#log" if view == "log-view" else "#completions").focus()
 
     def action_settings(self) -> None:
         from tui.screens.settings import SettingsScreen  # imports PyTorch: only once loaded

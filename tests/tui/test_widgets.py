@@ -50,7 +50,7 @@ async def test_chart_memory_is_flat_and_it_draws_every_case():
         assert len(chart.train) <= CAPACITY and len(chart.val) <= CAPACITY
         chart.log_scale = False
         await pilot.pause()
-        assert "step" in chart.plt.uncolorize(chart.plt.build())
+        assert "19999" in chart.plt.uncolorize(chart.plt.build()), "whole-number step ticks up to the last step"
 
 
 async def test_completion_text_cannot_inject_escape_codes():

@@ -30,10 +30,10 @@ class Field:
 FIELDS = (
     Field("temperature", "Temperature", "number", "0 always picks the likeliest token; higher is wilder"),
     Field("top_k", "Top-k", "integer", "keep only the k likeliest tokens; 0 keeps all"),
-    Field("top_p", "Top-p", "number", "keep the likeliest tokens until their probability reaches p"),
-    Field("repetition_penalty", "Repetition penalty", "number", "above 1 makes repeating a token less likely"),
+    Field("top_p", "Top-p", "number", "keep the likeliest tokens up to a total probability p"),
+    Field("repetition_penalty", "Repetition penalty", "number", "above 1 makes repeats less likely; 1 is off"),
     Field("max_new_tokens", "Max tokens", "integer", "the longest completion, in tokens"),
-    Field("seed", "Seed", "integer", "the same seed gives the same text; -1 draws a new one each time"),
+    Field("seed", "Seed", "integer", "the same seed repeats a completion; -1 draws a new one"),
     Field("stop", "Stop strings", "text", 'end before any of these, e.g. "\\n\\n", "THE END"'),
 )
 
@@ -109,15 +109,16 @@ class SettingsScreen(ModalScreen[SettingsResult | None]):
             for field in FIELDS:
                 with Horizontal(classes="field"):
                     yield Label(field.label, classes="name")
-                    yield Input(format_value(field, self.settings), id=field.name, type=field.kind,
+                    yield Input(format_value(field, self.settings), id=field.name, type=field.kind, compact=True,
                                 validators=[SettingValidator(field)], valid_empty=False, select_on_focus=False)
                 yield Static(field.hint, id=f"{field.name}-hint", classes="hint", markup=False)
             with Horizontal(classes="field"):
                 yield Label("Theme", classes="name")
-                yield Select([(t, t) for t in self.themes], value=self.theme_name, allow_blank=False, id="theme")
+                yield Select([(t, t) for t in self.themes], value=self.theme_name, allow_blank=False, id="theme",
+                             compact=True)
             with Horizontal(id="buttons"):
-                yield Button("Save", variant="primary", id="save")
-                yield Button("Cancel", id="cancel")
+                yield Button("Save", variant="primary", id="save", compact=True)
+                yield Button("Cancel", id="cancel", compact=True)
 
     @on(Input.Changed)
     def show_problem(self, event: Input.Changed) -> None:

@@ -26,6 +26,8 @@ class LossChart(PlotextPlot):
         self._stale = True
 
     def on_mount(self) -> None:
+        self.plt.xaxes(True, False)  # an L of axes: a full frame costs two rows a small terminal lacks
+        self.plt.yaxes(True, False)
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self.replot())
         self.set_interval(REPLOT_INTERVAL, self._replot_if_stale)
         self.replot()
@@ -49,10 +51,9 @@ class LossChart(PlotextPlot):
         self._stale = False
         plt = self.plt
         plt.clear_data()
-        plt.xlabel("step")
         log = self.log_scale and bool(self.train or self.val)  # plotext cannot take the log of nothing
-        plt.ylabel("loss (log)" if log else "loss")
         plt.yscale("log" if log else "linear")
+        self.border_subtitle = f"⣀ train  x val  · {'log' if self.log_scale else 'linear'}"
         if self.train:
             plt.plot(self.train.xs, self.train.ys, marker="braille", color=self._colour("primary"))
         if self.val:

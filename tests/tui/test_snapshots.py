@@ -1,0 +1,28 @@
+"""Snapshots of the main screen and the settings screen (pytest-textual-snapshot).
+After an intended change of the look: pytest tests/tui/test_snapshots.py --snapshot-update"""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import Input
+from tui_helpers import make_app, wait_loaded
+
+
+async def loaded(pilot) -> None:
+    await wait_loaded(pilot)
+
+
+async def settings_open(pilot) -> None:
+    await wait_loaded(pilot)
+    await pilot.press("comma")
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False  # a blinking cursor would make the picture depend on timing
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_main_screen(workdir, snap_compare, size):
+    assert snap_compare(make_app(), terminal_size=size, run_before=loaded)
+
+
+def test_settings_screen(workdir, snap_compare):
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=settings_open)
