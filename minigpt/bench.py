@@ -62,6 +62,8 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="time this checkpoint instead of a freshly initialised model")
     parser.add_argument("--preset", default="default", choices=list(cfg.PRESETS),
                         help="model shape to initialise when no --checkpoint is given")
+    parser.add_argument("--block-size", type=int, default=256,
+                        help="context length of the freshly initialised model")
     parser.add_argument("--tokens", type=int, default=1000, help="new tokens per timed run")
     parser.add_argument("--prompt-chars", type=int, default=100, help="length of the prompt")
     parser.add_argument("--ttft-runs", type=int, default=9, help="runs whose median is the time to first token")
@@ -103,7 +105,7 @@ def _bench_model(args: argparse.Namespace) -> tuple[GPT, CharTokenizer, str]:
         return checkpoint.build_model().eval(), checkpoint.tokenizer, f"checkpoint {args.checkpoint}"
     train = cfg.preset(args.preset)
     tokenizer = CharTokenizer(BENCH_CHARACTERS)
-    model_config = ModelConfig(vocab_size=tokenizer.vocab_size, block_size=train.block_size, d_model=train.d_model,
+    model_config = ModelConfig(vocab_size=tokenizer.vocab_size, block_size=args.block_size, d_model=train.d_model,
                                n_heads=train.n_heads, n_layers=train.n_layers)
     torch.manual_seed(0)
     return GPT(model_config).eval(), tokenizer, f"'{args.preset}' preset, random weights"
@@ -130,6 +132,24 @@ COMMANDS["generate"] = Command("tokens/s with and without the KV cache, and time
 
 COMMANDS["train"] = Command("training tokens/s and MFU, or the val loss reached in a wall-clock budget",
                             add_train_arguments, bench_train)
+
+
+# --- tui ------------------------------------------------------------------------
+
+def add_tui_arguments(parser: argparse.ArgumentParser) -> None:
+    from tui.bench import add_arguments
+
+    add_arguments(parser)
+
+
+def bench_tui(args: argparse.Namespace) -> int:
+    from tui.bench import bench_tui
+
+    return bench_tui(args)
+
+
+COMMANDS["tui"] = Command("training tokens/s inside minigpt-tui against headless, key latency, first paint",
+                          add_tui_arguments, bench_tui)
 
 
 if __name__ == "__main__":
