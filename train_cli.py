@@ -14,7 +14,9 @@ import argparse
 import json
 import signal
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from minigpt import config as cfg
@@ -74,9 +76,7 @@ def train(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from minigpt.checkpoint import CheckpointError, load_checkpoint
-    from minigpt.corpus import download_shakespeare, load_corpus
-    from minigpt.trainer import Trainer
+    from minigpt.corpus import choose_corpus, download_shakespeare
 
     console = Console(stderr=True)
     if args.download:
@@ -87,31 +87,64 @@ def train(args: argparse.Namespace) -> int:
             console.print(f"downloading Tiny Shakespeare to {target} ...")
             download_shakespeare(target)
         args.data = target
-    text, corpus_name = load_corpus(args.data)
+    corpus = choose_corpus(args.data)  # a bad file fails here, before PyTorch is even imported
+    check_out_path(args.out)
+
+    from minigpt.checkpoint import CheckpointError, load_checkpoint
+    from minigpt.trainer import Trainer
 
     resume = None
     if args.out.exists() and not args.from_scratch:
         resume = load_checkpoint(args.out)
-        changed = [k for k in SHAPE_KEYS if k in flags and flags[k] != getattr(resume.model_config, k)]
+        # Documented choice: a resumed model keeps its shape; say so when the user asked for another.
+        changed = [f"{k} = {getattr(config, k)}" for k in SHAPE_KEYS
+                   if k in explicit_keys(args, flags) and getattr(config, k) != getattr(resume.model_config, k)]
         if changed:
-            console.print(f"note: the model shape comes from {args.out}; ignoring --{', --'.join(changed)}"
+            console.print(f"note: the model shape comes from {args.out}; ignoring {', '.join(changed)}"
                           " (use --from-scratch for a new model)")
     elif args.resume:
         raise CheckpointError(f"{args.out}: no checkpoint to resume from (drop --resume to start a new run)")
 
-    trainer = Trainer(config, text, corpus_name, checkpoint_path=args.out, resume=resume)
-    describe_run(console, trainer, corpus_name, len(text), resume is not None, args.out)
+    trainer = Trainer(config, corpus, checkpoint_path=args.out, resume=resume)
+    describe_run(console, trainer, corpus.name, corpus.length, resume is not None, args.out)
     if trainer.step >= config.max_iters:
         console.print(f"{args.out} is already at step {trainer.step} of max_iters {config.max_iters}; "
                       "raise --max-iters to train further")
         return 0
     log_path = args.log or args.out.with_suffix(".jsonl")
-    interrupted = run_with_progress(console, trainer, log_path, show_samples=not args.no_sample)
-    if interrupted:
+    outcome = run_with_progress(console, trainer, log_path, show_samples=not args.no_sample)
+    if outcome.save_error:
+        raise CheckpointError(f"{outcome.save_error}; the training since the last good save is lost, and any "
+                              "earlier checkpoint there is intact; free some space or pass another --out, then run "
+                              "again")
+    if outcome.interrupted:
         console.print(f"stopped at step {trainer.step}; checkpoint saved to {args.out}")
         return 130
     console.print(f"done: step {trainer.step}, best val loss {trainer.best_val_loss:.4f}, saved to {args.out}")
     return 0
+
+
+def explicit_keys(args: argparse.Namespace, flags: dict) -> set[str]:
+    """The hyperparameters this command line sets, by flag, --set or --config."""
+    keys = set(flags) | {cfg.parse_assignment(text)[0] for text in args.set}
+    if args.config:
+        keys |= set(cfg.load_toml(args.config))
+    return keys
+
+
+def check_out_path(out: Path) -> None:
+    """Fail now, not at the first save minutes from now, if --out cannot be written."""
+    from minigpt.checkpoint import CheckpointError
+
+    if out.is_dir():
+        raise CheckpointError(f"{out}: is a directory; pass --out with a file name such as {out / 'model.pt'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out.parent):
+            pass
+    except OSError as e:
+        raise CheckpointError(f"{out.parent}: cannot write a checkpoint there ({e.strerror or e}); "
+                              "pass --out with a writable place") from None
 
 
 def describe_run(console, trainer, corpus_name: str, n_chars: int, resumed: bool, out: Path) -> None:
@@ -123,31 +156,38 @@ def describe_run(console, trainer, corpus_name: str, n_chars: int, resumed: bool
                   f"{str(trainer.dtype).removeprefix('torch.')}")
 
 
-def run_with_progress(console, trainer, log_path: Path, show_samples: bool) -> bool:
-    """Drive the trainer with a progress bar; returns True when Ctrl+C stopped it.
+@dataclass
+class RunOutcome:
+    interrupted: bool = False  # Ctrl+C stopped the run
+    save_error: str | None = None  # why the latest save failed, if it did
+
+
+def run_with_progress(console, trainer, log_path: Path, show_samples: bool) -> RunOutcome:
+    """Drive the trainer with a progress bar.
 
     The first Ctrl+C asks the trainer to stop after its current step and save;
-    further ones are ignored, so the save they might interrupt completes."""
+    further ones are ignored until the process exits, so the save they might
+    interrupt completes."""
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from minigpt.trainer import EvalEvent, SavedEvent, SaveFailedEvent, StepEvent
 
-    interrupted = False
+    outcome = RunOutcome()
 
     def on_sigint(signum, frame):
-        nonlocal interrupted
-        if not interrupted:
-            interrupted = True
-            trainer.request_stop()
-            console.print("stopping after this step and saving (Ctrl+C again does not interrupt the save) ...")
+        # Ignored from now until the process ends, interpreter shutdown included.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        outcome.interrupted = True
+        trainer.request_stop()
+        console.print("stopping after this step and saving (Ctrl+C again does not interrupt the save) ...")
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     fields = "loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[speed]}  ETA {task.fields[eta]}"
     columns = [TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn(fields)]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = MetricsLog(log_path, console)
     try:
-        with Progress(*columns, console=console) as progress, log_path.open("a") as log:
+        with Progress(*columns, console=console) as progress:
             task = progress.add_task("train", total=trainer.config.max_iters, completed=trainer.step,
                                      loss="-", val="-", speed="-", eta="-")
             last_tps = 0.0
@@ -157,11 +197,11 @@ def run_with_progress(console, trainer, log_path: Path, show_samples: bool) -> b
                     progress.update(task, completed=event.step, loss=f"{event.loss:.4f}",
                                     speed=f"{event.tokens_per_sec:,.0f} tok/s", eta=format_seconds(event.eta))
                     if event.step % 10 == 0:
-                        write_log(log, {"event": "step", "step": event.step, "loss": event.loss, "lr": event.lr,
+                        log.write({"event": "step", "step": event.step, "loss": event.loss, "lr": event.lr,
                                         "tokens_per_sec": event.tokens_per_sec, "elapsed": event.elapsed})
                 elif isinstance(event, EvalEvent):
                     progress.update(task, val=f"{event.val_loss:.4f}")
-                    write_log(log, {"event": "eval", "step": event.step, "train_loss": event.train_loss,
+                    log.write({"event": "eval", "step": event.step, "train_loss": event.train_loss,
                                     "val_loss": event.val_loss, "train_bpc": event.train_bpc,
                                     "val_bpc": event.val_bpc, "tokens_per_sec": last_tps})
                     progress.console.print(f"step {event.step}: train {event.train_loss:.4f}  val {event.val_loss:.4f}"
@@ -169,12 +209,15 @@ def run_with_progress(console, trainer, log_path: Path, show_samples: bool) -> b
                     if show_samples:
                         progress.console.print(escape(printable(event.sample)), style="dim", highlight=False)
                 elif isinstance(event, SaveFailedEvent):
-                    progress.console.print(f"[red]warning:[/] {escape(event.error)}; the previous checkpoint is intact")
+                    outcome.save_error = event.error
+                    progress.console.print(f"[red]warning:[/] {escape(event.error)}; the previous checkpoint is intact"
+                                           " and training goes on")
                 elif isinstance(event, SavedEvent):
-                    pass
+                    outcome.save_error = None
     finally:
-        signal.signal(signal.SIGINT, previous)
-    return interrupted
+        if not outcome.interrupted:
+            signal.signal(signal.SIGINT, previous)
+    return outcome
 
 
 def printable(text: str) -> str:
@@ -182,10 +225,24 @@ def printable(text: str) -> str:
     return "".join(c for c in text if c.isprintable() or c in "\n\t")
 
 
-def write_log(log, record: dict) -> None:
-    record["time"] = round(time.time(), 3)
-    log.write(json.dumps(record) + "\n")
-    log.flush()
+class MetricsLog:
+    """The JSON-lines metrics log, opened for each record. A failed write (a
+    full disk) is reported once and training goes on: the log must not cost the run."""
+
+    def __init__(self, path: Path, console) -> None:
+        self.path, self.console, self.failed = path, console, False
+
+    def write(self, record: dict) -> None:
+        record["time"] = round(time.time(), 3)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as log:
+                log.write(json.dumps(record) + "\n")
+        except OSError as e:
+            if not self.failed:
+                self.console.print(f"warning: cannot write the metrics log {self.path} ({e.strerror or e}); "
+                                   "training goes on", markup=False)
+            self.failed = True
 
 
 def format_seconds(seconds: float) -> str:
