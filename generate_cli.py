@@ -7,7 +7,9 @@
 Sampling settings come from the settings file (see minigpt.settings: --settings,
 else $MINIGPT_SETTINGS, else ./minigpt.toml); flags override it for this run
 and change the file only with --save-settings. The prompt is echoed, then
-the continuation streams to stdout; a summary goes to stderr. Ctrl+C stops.
+the continuation streams to stdout, without control characters other than
+newline and tab (no escape sequence reaches the terminal); a summary goes to
+stderr. Ctrl+C stops.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from pathlib import Path
 
 from minigpt.errors import MiniGPTError
+from minigpt.terminal import printable
 
 DEFAULT_CHECKPOINT = Path("checkpoints/model.pt")
 
@@ -125,10 +128,10 @@ def stream(model, tokenizer, prompt: str, settings, use_cache: bool) -> int:
     started, count, last = time.perf_counter(), 0, prompt[-1:] or "\n"
     out = sys.stdout
     try:
-        out.write(prompt)
+        out.write(printable(prompt))  # never an escape sequence to the terminal
         out.flush()
         for piece in pieces:
-            out.write(piece.text)
+            out.write(printable(piece.text))
             out.flush()
             count += 1
             last = piece.text[-1:] or last

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from minigpt import config as cfg
 from minigpt.errors import MiniGPTError
+from minigpt.terminal import printable
 
 DEFAULT_CHECKPOINT = Path("checkpoints/model.pt")
 SHAPE_KEYS = ("block_size", "d_model", "n_heads", "n_layers")
@@ -218,11 +219,6 @@ def run_with_progress(console, trainer, log_path: Path, show_samples: bool) -> R
         if not outcome.interrupted:
             signal.signal(signal.SIGINT, previous)
     return outcome
-
-
-def printable(text: str) -> str:
-    """Drop control characters (escape sequences included) but keep newlines and tabs."""
-    return "".join(c for c in text if c.isprintable() or c in "\n\t")
 
 
 class MetricsLog:
