@@ -89,7 +89,6 @@ def train(args: argparse.Namespace) -> int:
             download_shakespeare(target)
         args.data = target
     corpus = choose_corpus(args.data)  # a bad file fails here, before PyTorch is even imported
-    check_out_path(args.out)
 
     from minigpt.checkpoint import CheckpointError, load_checkpoint
     from minigpt.trainer import Trainer
@@ -107,6 +106,7 @@ def train(args: argparse.Namespace) -> int:
         raise CheckpointError(f"{args.out}: no checkpoint to resume from (drop --resume to start a new run)")
 
     trainer = Trainer(config, corpus, checkpoint_path=args.out, resume=resume)
+    check_out_path(args.out)
     describe_run(console, trainer, corpus.name, corpus.length, resume is not None, args.out)
     if trainer.step >= config.max_iters:
         console.print(f"{args.out} is already at step {trainer.step} of max_iters {config.max_iters}; "
