@@ -109,7 +109,7 @@ def apply_overrides(config: TrainConfig, overrides: dict[str, Any], source: str 
     checked = {}
     for key, value in overrides.items():
         if isinstance(value, dict):
-            raise ConfigError(f"{source + ': ' if source else ''}[{key}] is a table, but a config file is flat: "
+            raise ConfigError(f"{source + ': ' if source else ''}{key!r} is a table, but a config file is flat: "
                               "write key = value lines without [sections]")
         if key not in known:
             hint = _close_match(key, known)
