@@ -89,6 +89,10 @@ class MiniGPTApp(App[None]):
     progress: var[Progress] = var(Progress)
     run_info: var[RunInfo | None] = var(None)
 
+    chart: LossChart
+    completions: GenerationView
+    event_log: Log
+
     def __init__(self, options: Options) -> None:
         super().__init__()
         self.options = options
@@ -121,14 +125,17 @@ class MiniGPTApp(App[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        chart = self.query_one(LossChart)
-        chart.border_title = "loss by step"
-        self.query_one(GenerationView).border_title = "completions"
-        self.query_one(GenerationView).focus()
+        # Kept rather than queried: worker messages may still arrive while the app closes.
+        self.chart = self.query_one(LossChart)
+        self.completions = self.query_one(GenerationView)
+        self.event_log = self.query_one("#log", Log)
+        self.chart.border_title = "loss by step"
+        self.completions.border_title = "completions"
+        self.completions.focus()
         self.call_after_refresh(self._load)  # after the first paint: the loader spends seconds importing PyTorch
 
     def log_line(self, text: str) -> None:
-        self.query_one("#log", Log).write_line(printable(text))
+        self.event_log.write_line(printable(text))
 
     # --- start-up ---------------------------------------------------------------------------
 
@@ -228,17 +235,17 @@ class MiniGPTApp(App[None]):
             self.post_message(message)
 
     def on_training_progress(self, message: TrainingProgress) -> None:
-        self.query_one(LossChart).add_train_losses(message.losses)
+        self.chart.add_train_losses(message.losses)
         last = message.last
         self.progress = replace(self.progress, step=last.step, max_iters=last.max_iters, loss=last.loss,
                                 tokens_per_sec=last.tokens_per_sec, eta=last.eta)
 
     def on_evaluated(self, message: Evaluated) -> None:
         event = message.event
-        self.query_one(LossChart).add_val_loss(event.step, event.val_loss)
+        self.chart.add_val_loss(event.step, event.val_loss)
         self.progress = replace(self.progress, val_loss=event.val_loss)
         title = f"sample at step {event.step:,} · val loss {format_loss(event.val_loss)}"
-        self.query_one(GenerationView).add_completion(Completion(title, text=event.sample, classes="-sample"))
+        self.completions.add_completion(Completion(title, text=event.sample, classes="-sample"))
         self.log_line(f"step {event.step:,}: train {event.train_loss:.4f}  val {event.val_loss:.4f}  "
                       f"({event.val_bpc:.3f} bits/char)")
 
@@ -282,9 +289,8 @@ class MiniGPTApp(App[None]):
         self.action_cancel_completion()
         self._next_tag += 1
         title = f"completion at step {self.session.trainer.step:,}"
-        view = self.query_one(GenerationView)
-        completion = view.add_completion(Completion(title, prompt=event.value, classes="-prompt"))
-        view.follow()
+        completion = self.completions.add_completion(Completion(title, prompt=event.value, classes="-prompt"))
+        self.completions.follow()
         self._completion = (self._next_tag, completion)
         self.generating = True
         self._generate(self._next_tag, event.value, self.sampling)
@@ -322,7 +328,7 @@ class MiniGPTApp(App[None]):
             self._end_completion("cancelled")
 
     def action_copy_completion(self) -> None:
-        completion = self.query_one(GenerationView).last_completion
+        completion = self.completions.last_completion
         if completion is None:
             self.notify("Nothing to copy yet", severity="warning")
             return
@@ -337,16 +343,15 @@ class MiniGPTApp(App[None]):
         self.query_one("#prompt", Input).focus()
 
     def action_leave_prompt(self) -> None:
-        self.query_one(GenerationView).focus()
+        self.completions.focus()
 
     def action_toggle_log_scale(self) -> None:
-        chart = self.query_one(LossChart)
-        chart.log_scale = not chart.log_scale
+        self.chart.log_scale = not self.chart.log_scale
 
     def action_show_view(self, view: str) -> None:
         self.query_one(TabbedContent).active = view
         # Focus something in the new view: a focused widget left in the hidden one would switch back to it.
-        self.query_one("#log" if view == "log-view" else "#completions").focus()
+        (self.event_log if view == "log-view" else self.completions).focus()
 
     def action_settings(self) -> None:
         from tui.screens.settings import SettingsScreen  # imports PyTorch: only once loaded
@@ -378,8 +383,13 @@ class MiniGPTApp(App[None]):
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen
 
-        keys = [(self.keymap.get(b.id, b.key), b.tooltip or b.description, b.id) for b in self._bindings_list()]
+        keys = [(self._key_display(b), b.tooltip or b.description, b.id) for b in self._bindings_list()]
         self.push_screen(HelpScreen(keys, str(self.settings_path or "minigpt.toml")))
+
+    def _key_display(self, binding: Binding) -> str:
+        """How the keys of binding look, after the user's keymap: e.g. "? / f1"."""
+        keys = self.keymap.get(binding.id, binding.key).split(",")
+        return " / ".join(self.get_key_display(replace(binding, key=key.strip())) for key in keys)
 
     def _bindings_list(self) -> list[Binding]:
         return [b for b in self.BINDINGS if isinstance(b, Binding)]
@@ -389,8 +399,8 @@ class MiniGPTApp(App[None]):
         for binding in self._bindings_list():
             action = binding.action.partition("(")[0]
             if binding.id != "quit" and self.check_action(action, ()):
-                key = self.keymap.get(binding.id, binding.key)
-                yield SystemCommand(binding.tooltip or binding.description, f"key: {key}  ·  id: {binding.id}",
+                yield SystemCommand(binding.tooltip or binding.description,
+                                    f"key: {self._key_display(binding)}  ·  id: {binding.id}",
                                     lambda a=binding.action: self.run_action(a))
         yield from super().get_system_commands(screen)
 
@@ -419,8 +429,10 @@ class MiniGPTApp(App[None]):
     # --- workers, errors, quitting -----------------------------------------------------------
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        worker = event.worker
-        if worker.state not in (WorkerState.SUCCESS, WorkerState.ERROR):
+        # event.state, not worker.state: by now the worker may have moved on, and
+        # every state it passed through has its own message.
+        worker, state = event.worker, event.state
+        if state not in (WorkerState.SUCCESS, WorkerState.ERROR):
             return
         if worker.group == "train":
             self._training_ended(worker)
@@ -428,11 +440,11 @@ class MiniGPTApp(App[None]):
             self.run_state = "idle"
         elif worker.group == "settings":
             self._settings_written(worker)
-        elif worker.state == WorkerState.ERROR and worker.group == "load":
+        elif state == WorkerState.ERROR and worker.group == "load":
             self.run_state = "error"
             self.load_message = f"could not load: {one_line(str(worker.error), 200)}"
             self._report(worker.error, "Could not load")
-        elif worker.state == WorkerState.ERROR and worker.group == "generate":
+        elif state == WorkerState.ERROR and worker.group == "generate":
             self._end_completion("failed")
             self._report(worker.error, "Completion failed")
 

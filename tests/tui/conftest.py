@@ -22,7 +22,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "input.txt").write_text("\n".join(lines) + "\n")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MINIGPT_SETTINGS", str(tmp_path / "minigpt.toml"))
+    monkeypatch.setenv("MINIGPT_SETTINGS", "minigpt.toml")  # relative: the same text in every snapshot
     return tmp_path
 
 

@@ -5,20 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from textual.notifications import Notify
 from textual.widgets import Input
 from tui_helpers import Messages, make_app, wait_for, wait_loaded, write_settings
 
 from minigpt.checkpoint import load_checkpoint
-from tui.messages import CompletionEnded, CompletionText, TrainingPaused, TrainingProgress
+from tui.messages import CheckpointSaved, CompletionEnded, CompletionText, TrainingPaused, TrainingProgress
 from tui.screens.help import HelpScreen
 from tui.widgets.generation_view import Completion, GenerationView
 from tui.widgets.loss_chart import LossChart
-
-
-def notices(messages: Messages, severity: str | None = None) -> list[str]:
-    return [m.notification.message for m in messages.of(Notify)
-            if severity is None or m.notification.severity == severity]
 
 
 def test_startup_path_does_not_import_torch():
@@ -56,6 +50,10 @@ async def test_train_pause_resume_stop(workdir):
         assert app.run_state == "paused"
         await wait_for(pilot, lambda: messages.of(TrainingPaused), "the pause")
         step = app.session.trainer.step
+        await pilot.press("s")  # saved by the paused training thread, between two steps
+        await wait_for(pilot, lambda: messages.of(CheckpointSaved) and messages.of(CheckpointSaved)[-1].event.step
+                       == step, "the save")
+        assert load_checkpoint(workdir / "checkpoints/model.pt").step == step
         await pilot.pause(0.3)
         assert app.session.trainer.step == step
 
@@ -149,7 +147,7 @@ async def test_prompt_with_unknown_characters_is_refused(workdir):
         await wait_loaded(pilot)
         await pilot.press("slash", *"Zürich", "enter")
         assert not app.generating
-        assert any("not in the model's vocabulary" in n for n in notices(messages, "error"))
+        assert any("not in the model's vocabulary" in n for n in messages.notices("error"))
 
 
 async def test_log_scale_copy_views_and_help(workdir):
@@ -205,7 +203,7 @@ async def test_keymap_in_the_settings_file_remaps_keys(workdir):
     app = make_app()
     async with app.run_test(message_hook=messages.append) as pilot:
         await wait_loaded(pilot)
-        assert any("unknown binding id 'nonsense'" in n for n in notices(messages))
+        assert any("unknown binding id 'nonsense'" in n for n in messages.notices())
         await pilot.press("t")
         assert app.run_state == "idle"
         await pilot.press("f5")
@@ -245,8 +243,8 @@ async def test_failed_save_is_an_error_and_the_old_checkpoint_survives(workdir, 
         await pilot.press("t")
         await wait_for(pilot, lambda: app.session.trainer.step > 5, "steps")
         await pilot.press("s")
-        await wait_for(pilot, lambda: notices(messages, "error"), "the error")
-        assert "No space left on device" in notices(messages, "error")[0]
+        await wait_for(pilot, lambda: messages.notices("error"), "the error")
+        assert "No space left on device" in messages.notices("error")[0]
         await pilot.press("ctrl+q")  # the save on quit fails too: the app stays and says so
         await wait_for(pilot, lambda: app.run_state == "idle", "the stop")
         assert app.return_code is None
@@ -266,7 +264,7 @@ async def test_an_error_in_the_training_thread_is_a_notification(workdir, monkey
         await wait_loaded(pilot)
         await pilot.press("t")
         await wait_for(pilot, lambda: app.run_state == "idle", "the failure")
-        assert notices(messages, "error") == ["RuntimeError: simulated failure"]
+        assert messages.notices("error") == ["RuntimeError: simulated failure"]
         assert app.is_running
 
 
@@ -278,6 +276,6 @@ async def test_a_bad_checkpoint_is_reported_and_the_app_stays(workdir):
     async with app.run_test(message_hook=messages.append) as pilot:
         await wait_loaded(pilot)
         assert app.run_state == "error"
-        assert any("not a MiniGPT checkpoint" in n for n in notices(messages, "error"))
+        assert any("not a MiniGPT checkpoint" in n for n in messages.notices("error"))
         await pilot.press("t")  # nothing to train: the key does nothing
         assert app.run_state == "error" and app.is_running

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from textual.notifications import Notify
 from textual.widgets import Input, Select, Static
 from tui_helpers import Messages, make_app, wait_for, wait_loaded, write_settings
 
@@ -81,9 +80,15 @@ async def test_a_malformed_settings_file_is_reported_and_left_untouched(workdir)
     app = make_app()
     async with app.run_test(message_hook=messages.append) as pilot:
         await wait_loaded(pilot)
-        warnings = [m.notification.message for m in messages.of(Notify) if m.notification.severity == "warning"]
-        assert len(warnings) == 1 and str(path) in warnings[0] and "not valid TOML" in warnings[0]
+        warnings = messages.notices("warning")
+        assert len(warnings) == 1 and warnings[0].startswith("minigpt.toml: not valid TOML")
         assert app.sampling == SamplingSettings()
+        await open_settings(pilot)
+        await pilot.press("ctrl+u", "1", "enter")  # Save is refused: the file's content would be lost
+        await wait_for(pilot, lambda: messages.notices("error"), "the answer")
+        errors = messages.notices("error")
+        assert len(errors) == 1 and "not saved" in errors[0]
+        assert app.sampling.temperature == 1.0, "the new settings apply until the app quits"
     assert path.read_text() == "[sampling]\ntemperature = [\n"
 
 
@@ -93,7 +98,7 @@ async def test_a_bad_value_and_an_unknown_theme_are_reported(workdir):
     app = make_app()
     async with app.run_test(message_hook=messages.append) as pilot:
         await wait_loaded(pilot)
-        notes = [m.notification.message for m in messages.of(Notify)]
+        notes = messages.notices()
         assert any("top_p" in n for n in notes) and any("no-such-theme" in n for n in notes)
         assert app.theme == "textual-dark"
 

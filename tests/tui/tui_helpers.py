@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from textual.message import Message
+from textual.notifications import Notify
 from textual.pilot import Pilot
 
 from tui.app import MiniGPTApp
@@ -25,6 +26,11 @@ class Messages(list):
 
     def of(self, kind: type[Message]) -> list:
         return [m for m in self if isinstance(m, kind)]
+
+    def notices(self, severity: str | None = None) -> list[str]:
+        """The notifications shown, each once (a Notify message is handled by more than one node)."""
+        shown = {m.notification.identity: m.notification for m in self.of(Notify)}
+        return [n.message for n in shown.values() if severity is None or n.severity == severity]
 
 
 async def wait_for(pilot: Pilot, condition: Callable[[], object], what: str = "condition") -> None:
