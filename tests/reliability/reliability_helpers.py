@@ -13,8 +13,8 @@ from minigpt import config as cfg
 from minigpt.trainer import Trainer
 
 HERE = Path(__file__).parent
-# The SIGKILL loops run this many times each; raise it for a longer soak, e.g. MINIGPT_KILL_LOOPS=200.
-KILL_LOOPS = int(os.environ.get("MINIGPT_KILL_LOOPS", "8"))
+# Kills per SIGKILL loop (a forked saver, a few ms each); raise it for a soak, e.g. MINIGPT_KILL_LOOPS=200.
+KILL_LOOPS = int(os.environ.get("MINIGPT_KILL_LOOPS", "30"))
 
 TEXT = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
