@@ -272,6 +272,11 @@ class Trainer:
         self.model.load_state_dict(resume.model_state)
         if resume.optimizer_state:
             self.optimizer.load_state_dict(resume.optimizer_state)
+            # The saved state carries the old run's weight decay and betas; this run's config wins.
+            matrices, others = self.optimizer.param_groups
+            matrices["weight_decay"], others["weight_decay"] = self.config.weight_decay, 0.0
+            for group in self.optimizer.param_groups:
+                group["betas"] = (0.9, self.config.beta2)
         self.step = resume.step
         self.best_val_loss = resume.best_val_loss
         rng = resume.rng_state or {}

@@ -6,16 +6,23 @@ import shutil
 from pathlib import Path
 
 import pytest
-from reliability_helpers import TEXT, tiny_trainer
+from reliability_helpers import TEXT, one_torch_thread, tiny_trainer
 
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> Path:
     """A checkpoint of a tiny model trained for a few steps on TEXT (made once)."""
     path = tmp_path_factory.mktemp("trained") / "model.pt"
-    for _ in tiny_trainer(path).run():
-        pass
+    with one_torch_thread():
+        for _ in tiny_trainer(path).run():
+            pass
     return path
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture

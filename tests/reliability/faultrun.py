@@ -8,6 +8,7 @@ wraps it. Saves are counted from 1, and each one's step is appended to the
 file named by "record" (if given), so a test can tell how many saves happened.
 
 kinds:
+  record         no fault: only record the saves
   disk_full      saves listed in "saves" (or every one from "from_save" on) fail
                  half-way through writing with ENOSPC
   read_only      the same saves fail to create their temporary file with EROFS

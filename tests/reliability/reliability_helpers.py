@@ -3,11 +3,15 @@ as a user would, and check that a failure is one clear line."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import torch
 
 from minigpt import config as cfg
 from minigpt.trainer import Trainer
@@ -64,6 +68,18 @@ def error_line(result: subprocess.CompletedProcess, program: str, *words: str, a
     for word in words:
         assert word in lines[-1], (word, lines[-1])
     return lines[-1]
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models train fastest on one thread: on busy shared cores a second
+    thread mostly waits, at milliseconds per operation."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def tiny_trainer(checkpoint: Path | None = None, max_iters: int = 10, text: str = TEXT) -> Trainer:
