@@ -37,7 +37,7 @@ class TrainConfig:
     batch_size: int = _setting(24, "sequences per step", low=1, high=65536)
     lr: float = _setting(4e-3, "peak learning rate", low=0.0, high=1.0)
     min_lr: float = _setting(2e-4, "learning rate at the end of the cosine decay", low=0.0, high=1.0)
-    max_iters: int = _setting(3300, "training steps", low=1, high=10_000_000)
+    max_iters: int = _setting(3100, "training steps", low=1, high=10_000_000)
     warmup_iters: int = _setting(100, "steps of linear learning-rate warmup", low=0, high=10_000_000)
     weight_decay: float = _setting(0.1, "AdamW weight decay (matrices only)", low=0.0, high=10.0)
     beta2: float = _setting(0.99, "AdamW beta2", low=0.0, high=0.99999)
@@ -62,7 +62,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(block_size=32, d_model=32, n_heads=2, n_layers=2, batch_size=8, max_iters=200,
                  warmup_iters=10, eval_interval=50, eval_iters=4, lr=3e-3, min_lr=3e-4),
     # About two and a half minutes on a 2-core CPU with bfloat16 matmuls (val loss ~1.73 on Tiny Shakespeare).
-    "quick": dict(max_iters=800, warmup_iters=50, eval_interval=200, eval_iters=8, lr=5e-3, min_lr=3e-4),
+    "quick": dict(max_iters=760, warmup_iters=50, eval_interval=190, eval_iters=8, lr=5e-3, min_lr=3e-4),
     # About ten minutes on the same CPU (val loss ~1.50 on Tiny Shakespeare): the code defaults.
     "default": {},
     # The original design's shape, kept for comparisons.

@@ -6,7 +6,6 @@ import contextlib
 import os
 
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from minigpt.errors import MiniGPTError
 
@@ -61,11 +60,4 @@ def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractCon
     the weights themselves in float32."""
     if dtype == torch.float32:
         return contextlib.nullcontext()
-    stack = contextlib.ExitStack()
-    stack.enter_context(torch.autocast(device_type=device.type, dtype=dtype))
-    if device.type == "cpu":
-        # PyTorch's fused CPU attention kernel is slow in bfloat16 at these sizes,
-        # its backward pass above all; as plain matmuls (the "math" backend)
-        # a training step at the default shape measured 10-20% faster here.
-        stack.enter_context(sdpa_kernel(SDPBackend.MATH))
-    return stack
+    return torch.autocast(device_type=device.type, dtype=dtype)
