@@ -43,19 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log", type=Path, default=None, help="JSON-lines metrics log (default: beside --out)")
     run.add_argument("--no-sample", action="store_true", help="do not print a sample at each evaluation")
 
-    hyper = parser.add_argument_group("hyperparameters (code defaults < --preset < --config < --set < flags)")
-    hyper.add_argument("--preset", default="default", choices=list(cfg.PRESETS), help="named set of hyperparameters")
-    hyper.add_argument("--config", type=Path, help="TOML file of hyperparameters")
-    hyper.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one hyperparameter")
-    for name, spec in cfg.field_specs().items():
-        flag = "--" + name.replace("_", "-")
-        meta = spec.metadata
-        if spec.type == "bool":
-            hyper.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=meta["help"])
-        else:
-            kind = {"int": int, "float": float, "str": str}[spec.type]
-            hyper.add_argument(flag, type=kind, default=None, choices=meta["choices"],
-                               help=f"{meta['help']} (preset default: {spec.default})")
+    cfg.add_arguments(parser)
     return parser
 
 
@@ -72,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train(args: argparse.Namespace) -> int:
-    flags = {name: getattr(args, name) for name in cfg.field_specs() if getattr(args, name) is not None}
-    config = cfg.resolve(args.preset, args.config, args.set, flags)
+    config, flags = cfg.from_arguments(args)
 
     from rich.console import Console
 

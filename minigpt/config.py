@@ -7,6 +7,7 @@ flags from them, so `--help` and the checks can never drift apart.
 
 from __future__ import annotations
 
+import argparse
 import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -184,3 +185,24 @@ def resolve(preset_name: str = "default", toml_path: str | Path | None = None,
         config = apply_overrides(config, flags, source="command line")
     return config
 
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add --preset, --config, --set and one flag per hyperparameter (--lr, --max-iters...) to a parser."""
+    hyper = parser.add_argument_group("hyperparameters (code defaults < --preset < --config < --set < flags)")
+    hyper.add_argument("--preset", default="default", choices=list(PRESETS), help="named set of hyperparameters")
+    hyper.add_argument("--config", type=Path, help="TOML file of hyperparameters")
+    hyper.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one hyperparameter")
+    for name, spec in field_specs().items():
+        flag = "--" + name.replace("_", "-")
+        if spec.type == "bool":
+            hyper.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=spec.metadata["help"])
+        else:
+            kind = {"int": int, "float": float, "str": str}[spec.type]
+            hyper.add_argument(flag, type=kind, default=None, choices=spec.metadata["choices"],
+                               help=f"{spec.metadata['help']} (preset default: {spec.default})")
+
+
+def from_arguments(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any]]:
+    """The run's config from arguments parsed with add_arguments, and the flags given explicitly."""
+    flags = {name: getattr(args, name) for name in field_specs() if getattr(args, name) is not None}
+    return resolve(args.preset, args.config, args.set, flags), flags

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from minigpt import config as cfg
 
@@ -39,27 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                                  "overwritten at the first save)")
     run.add_argument("--settings", type=Path, default=None,
                      help="sampling settings file (default: $MINIGPT_SETTINGS, else ./minigpt.toml)")
-    hyper = parser.add_argument_group("hyperparameters (code defaults < --preset < --config < --set < flags)")
-    hyper.add_argument("--preset", default="default", choices=list(cfg.PRESETS), help="named set of hyperparameters")
-    hyper.add_argument("--config", type=Path, help="TOML file of hyperparameters")
-    hyper.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one hyperparameter")
-    for name, spec in cfg.field_specs().items():
-        flag = "--" + name.replace("_", "-")
-        if spec.type == "bool":
-            hyper.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=spec.metadata["help"])
-        else:
-            kind = {"int": int, "float": float, "str": str}[spec.type]
-            hyper.add_argument(flag, type=kind, default=None, choices=spec.metadata["choices"],
-                               help=f"{spec.metadata['help']} (preset default: {spec.default})")
+    cfg.add_arguments(parser)
     return parser
 
 
 def parse_options(argv: list[str] | None = None) -> Options:
     """Parse argv; raises ConfigError for a bad hyperparameter."""
     args = build_parser().parse_args(argv)
-    flags: dict[str, Any] = {name: getattr(args, name) for name in cfg.field_specs()
-                             if getattr(args, name) is not None}
-    config = cfg.resolve(args.preset, args.config, args.set, flags)
+    config, flags = cfg.from_arguments(args)
     shape = tuple(k for k in ("block_size", "d_model", "n_heads", "n_layers") if k in flags)
     return Options(config=config, data=args.data, checkpoint=args.checkpoint, from_scratch=args.from_scratch,
                    settings=args.settings, shape_flags=shape)
