@@ -1,9 +1,9 @@
 """minigpt-tui: train a MiniGPT model live and complete prompts in a terminal app.
 
-The app only presents what the library emits. Three thread workers do the
-work: the loader (imports PyTorch after the first paint, reads the settings,
-the corpus and the checkpoint), the training run, and one completion at a
-time. They talk to the app by posting batched messages (tui.messages).
+The app only presents what the library emits. Thread workers do the work:
+the loader (imports PyTorch after the first paint, reads the settings, the
+corpus and the checkpoint), the training run, one completion at a time, and
+saves. They talk to the app by posting batched messages (tui.messages).
 
 Nothing imported here at module level may import PyTorch: importing it
 takes seconds, and the first screen must appear at once.

@@ -18,7 +18,7 @@ from textual.worker import Worker
 from minigpt.trainer import EvalEvent, Event, SavedEvent, SaveFailedEvent, StepEvent, Trainer
 from tui.messages import CheckpointSaved, CheckpointSaveFailed, Evaluated, TrainingPaused, TrainingProgress
 
-PROGRESS_INTERVAL = 0.2  # seconds between progress messages
+PROGRESS_INTERVAL = 0.5  # seconds between progress messages: each costs the UI thread, and so training, CPU
 PAUSE_POLL = 0.05  # seconds between checks for resume, save or quit while paused
 
 

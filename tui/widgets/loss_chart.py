@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from rich.text import Text
+from textual.app import RenderResult
 from textual.color import Color
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
 from tui.history import DownsampledSeries
 
-REPLOT_INTERVAL = 0.25  # seconds: the chart redraws at most 4 times a second
+REPLOT_INTERVAL = 1.0  # seconds: the chart redraws at most once a second: each redraw costs the trainer CPU
+LABELS_MIN_HEIGHT = 12  # rows; a shorter chart keeps its row for data (the border title names the axes)
 CAPACITY = 512  # points kept per curve; about twice a wide terminal's braille resolution
 TICKS = 5
 
@@ -43,6 +46,9 @@ class LossChart(PlotextPlot):
     def watch_log_scale(self) -> None:
         self.replot()
 
+    def on_resize(self) -> None:
+        self.replot()  # the axis labels come and go with the height
+
     def _replot_if_stale(self) -> None:
         if self._stale:
             self.replot()
@@ -53,6 +59,9 @@ class LossChart(PlotextPlot):
         plt.clear_data()
         log = self.log_scale and bool(self.train or self.val)  # plotext cannot take the log of nothing
         plt.yscale("log" if log else "linear")
+        labelled = self.size.height >= LABELS_MIN_HEIGHT
+        plt.xlabel("step" if labelled else "")
+        plt.ylabel("loss" if labelled else "")
         self.border_subtitle = f"⣀ train  x val  · {'log' if self.log_scale else 'linear'}"
         if self.train:
             plt.plot(self.train.xs, self.train.ys, marker="braille", color=self._colour("primary"))
@@ -62,6 +71,13 @@ class LossChart(PlotextPlot):
         if steps:
             plt.xticks(*_step_ticks(min(steps), max(steps)))
         self.refresh()
+
+    def render(self) -> RenderResult:
+        try:
+            return super().render()
+        except Exception as error:  # plotext can fail on odd data: a chart glitch must not end a training session
+            self.log.error("plotext could not draw the chart", error)
+            return Text(f"the chart cannot be drawn ({type(error).__name__}: {error})")
 
     def _colour(self, variable: str) -> tuple[int, int, int]:
         """A colour of the app's theme, so the curves follow theme changes."""

@@ -76,10 +76,10 @@ class StatusBar(Vertical):
             if p.eta is not None and self.state == "training":
                 parts.append(f"ETA {format_seconds(p.eta)}")
             text = "  ".join(parts)
-        self.query_one("#figures", Label).update(text)
+        self.query_one("#figures", Label).update(text, layout=False)  # one row, always: no layout pass needed
 
     def watch_info(self) -> None:
         i = self.info
         text = "" if i is None else (f"{i.device} · {format_count(i.parameters)} params · "
                                      f"{i.checkpoint} · {one_line(i.corpus, 60)}")
-        self.query_one("#info", Label).update(text)
+        self.query_one("#info", Label).update(text, layout=False)
