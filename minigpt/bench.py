@@ -2,6 +2,9 @@
 
     python -m minigpt.bench generate            # tokens/s with and without the KV cache
     python -m minigpt.bench train               # training tokens/s and MFU, or val loss in a time budget
+    python -m minigpt.bench tui                 # minigpt-tui: its cost to training, key latency, first paint
+    python -m minigpt.bench soak --minutes 30   # minigpt-tui for half an hour: memory and file handles
+    python -m minigpt.bench stream              # 100,000 tokens into the generation pane: key latency
 
 A subcommand is a Command registered in COMMANDS: a help line, a function
 that adds its flags to an argparse parser, and a function that runs it.
@@ -10,7 +13,9 @@ that adds its flags to an argparse parser, and a function that runs it.
 from __future__ import annotations
 
 import argparse
+import importlib
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,12 +43,17 @@ COMMANDS: dict[str, Command] = {}
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # Only the chosen subcommand's flags are built: the app's benchmarks import Textual,
+    # which a machine that only trains may lack.
+    chosen = next((arg for arg in argv if arg in COMMANDS), None)
     parser = argparse.ArgumentParser(prog="python -m minigpt.bench", description="MiniGPT benchmarks.")
     subcommands = parser.add_subparsers(dest="command", required=True)
     for name, command in COMMANDS.items():
         sub = subcommands.add_parser(name, help=command.help, description=command.help,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-        command.add_arguments(sub)
+        if name == chosen:
+            command.add_arguments(sub)
         sub.set_defaults(run=command.run)
     args = parser.parse_args(argv)
     try:
@@ -134,22 +144,21 @@ COMMANDS["train"] = Command("training tokens/s and MFU, or the val loss reached 
                             add_train_arguments, bench_train)
 
 
-# --- tui ------------------------------------------------------------------------
+# --- the app's benchmarks (tui/): imported only when chosen ------------------------
 
-def add_tui_arguments(parser: argparse.ArgumentParser) -> None:
-    from tui.bench import add_arguments
-
-    add_arguments(parser)
-
-
-def bench_tui(args: argparse.Namespace) -> int:
-    from tui.bench import bench_tui
-
-    return bench_tui(args)
+def _from_tui(module: str, function: str) -> Callable:
+    """tui.<module>.<function>, imported when first called (it needs Textual)."""
+    def call(*args):
+        return getattr(importlib.import_module(f"tui.{module}"), function)(*args)
+    return call
 
 
 COMMANDS["tui"] = Command("training tokens/s inside minigpt-tui against headless, key latency, first paint",
-                          add_tui_arguments, bench_tui)
+                          _from_tui("bench", "add_arguments"), _from_tui("bench", "bench_tui"))
+COMMANDS["soak"] = Command("minigpt-tui training and completing for minutes: memory, open files and threads",
+                           _from_tui("soak", "add_soak_arguments"), _from_tui("soak", "bench_soak"))
+COMMANDS["stream"] = Command("one long completion into minigpt-tui's generation pane: key latency and memory",
+                             _from_tui("soak", "add_stream_arguments"), _from_tui("soak", "bench_stream"))
 
 
 if __name__ == "__main__":

@@ -136,12 +136,6 @@ def choose_corpus(path: str | Path | None) -> Corpus:
     return open_corpus(path)
 
 
-def load_corpus(path: str | Path | None) -> tuple[str, str]:
-    """choose_corpus's text as one string, and its name (for small corpora)."""
-    corpus = choose_corpus(path)
-    return "".join(corpus.chunks()), corpus.name
-
-
 def download_shakespeare(dest: str | Path = DEFAULT_PATH, timeout: float = 30.0) -> Path:
     """Fetch Tiny Shakespeare, check its SHA-256 and write it atomically to dest."""
     dest = Path(dest)

@@ -1,6 +1,6 @@
 import pytest
 
-from minigpt.corpus import BUILTIN_CHARS, CorpusError, builtin_corpus, load_corpus, read_corpus
+from minigpt.corpus import BUILTIN_CHARS, CorpusError, builtin_corpus, choose_corpus, read_corpus
 from minigpt.data import BatchSampler, split_corpus
 from minigpt.tokenizer import CharTokenizer
 
@@ -55,8 +55,9 @@ def test_batches_are_shifted_windows_and_reproducible():
 
 def test_builtin_corpus_needs_no_download_and_is_deterministic(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    text, name = load_corpus(None)
-    assert len(text) == BUILTIN_CHARS and text.isascii()
+    corpus = choose_corpus(None)
+    text, name = "".join(corpus.chunks()), corpus.name
+    assert len(text) == corpus.length == BUILTIN_CHARS and text.isascii()
     assert "def " in text and name.startswith("built-in")
     assert builtin_corpus() == text
 
@@ -65,7 +66,8 @@ def test_default_path_wins_when_present(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "input.txt").write_text("my own words " * 50)
-    text, name = load_corpus(None)
+    corpus = choose_corpus(None)
+    text, name = "".join(corpus.chunks()), corpus.name
     assert text.startswith("my own words") and name == "data/input.txt"
 
 

@@ -22,7 +22,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive, var
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Log, TabbedContent, TabPane
+from textual.widgets import Input, Log, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from minigpt.errors import MiniGPTError
@@ -42,6 +42,7 @@ from tui.messages import (
 from tui.options import Options, parse_options
 from tui.preferences import read_keymap, read_theme, with_theme
 from tui.text import format_loss, one_line, printable
+from tui.widgets.footer import AppFooter
 from tui.widgets.generation_view import Completion, GenerationView
 from tui.widgets.loss_chart import LossChart
 from tui.widgets.status_bar import Progress, RunInfo, StatusBar
@@ -122,7 +123,7 @@ class MiniGPTApp(App[None]):
         yield StatusBar(id="status").data_bind(state=MiniGPTApp.run_state, generating=MiniGPTApp.generating,
                                                message=MiniGPTApp.load_message, progress=MiniGPTApp.progress,
                                                info=MiniGPTApp.run_info)
-        yield Footer(compact=True)
+        yield AppFooter(compact=True)
 
     def on_mount(self) -> None:
         # Kept rather than queried: worker messages may still arrive while the app closes.

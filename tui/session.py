@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minigpt.checkpoint import load_checkpoint
-from minigpt.corpus import load_corpus
+from minigpt.corpus import choose_corpus
 from minigpt.trainer import Trainer
 from tui.options import Options
 
@@ -30,7 +30,7 @@ class Session:
 def open_session(options: Options, progress: Callable[[str], None]) -> Session:
     """Load the corpus and the checkpoint (unless --from-scratch) and build the trainer."""
     progress("reading the corpus…")
-    text, corpus_name = load_corpus(options.data)
+    corpus = choose_corpus(options.data)  # streamed: a large file is never held whole as text
     resume, notes = None, []
     if options.checkpoint.exists() and not options.from_scratch:
         progress(f"loading {options.checkpoint}…")
@@ -39,8 +39,8 @@ def open_session(options: Options, progress: Callable[[str], None]) -> Session:
             notes.append(f"the model shape comes from {options.checkpoint}; ignoring --"
                          + ", --".join(options.shape_flags).replace("_", "-"))
     progress("building the model…")
-    trainer = Trainer(options.config, text, corpus_name, checkpoint_path=options.checkpoint, resume=resume)
+    trainer = Trainer(options.config, corpus, checkpoint_path=options.checkpoint, resume=resume)
     if trainer.step >= options.config.max_iters:
         notes.append(f"{options.checkpoint} is already at step {trainer.step} of max_iters "
                      f"{options.config.max_iters}; raise --max-iters to train further")
-    return Session(trainer, corpus_name, len(text), options.checkpoint if resume else None, notes)
+    return Session(trainer, corpus.name, corpus.length, options.checkpoint if resume else None, notes)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from textual import events
 from textual.widgets import Input
 from tui_helpers import Messages, make_app, wait_for, wait_loaded, write_settings
 
 from minigpt.checkpoint import load_checkpoint
 from tui.messages import CheckpointSaved, CompletionEnded, CompletionText, TrainingPaused, TrainingProgress
 from tui.screens.help import HelpScreen
-from tui.widgets.generation_view import Completion, GenerationView
+from tui.widgets.generation_view import PROMPT_SHOWN, Completion, GenerationView
 from tui.widgets.loss_chart import LossChart
 
 
@@ -150,6 +151,23 @@ async def test_prompt_with_unknown_characters_is_refused(workdir):
         assert any("not in the model's vocabulary" in n for n in messages.notices("error"))
 
 
+async def test_a_one_megabyte_paste_is_completed_and_shown_from_its_end(workdir):
+    write_settings(workdir, "[sampling]\nmax_new_tokens = 20\nseed = 3\n")
+    paste = "the cat " * (2**20 // 8)
+    app = make_app()
+    async with app.run_test() as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("slash")
+        app.query_one("#prompt", Input).post_message(events.Paste(paste))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not app.generating, "the completion")
+        completion = app.query_one(GenerationView).last_completion
+        assert completion.prompt == paste  # kept whole, for copying
+        assert len(completion.text) == 20
+        shown = str(completion.query_one(".paragraph").render())
+        assert shown.startswith("…" + paste[-PROMPT_SHOWN:]) and len(shown) == 1 + PROMPT_SHOWN + 20
+
+
 async def test_log_scale_copy_views_and_help(workdir):
     write_settings(workdir, "[sampling]\nmax_new_tokens = 20\n")
     app = make_app()
@@ -266,6 +284,32 @@ async def test_an_error_in_the_training_thread_is_a_notification(workdir, monkey
         await wait_for(pilot, lambda: app.run_state == "idle", "the failure")
         assert messages.notices("error") == ["RuntimeError: simulated failure"]
         assert app.is_running
+        monkeypatch.undo()  # the fault is gone: the same session trains again
+        await pilot.press("t")
+        await wait_for(pilot, lambda: messages.of(TrainingProgress), "training after the failure")
+        assert app.run_state == "training"
+        await pilot.press("x")
+        await wait_for(pilot, lambda: app.run_state == "idle", "the stop")
+
+
+async def test_an_error_in_the_completion_thread_is_a_notification(workdir, monkeypatch):
+    def broken_generate(*args, **kwargs):
+        raise RuntimeError("simulated sampling failure")
+
+    write_settings(workdir, "[sampling]\nmax_new_tokens = 30\n")
+    monkeypatch.setattr("tui.generation.generate", broken_generate)
+    messages = Messages()
+    app = make_app()
+    async with app.run_test(message_hook=messages.append) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("slash", *"the", "enter")
+        await wait_for(pilot, lambda: not app.generating, "the failure")
+        assert messages.notices("error") == ["RuntimeError: simulated sampling failure"]
+        assert "failed" in str(app.query_one(GenerationView).last_completion.query_one(".title").render())
+        monkeypatch.undo()
+        await pilot.press(*"the", "enter")
+        await wait_for(pilot, lambda: messages.of(CompletionEnded), "the next completion")
+        assert len(app.query_one(GenerationView).last_completion.text) == 30
 
 
 async def test_a_bad_checkpoint_is_reported_and_the_app_stays(workdir):

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 
 import pytest
 from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.reactive import reactive
 from textual.widgets import Static
+from textual.widgets._footer import FooterKey
 
 from tui.history import DownsampledSeries
 from tui.preferences import read_keymap, read_theme, with_theme
 from tui.text import format_count, format_seconds, one_line, printable
-from tui.widgets.generation_view import MAX_COMPLETIONS, PARAGRAPH_CHARS, Completion, GenerationView
+from tui.widgets.footer import AppFooter
+from tui.widgets.generation_view import (
+    LONGEST_PARAGRAPH,
+    MAX_COMPLETIONS,
+    PARAGRAPH_CHARS,
+    Completion,
+    GenerationView,
+)
 from tui.widgets.loss_chart import CAPACITY, LossChart
 
 
@@ -73,6 +85,17 @@ async def test_long_completions_grow_in_paragraphs():
         assert "".join(str(p.render()) + "\n" for p in paragraphs).rstrip("\n") == completion.text.rstrip("\n")
 
 
+async def test_a_line_that_never_ends_is_still_split():
+    completion = Completion("t")
+    async with WidgetApp(completion).run_test() as pilot:
+        for _ in range(3 * LONGEST_PARAGRAPH // 100):
+            completion.append("y" * 100)
+        await pilot.pause()
+        paragraphs = [str(p.render()) for p in completion.query(".paragraph")]
+        assert len(paragraphs) >= 2 and max(map(len, paragraphs)) <= LONGEST_PARAGRAPH + 100
+        assert "".join(paragraphs) == completion.text
+
+
 async def test_the_completion_log_is_capped():
     view = GenerationView()
     async with WidgetApp(view).run_test() as pilot:
@@ -105,3 +128,25 @@ def test_tui_tables_of_the_settings_file():
     assert with_theme(document, "gruvbox")["tui"] == {"theme": "gruvbox", "other": 1}
     assert document["tui"]["theme"] == "nord", "the document itself is not changed"
     assert with_theme({"tui": "junk"}, "nord")["tui"] == {"theme": "nord"}
+
+
+class FooterApp(App[None]):
+    BINDINGS = [Binding("t", "bell", "Train")]
+    busy: reactive[bool] = reactive(False, bindings=True)  # as the app's run_state and generating
+
+    def compose(self) -> ComposeResult:
+        yield AppFooter(compact=True)
+
+
+async def test_the_footer_frees_the_keys_it_replaces():
+    app = FooterApp()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        first = [weakref.ref(key) for key in app.query(FooterKey)]
+        assert first
+        for _ in range(5):  # each change of state rebuilds the footer's keys
+            app.busy = not app.busy
+            await pilot.pause()
+        gc.collect()
+        assert len(app.query(FooterKey)) == len(first)
+        assert all(ref() is None for ref in first)

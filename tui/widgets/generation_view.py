@@ -11,6 +11,8 @@ from tui.text import printable
 
 MAX_COMPLETIONS = 50  # older ones are removed: the log stays the same size over a long run
 PARAGRAPH_CHARS = 2000  # past this, text goes into a new Static at the next newline
+PROMPT_SHOWN = 1000  # characters shown of a longer prompt, from its end (a 1 MB paste would take seconds to lay out)
+LONGEST_PARAGRAPH = 8000  # a line longer than this is cut anyway: re-rendering it per update would crawl
 
 
 class Completion(Vertical):
@@ -23,7 +25,8 @@ class Completion(Vertical):
     def __init__(self, title: str, prompt: str = "", text: str = "", *, classes: str = "") -> None:
         super().__init__(classes=classes)
         self.title = title
-        self.prompt = printable(prompt)
+        self.prompt = printable(prompt)  # whole, for copying
+        self._shown_prompt = self.prompt if len(self.prompt) <= PROMPT_SHOWN else "…" + self.prompt[-PROMPT_SHOWN:]
         self.text = ""  # the generated text so far, without the prompt
         self._paragraph = self._first_paragraph = Static(classes="paragraph")  # the last one grows
         self._paragraph_text = ""
@@ -40,14 +43,24 @@ class Completion(Vertical):
         text = printable(text)
         self.text += text
         self._paragraph_text += text
-        if len(self._paragraph_text) > PARAGRAPH_CHARS and (cut := self._paragraph_text.rfind("\n")) > 0:
-            self._paragraph.update(self._render_paragraph(self._paragraph_text[:cut]))
-            self._paragraph, self._paragraph_text = Static(classes="paragraph"), self._paragraph_text[cut + 1:]
-            self.mount(self._paragraph)
+        if len(self._paragraph_text) > PARAGRAPH_CHARS:
+            self._start_paragraph()
         self._paragraph.update(self._render_paragraph(self._paragraph_text))
 
+    def _start_paragraph(self) -> None:
+        """Freeze the last paragraph up to its last newline and go on in a new one."""
+        text = self._paragraph_text
+        cut = text.rfind("\n")
+        if cut <= 0:
+            if len(text) <= LONGEST_PARAGRAPH:
+                return
+            cut = len(text)  # no newline: break the line here
+        self._paragraph.update(self._render_paragraph(text[:cut]))
+        self._paragraph, self._paragraph_text = Static(classes="paragraph"), text[cut + 1:]
+        self.mount(self._paragraph)
+
     def _render_paragraph(self, text: str) -> Text:
-        prompt = self.prompt if self._paragraph is self._first_paragraph else ""
+        prompt = self._shown_prompt if self._paragraph is self._first_paragraph else ""
         return Text.assemble((prompt, "bold"), text)
 
     def finish(self, note: str) -> None:
