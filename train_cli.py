@@ -105,9 +105,9 @@ def train(args: argparse.Namespace) -> int:
         raise CheckpointError(f"{outcome.save_error}; the training since the last good save is lost, and any "
                               "earlier checkpoint there is intact; free some space or pass another --out, then run "
                               "again")
-    if outcome.interrupted:
+    if outcome.stopped_by:
         console.print(f"stopped at step {trainer.step}; checkpoint saved to {args.out}")
-        return 130
+        return 128 + outcome.stopped_by  # the shell's convention: 130 for Ctrl+C, 143 for SIGTERM
     console.print(f"done: step {trainer.step}, best val loss {trainer.best_val_loss:.4f}, saved to {args.out}")
     return 0
 
@@ -144,18 +144,21 @@ def describe_run(console, trainer, corpus_name: str, n_chars: int, resumed: bool
                   f"{str(trainer.dtype).removeprefix('torch.')}")
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @dataclass
 class RunOutcome:
-    interrupted: bool = False  # Ctrl+C stopped the run
+    stopped_by: int = 0  # the signal (SIGINT: Ctrl+C, SIGTERM: kill) that stopped the run, if one did
     save_error: str | None = None  # why the latest save failed, if it did
 
 
 def run_with_progress(console, trainer, log_path: Path, show_samples: bool) -> RunOutcome:
     """Drive the trainer with a progress bar.
 
-    The first Ctrl+C asks the trainer to stop after its current step and save;
-    further ones are ignored until the process exits, so the save they might
-    interrupt completes."""
+    The first Ctrl+C (or SIGTERM, as `kill` and service managers send) asks the
+    trainer to stop after its current step and save; further ones are ignored
+    until the process exits, so the save they might interrupt completes."""
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -163,14 +166,16 @@ def run_with_progress(console, trainer, log_path: Path, show_samples: bool) -> R
 
     outcome = RunOutcome()
 
-    def on_sigint(signum, frame):
-        # Ignored from now until the process ends, interpreter shutdown included.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        outcome.interrupted = True
+    def on_stop_signal(signum, frame):
+        # Both ignored from now until the process ends, interpreter shutdown included.
+        for stop_signal in STOP_SIGNALS:
+            signal.signal(stop_signal, signal.SIG_IGN)
+        outcome.stopped_by = signum
         trainer.request_stop()
-        console.print("stopping after this step and saving (Ctrl+C again does not interrupt the save) ...")
+        console.print(f"{signal.Signals(signum).name}: stopping after this step and saving "
+                      "(Ctrl+C again does not interrupt the save) ...")
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {stop_signal: signal.signal(stop_signal, on_stop_signal) for stop_signal in STOP_SIGNALS}
     fields = "loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[speed]}  ETA {task.fields[eta]}"
     columns = [TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn(fields)]
     log = MetricsLog(log_path, console)
@@ -203,8 +208,9 @@ def run_with_progress(console, trainer, log_path: Path, show_samples: bool) -> R
                 elif isinstance(event, SavedEvent):
                     outcome.save_error = None
     finally:
-        if not outcome.interrupted:
-            signal.signal(signal.SIGINT, previous)
+        if not outcome.stopped_by:
+            for stop_signal, handler in previous.items():
+                signal.signal(stop_signal, handler)
     return outcome
 
 

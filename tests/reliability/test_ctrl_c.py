@@ -1,5 +1,6 @@
-"""Ctrl+C during training: one checkpoint save, a clean exit (status 130, no
-traceback), and more Ctrl+C during that save neither interrupt nor corrupt it."""
+"""Ctrl+C (or SIGTERM) during training: one checkpoint save, a clean exit
+(status 130, or 143, no traceback), and more Ctrl+C during that save neither
+interrupt nor corrupt it."""
 
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ def start_training(folder: Path, fault: dict) -> subprocess.Popen:
     return process
 
 
-def check_one_clean_save(folder: Path, process: subprocess.Popen, stderr: str) -> None:
-    assert process.returncode == 130, stderr
+def check_one_clean_save(folder: Path, process: subprocess.Popen, stderr: str, status: int = 130) -> None:
+    assert process.returncode == status, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     stopped = re.search(r"stopped at step (\d+); checkpoint saved to checkpoints/model.pt", stderr)
     assert stopped, stderr
@@ -66,3 +67,11 @@ def test_ctrl_c_in_the_middle_of_the_save_does_not_corrupt_it(folder):
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     check_one_clean_save(folder, process, stderr)
+
+
+def test_sigterm_saves_once_and_exits_with_143(folder):
+    process = start_training(folder, {"kind": "record", "record": str(folder / "saves.txt")})
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert "SIGTERM: stopping after this step and saving" in stderr
+    check_one_clean_save(folder, process, stderr, status=143)
