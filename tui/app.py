@@ -11,6 +11,8 @@ takes seconds, and the first screen must appear at once.
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import sys
 from collections.abc import Iterable
 from dataclasses import replace
@@ -134,6 +136,16 @@ class MiniGPTApp(App[None]):
         self.completions.border_title = "completions"
         self.completions.focus()
         self.call_after_refresh(self._load)  # after the first paint: the loader spends seconds importing PyTorch
+        self._quit_on_sigterm()
+
+    def _quit_on_sigterm(self) -> None:
+        """`kill` (SIGTERM) quits as Ctrl+Q does, saving first while training,
+        instead of ending the process with the work since the last save lost
+        and the terminal left in the app's mode."""
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.call_next, self.action_quit)
+        except (NotImplementedError, RuntimeError):  # Windows, or an app run outside the main thread
+            pass
 
     def log_line(self, text: str) -> None:
         self.event_log.write_line(printable(text))
