@@ -4,13 +4,14 @@ Three figures, measured in one run:
 
 * training tokens/s of the same preset and steps: headless, a bare loop over
   Trainer.run() in the main thread (as minigpt-train runs it) and in a
-  thread (as the app runs it: PyTorch's speed differs between the two), and
-  inside the app (headless Textual: everything but the write to the
-  terminal); the headless runs come before and after the app, so that a
-  change in the machine's load shows up;
-* key-press-to-screen latency while the app trains: the time from a key
-  event reaching the app to the first screen update that shows its effect
-  (a character typed into the prompt);
+  thread (as the app runs it), and inside the app (headless Textual:
+  everything but the write to the terminal) while the user watches; the
+  headless runs come before and after the app, so that a change in the
+  machine's load shows up;
+* key-press-to-screen latency while the app trains, after those steps: the
+  time from a key event reaching the app to the first screen update that
+  shows its effect (a character typed into the prompt), and the training
+  tokens/s while the user types;
 * first paint: seconds from starting `minigpt-tui` in a pseudo-terminal to its
   first screen, interpreter start-up included.
 """
@@ -55,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup-steps", type=int, default=10, help="untimed steps before them")
     parser.add_argument("--data", type=Path, help="corpus (default: data/input.txt, else the built-in one)")
     parser.add_argument("--size", default="120x40", help="terminal size of the headless app, WIDTHxHEIGHT")
+    parser.add_argument("--typing-steps", type=int, default=100, help="steps trained in the app while keys are typed")
     parser.add_argument("--key-interval", type=float, default=0.2, help="seconds between two timed key presses")
     parser.add_argument("--threads", type=int, help="torch threads for every run (default: torch's choice)")
     parser.add_argument("--no-first-paint", action="store_true", help="skip the first-paint measurement")
@@ -75,7 +77,7 @@ def bench_tui(args: argparse.Namespace) -> int:
         runs.append(headless_tokens_per_sec(config, corpus, args.warmup_steps, runs is worker_thread))
     print(f"headless, main thread:   {main_thread[0]:9,.0f} tokens/s")
     print(f"headless, worker thread: {worker_thread[0]:9,.0f} tokens/s")
-    in_app, latencies = asyncio.run(app_run(config, args))
+    in_app, typing, latencies = asyncio.run(app_run(config, args))
     print(f"inside the app:          {in_app:9,.0f} tokens/s")
     for runs in (worker_thread, main_thread):
         runs.append(headless_tokens_per_sec(config, corpus, args.warmup_steps, runs is worker_thread))
@@ -86,11 +88,10 @@ def bench_tui(args: argparse.Namespace) -> int:
           f"{in_app / statistics.fmean(headless):.1%}  (target >= 90%)")
     print(f"app / headless in a thread: {in_app / statistics.fmean(worker_thread):.1%}, "
           f"in the main thread: {in_app / statistics.fmean(main_thread):.1%}")
+    print(f"inside the app while a key is typed every {args.key_interval:g} s: {typing:,.0f} tokens/s "
+          f"({typing / statistics.fmean(headless):.1%} of headless)")
 
-    ms = sorted(1000 * s for s in latencies)
-    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
-    print(f"key-press-to-screen while training: median {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms, "
-          f"max {ms[-1]:.1f} ms over {len(ms)} keys  (target p95 < 100 ms)")
+    print(f"key-press-to-screen while training: {latency_summary(latencies)}  (target p95 < 100 ms)")
     if not args.no_first_paint:
         print(f"first paint of minigpt-tui: {first_paint_seconds():.2f} s  (target < 1 s)")
     return 0
@@ -130,14 +131,16 @@ class TimedApp(MiniGPTApp):
         super()._display(screen, renderable)
 
 
-async def app_run(config: cfg.TrainConfig, args: argparse.Namespace) -> tuple[float, list[float]]:
-    """Train inside the headless app while typing into its prompt; returns
-    tokens/s over the timed steps and the latency of every key."""
+async def app_run(config: cfg.TrainConfig, args: argparse.Namespace) -> tuple[float, float, list[float]]:
+    """Train inside the headless app: first the timed steps while the user
+    watches, then --typing-steps more while keys are typed into the prompt.
+    Returns tokens/s of each phase and the latency of every key."""
+    config = replace(config, max_iters=config.max_iters + args.typing_steps)
     width, height = (int(n) for n in args.size.split("x"))
     with tempfile.TemporaryDirectory() as folder:
         os.environ["MINIGPT_SETTINGS"] = str(Path(folder, "minigpt.toml"))  # never the user's file
         app = TimedApp(Options(config=config, data=args.data, checkpoint=Path(folder, "model.pt")))
-        progress: list[tuple[float, int]] = []
+        progress: list[tuple[float, int]] = []  # (when, step) of each progress message
 
         def note(message) -> None:
             if isinstance(message, TrainingProgress):
@@ -146,16 +149,34 @@ async def app_run(config: cfg.TrainConfig, args: argparse.Namespace) -> tuple[fl
         async with app.run_test(size=(width, height), message_hook=note) as pilot:
             while app.run_state != "idle":
                 await asyncio.sleep(0.05)
-            await pilot.press("t", "slash")  # train, then type into the prompt
+            await pilot.press("t")
+            typing_from = args.warmup_steps + args.steps
+            while not progress or progress[-1][1] < typing_from:
+                await asyncio.sleep(0.05)
+            app.action_focus_prompt()
+            await asyncio.sleep(0.05)
             latencies = []
-            while not progress or progress[-1][1] < config.max_iters:
-                if progress and progress[-1][1] >= args.warmup_steps:
-                    latencies.append(await type_a_key(app, "abcdefghij"[len(latencies) % 10]))
+            while progress[-1][1] < config.max_iters:
+                latencies.append(await type_a_key(app, "abcdefghij"[len(latencies) % 10]))
                 await asyncio.sleep(args.key_interval)
-        start = next((t, s) for t, s in progress if s >= args.warmup_steps)
-        end = progress[-1]
-        tokens = (end[1] - start[1]) * config.batch_size * config.block_size
-        return tokens / (end[0] - start[0]), latencies
+        watching = _tokens_per_sec(progress, args.warmup_steps, typing_from, config)
+        typing = _tokens_per_sec(progress, typing_from, config.max_iters, config)
+        return watching, typing, latencies
+
+
+def _tokens_per_sec(progress: list[tuple[float, int]], first: int, last: int, config: cfg.TrainConfig) -> float:
+    """Training speed between the progress messages at steps first and last (or just after)."""
+    start = next((t, s) for t, s in progress if s >= first)
+    end = next((t, s) for t, s in progress if s >= last)
+    return (end[1] - start[1]) * config.batch_size * config.block_size / (end[0] - start[0])
+
+
+def latency_summary(seconds: list[float]) -> str:
+    if not seconds:
+        return "no keys timed"
+    ms = sorted(1000 * s for s in seconds)
+    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
+    return f"median {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms, max {ms[-1]:.1f} ms over {len(ms)} keys"
 
 
 async def type_a_key(app: TimedApp, character: str) -> float:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import tempfile
 import threading
 import time
@@ -31,7 +30,7 @@ from textual.widgets import Input
 
 from minigpt import config as cfg
 from minigpt.errors import MiniGPTError
-from tui.bench import TimedApp, type_a_key
+from tui.bench import TimedApp, latency_summary, type_a_key
 from tui.options import Options
 
 PROMPT = "The "  # in the vocabulary of the built-in corpus and of Tiny Shakespeare
@@ -76,14 +75,6 @@ def open_files() -> int:
 def _require_proc() -> None:
     if not Path("/proc/self/statm").exists():
         raise MiniGPTError("this benchmark reads /proc/self to measure memory and file handles: run it on Linux")
-
-
-def _percentiles(seconds: list[float]) -> str:
-    if not seconds:
-        return "no keys timed"
-    ms = sorted(1000 * s for s in seconds)
-    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
-    return f"median {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms, max {ms[-1]:.1f} ms over {len(ms)} keys"
 
 
 # --- driving the app ------------------------------------------------------------------------
@@ -148,7 +139,7 @@ async def _soak(args: argparse.Namespace) -> int:
         latencies = [await type_a_key(app, "abcdefghij"[i % 10]) for i in range(20)]
         if app.run_state != "training":
             raise MiniGPTError(f"training is no longer running at the end (state {app.run_state})")
-    print(f"key-press-to-screen at the end: {_percentiles(latencies)}")
+    print(f"key-press-to-screen at the end: {latency_summary(latencies)}")
     _report_flatness(rows, args.warmup_minutes)
     return 0
 
@@ -192,7 +183,7 @@ async def _stream(args: argparse.Namespace) -> int:
         print(f"one completion of {args.tokens:,} tokens ({len(completion.text):,} characters shown, "
               f"{len(completion.query('.paragraph'))} paragraphs) in {seconds:.1f} s = "
               f"{args.tokens / seconds:,.0f} tokens/s into the pane")
-        print(f"key-press-to-screen during the stream: {_percentiles(during)}")
-        print(f"key-press-to-screen at the end:        {_percentiles(after_stream)}  (target p95 < 100 ms)")
+        print(f"key-press-to-screen during the stream: {latency_summary(during)}")
+        print(f"key-press-to-screen at the end:        {latency_summary(after_stream)}  (target p95 < 100 ms)")
         print(f"RSS before the stream {before:.1f} MiB, after {rss_mib():.1f} MiB")
     return 0
