@@ -16,6 +16,8 @@ kinds:
                  SIGINT "count" times (a user pressing Ctrl+C again and again)
   kill_in_save   during save number "save", SIGKILL this process after writing
                  "byte" bytes of the file (clamped to its size)
+  unreadable     reading the file "path" fails with EACCES, as a file without
+                 read permission does for anyone but root
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ import sys
 def install(fault: dict) -> None:
     import minigpt.atomic
     import minigpt.checkpoint
+
+    if fault["kind"] == "unreadable":
+        import pathlib
+
+        pathlib.Path.read_bytes = denying_read_bytes(fault["path"])
 
     real_atomic_write = minigpt.checkpoint.atomic_write
     count = 0
@@ -67,6 +74,22 @@ def install(fault: dict) -> None:
         real_atomic_write(path, faulty_write)
 
     minigpt.checkpoint.atomic_write = atomic_write
+
+
+def denying_read_bytes(path: str):
+    """A Path.read_bytes (how MiniGPT reads its TOML files) that fails with
+    EACCES for path and reads every other file."""
+    import pathlib
+
+    real_read_bytes = pathlib.Path.read_bytes
+    denied = pathlib.Path(path).resolve()
+
+    def read_bytes(self):
+        if self.resolve() == denied:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_read_bytes(self)
+
+    return read_bytes
 
 
 def _captured(write) -> bytes:

@@ -48,6 +48,14 @@ def run(module: str, args: list[str], cwd: Path, fault: dict | None = None, time
                           timeout=timeout, **kwargs)
 
 
+def make_unreadable(path: Path) -> dict | None:
+    """Take away read permission from path. Root reads it all the same, so
+    for root also return the fault that makes a command's reads of it fail
+    as they would for anyone else (pass it to run(), train() or generate())."""
+    path.chmod(0)
+    return {"kind": "unreadable", "path": str(path.resolve())} if os.geteuid() == 0 else None
+
+
 def train(args: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
     return run("train_cli", args, cwd, **kwargs)
 

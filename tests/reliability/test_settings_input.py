@@ -6,15 +6,15 @@ naming the file and key, and the default is used for what was bad."""
 
 from __future__ import annotations
 
-import os
 import string
 from pathlib import Path
 
 import pytest
 import tomli_w
+from faultrun import denying_read_bytes
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from reliability_helpers import error_line, generate
+from reliability_helpers import error_line, generate, make_unreadable
 
 from minigpt.sampling import SETTING_NAMES, SamplingSettings
 from minigpt.settings import SettingsError, load_settings, save_settings
@@ -82,17 +82,19 @@ def test_saving_over_a_file_that_does_not_parse_is_refused(trained, tmp_path):
     assert (tmp_path / "minigpt.toml").read_text() == text
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_an_unreadable_file_is_warned_about_and_never_saved_over(trained, tmp_path):
+def test_an_unreadable_file_is_warned_about_and_never_saved_over(trained, tmp_path, monkeypatch):
     path = tmp_path / "minigpt.toml"
     path.write_text("[sampling]\ntop_k = 3\n")
-    path.chmod(0)
+    fault = make_unreadable(path)
     try:
-        result = generate(["--checkpoint", trained, "--max-new-tokens", "3"], tmp_path)
+        result = generate(["--checkpoint", trained, "--max-new-tokens", "3"], tmp_path, fault=fault)
         assert result.returncode == 0 and "cannot be read" in warnings_of(result.stderr)[0]
+        if fault:  # root: this process too must fail to read it, as anyone else would
+            monkeypatch.setattr(Path, "read_bytes", denying_read_bytes(fault["path"]))
         with pytest.raises(SettingsError, match="not saved"):
             save_settings(path, SamplingSettings())
     finally:
+        monkeypatch.undo()
         path.chmod(0o600)
     assert path.read_text() == "[sampling]\ntop_k = 3\n"
 
