@@ -10,6 +10,7 @@ from textual.widgets import Input
 from tui_helpers import Messages, make_app, wait_for, wait_loaded, write_settings
 
 from minigpt.checkpoint import load_checkpoint
+from minigpt.device import pick_device
 from tui.messages import CheckpointSaved, CompletionEnded, CompletionText, TrainingPaused, TrainingProgress
 from tui.screens.help import HelpScreen
 from tui.widgets.generation_view import PROMPT_SHOWN, Completion, GenerationView
@@ -27,7 +28,7 @@ async def test_loads_a_new_model_and_shows_what_it_works_on(workdir):
         assert app.run_state == "loading"
         await wait_loaded(pilot)
         assert app.run_state == "idle"
-        assert app.run_info.device == "cpu"
+        assert app.run_info.device == pick_device("auto").type  # cuda where there is a GPU
         assert app.run_info.parameters == app.session.trainer.num_parameters
         assert app.run_info.checkpoint == "checkpoints/model.pt (new)"
         assert app.run_info.corpus == "data/input.txt"
