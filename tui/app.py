@@ -266,7 +266,7 @@ class MiniGPTApp(App[None]):
         self._unsaved_error = None
         self.log_line(f"saved {message.event.path} at step {message.event.step:,}")
         if self.run_info:
-            saved = f"{message.event.path} (saved, step {message.event.step:,})"
+            saved = f"{self.options.checkpoint} (saved, step {message.event.step:,})"  # as the user wrote it
             self.run_info = replace(self.run_info, checkpoint=saved)
 
     def on_checkpoint_save_failed(self, message: CheckpointSaveFailed) -> None:

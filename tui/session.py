@@ -39,7 +39,8 @@ def open_session(options: Options, progress: Callable[[str], None]) -> Session:
             notes.append(f"the model shape comes from {options.checkpoint}; ignoring --"
                          + ", --".join(options.shape_flags).replace("_", "-"))
     progress("building the model…")
-    trainer = Trainer(options.config, corpus, checkpoint_path=options.checkpoint, resume=resume)
+    # Absolute: saves go where the app started, whatever the current directory is by then.
+    trainer = Trainer(options.config, corpus, checkpoint_path=options.checkpoint.absolute(), resume=resume)
     if trainer.step >= options.config.max_iters:
         notes.append(f"{options.checkpoint} is already at step {trainer.step} of max_iters "
                      f"{options.config.max_iters}; raise --max-iters to train further")

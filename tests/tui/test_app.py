@@ -7,12 +7,14 @@ import sys
 
 from textual import events
 from textual.widgets import Input
-from tui_helpers import Messages, make_app, wait_for, wait_loaded, write_settings
+from tui_helpers import TINY, Messages, make_app, wait_for, wait_loaded, write_settings
 
 from minigpt.checkpoint import load_checkpoint
 from minigpt.device import pick_device
 from tui.messages import CheckpointSaved, CompletionEnded, CompletionText, TrainingPaused, TrainingProgress
+from tui.options import parse_options
 from tui.screens.help import HelpScreen
+from tui.session import open_session
 from tui.widgets.generation_view import PROMPT_SHOWN, Completion, GenerationView
 from tui.widgets.loss_chart import LossChart
 
@@ -324,3 +326,10 @@ async def test_a_bad_checkpoint_is_reported_and_the_app_stays(workdir):
         assert any("not a MiniGPT checkpoint" in n for n in messages.notices("error"))
         await pilot.press("t")  # nothing to train: the key does nothing
         assert app.run_state == "error" and app.is_running
+
+
+def test_saves_go_where_the_app_started_whatever_the_directory_later(workdir, monkeypatch, tmp_path_factory):
+    session = open_session(parse_options(TINY), lambda text: None)
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    events = list(session.trainer.save())
+    assert load_checkpoint(workdir / "checkpoints/model.pt").step == 0, events
