@@ -32,16 +32,21 @@ import sys
 import tempfile
 import termios
 import time
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 from textual import events
+from textual.message import Message
+from textual.pilot import Pilot
 from textual.widgets import Input
 
 from minigpt import config as cfg
 from minigpt.corpus import Corpus, choose_corpus
+from minigpt.errors import MiniGPTError
 from minigpt.trainer import StepEvent, Trainer
 from tui.app import MiniGPTApp
 from tui.messages import TrainingProgress
@@ -131,37 +136,48 @@ class TimedApp(MiniGPTApp):
         super()._display(screen, renderable)
 
 
+@asynccontextmanager
+async def headless_app(config: cfg.TrainConfig, args: argparse.Namespace,
+                       message_hook: Callable[[Message], None] | None = None
+                       ) -> AsyncIterator[tuple[TimedApp, Pilot]]:
+    """The app on a fresh checkpoint and settings file in a temporary folder, loaded."""
+    width, height = (int(n) for n in args.size.split("x"))
+    with tempfile.TemporaryDirectory() as folder:
+        os.environ["MINIGPT_SETTINGS"] = str(Path(folder, "minigpt.toml"))  # never the user's file
+        app = TimedApp(Options(config=config, data=args.data, checkpoint=Path(folder, "model.pt")))
+        async with app.run_test(size=(width, height), message_hook=message_hook) as pilot:
+            while app.run_state == "loading":
+                await asyncio.sleep(0.05)
+            if app.session is None:
+                raise MiniGPTError(f"the app could not load: {app.load_message}")
+            yield app, pilot
+
+
 async def app_run(config: cfg.TrainConfig, args: argparse.Namespace) -> tuple[float, float, list[float]]:
     """Train inside the headless app: first the timed steps while the user
     watches, then --typing-steps more while keys are typed into the prompt.
     Returns tokens/s of each phase and the latency of every key."""
     config = replace(config, max_iters=config.max_iters + args.typing_steps)
-    width, height = (int(n) for n in args.size.split("x"))
-    with tempfile.TemporaryDirectory() as folder:
-        os.environ["MINIGPT_SETTINGS"] = str(Path(folder, "minigpt.toml"))  # never the user's file
-        app = TimedApp(Options(config=config, data=args.data, checkpoint=Path(folder, "model.pt")))
-        progress: list[tuple[float, int]] = []  # (when, step) of each progress message
+    progress: list[tuple[float, int]] = []  # (when, step) of each progress message
 
-        def note(message) -> None:
-            if isinstance(message, TrainingProgress):
-                progress.append((time.perf_counter(), message.last.step))
+    def note(message: Message) -> None:
+        if isinstance(message, TrainingProgress):
+            progress.append((time.perf_counter(), message.last.step))
 
-        async with app.run_test(size=(width, height), message_hook=note) as pilot:
-            while app.run_state != "idle":
-                await asyncio.sleep(0.05)
-            await pilot.press("t")
-            typing_from = args.warmup_steps + args.steps
-            while not progress or progress[-1][1] < typing_from:
-                await asyncio.sleep(0.05)
-            app.action_focus_prompt()
+    async with headless_app(config, args, note) as (app, pilot):
+        await pilot.press("t")
+        typing_from = args.warmup_steps + args.steps
+        while not progress or progress[-1][1] < typing_from:
             await asyncio.sleep(0.05)
-            latencies = []
-            while progress[-1][1] < config.max_iters:
-                latencies.append(await type_a_key(app, "abcdefghij"[len(latencies) % 10]))
-                await asyncio.sleep(args.key_interval)
-        watching = _tokens_per_sec(progress, args.warmup_steps, typing_from, config)
-        typing = _tokens_per_sec(progress, typing_from, config.max_iters, config)
-        return watching, typing, latencies
+        app.action_focus_prompt()
+        await asyncio.sleep(0.05)
+        latencies = []
+        while progress[-1][1] < config.max_iters:
+            latencies.append(await type_a_key(app, "abcdefghij"[len(latencies) % 10]))
+            await asyncio.sleep(args.key_interval)
+    watching = _tokens_per_sec(progress, args.warmup_steps, typing_from, config)
+    typing = _tokens_per_sec(progress, typing_from, config.max_iters, config)
+    return watching, typing, latencies
 
 
 def _tokens_per_sec(progress: list[tuple[float, int]], first: int, last: int, config: cfg.TrainConfig) -> float:

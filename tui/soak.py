@@ -16,11 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,8 +27,7 @@ from textual.widgets import Input
 
 from minigpt import config as cfg
 from minigpt.errors import MiniGPTError
-from tui.bench import TimedApp, latency_summary, type_a_key
-from tui.options import Options
+from tui.bench import TimedApp, headless_app, latency_summary, type_a_key
 
 PROMPT = "The "  # in the vocabulary of the built-in corpus and of Tiny Shakespeare
 ENDLESS = 10_000_000  # max_iters for a run that outlasts any soak
@@ -78,21 +74,6 @@ def _require_proc() -> None:
 
 
 # --- driving the app ------------------------------------------------------------------------
-
-@asynccontextmanager
-async def headless_app(config: cfg.TrainConfig, args: argparse.Namespace) -> AsyncIterator[tuple[TimedApp, Pilot]]:
-    """The app on a fresh checkpoint and settings file in a temporary folder, loaded."""
-    width, height = (int(n) for n in args.size.split("x"))
-    with tempfile.TemporaryDirectory() as folder:
-        os.environ["MINIGPT_SETTINGS"] = str(Path(folder, "minigpt.toml"))  # never the user's file
-        app = TimedApp(Options(config=config, data=args.data, checkpoint=Path(folder, "model.pt")))
-        async with app.run_test(size=(width, height)) as pilot:
-            while app.run_state == "loading":
-                await asyncio.sleep(0.05)
-            if app.session is None:
-                raise MiniGPTError(f"the app could not load: {app.load_message}")
-            yield app, pilot
-
 
 async def complete(app: TimedApp, pilot: Pilot, max_new_tokens: int) -> None:
     """Type PROMPT into the prompt and press Enter, as a user would."""
