@@ -23,9 +23,8 @@ import time
 from pathlib import Path
 
 from minigpt.errors import MiniGPTError
+from minigpt.paths import DEFAULT_CHECKPOINT
 from minigpt.terminal import printable
-
-DEFAULT_CHECKPOINT = Path("checkpoints/model.pt")
 
 
 def build_parser() -> argparse.ArgumentParser:

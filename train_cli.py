@@ -21,9 +21,9 @@ from pathlib import Path
 
 from minigpt import config as cfg
 from minigpt.errors import MiniGPTError
-from minigpt.terminal import printable
+from minigpt.paths import DEFAULT_CHECKPOINT, DEFAULT_DATA
+from minigpt.terminal import format_seconds, printable
 
-DEFAULT_CHECKPOINT = Path("checkpoints/model.pt")
 SHAPE_KEYS = ("block_size", "d_model", "n_heads", "n_layers")
 
 
@@ -68,7 +68,7 @@ def train(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     if args.download:
-        target = args.data or Path("data/input.txt")
+        target = args.data or DEFAULT_DATA
         if target.exists():
             console.print(f"{target} already exists; not downloading over it")
         else:
@@ -232,12 +232,6 @@ class MetricsLog:
                 self.console.print(f"warning: cannot write the metrics log {self.path} ({e.strerror or e}); "
                                    "training goes on", markup=False)
             self.failed = True
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 if __name__ == "__main__":

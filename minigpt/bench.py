@@ -18,7 +18,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -27,9 +27,10 @@ from minigpt.bench_train import add_arguments as add_train_arguments
 from minigpt.bench_train import bench_train
 from minigpt.checkpoint import load_checkpoint
 from minigpt.errors import MiniGPTError
-from minigpt.model import GPT, ModelConfig
+from minigpt.model import GPT
 from minigpt.sampling import SamplingSettings, generate
 from minigpt.tokenizer import CharTokenizer
+from minigpt.trainer import model_config as trainer_model_config
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,7 @@ def _bench_model(args: argparse.Namespace) -> tuple[GPT, CharTokenizer, str]:
         return checkpoint.build_model().eval(), checkpoint.tokenizer, f"checkpoint {args.checkpoint}"
     train = cfg.preset(args.preset)
     tokenizer = CharTokenizer(BENCH_CHARACTERS)
-    model_config = ModelConfig(vocab_size=tokenizer.vocab_size, block_size=args.block_size, d_model=train.d_model,
-                               n_heads=train.n_heads, n_layers=train.n_layers)
+    model_config = replace(trainer_model_config(train, tokenizer.vocab_size), block_size=args.block_size)
     torch.manual_seed(0)
     return GPT(model_config).eval(), tokenizer, f"'{args.preset}' preset, random weights"
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from minigpt import config as cfg
+from minigpt.corpus import Corpus
 from minigpt.device import pick_device, pick_dtype
 from minigpt.trainer import Trainer
 
@@ -70,7 +71,7 @@ def run_throughput(args: argparse.Namespace) -> None:
     device = pick_device(config.device)
     dtype = pick_dtype(config.dtype, device)
     text = _synthetic_corpus(200_000)
-    trainer = Trainer(config, text, "synthetic")
+    trainer = Trainer(config, Corpus.from_text(text, "synthetic"))
     runs = trainer.run()
     for _ in range(args.warmup_steps):
         next(runs)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from minigpt.errors import MiniGPTError
+from minigpt.errors import MiniGPTError, did_you_mean
 
 
 class ConfigError(MiniGPTError, ValueError):
@@ -113,17 +113,9 @@ def apply_overrides(config: TrainConfig, overrides: dict[str, Any], source: str 
             raise ConfigError(f"{source + ': ' if source else ''}{key!r} is a table, but a config file is flat: "
                               "write key = value lines without [sections]")
         if key not in known:
-            hint = _close_match(key, known)
-            raise ConfigError(f"{source + ': ' if source else ''}unknown key {key!r}{hint}")
+            raise ConfigError(f"{source + ': ' if source else ''}unknown key {key!r}{did_you_mean(key, known)}")
         checked[key] = _check_value(key, value, source)
     return _check_consistency(replace(config, **checked), source)
-
-
-def _close_match(key: str, known: dict[str, Any]) -> str:
-    import difflib
-
-    matches = difflib.get_close_matches(key, known, n=1)
-    return f" (did you mean {matches[0]!r}?)" if matches else f"; known keys: {', '.join(known)}"
 
 
 def _check_consistency(config: TrainConfig, source: str) -> TrainConfig:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from minigpt.atomic import atomic_write_bytes
 from minigpt.errors import MiniGPTError
+from minigpt.paths import DEFAULT_DATA
 
-DEFAULT_PATH = Path("data/input.txt")
 BUILTIN_NAME = "built-in: Python standard library source"
 BUILTIN_CHARS = 1_000_000
 CHUNK_BYTES = 1 << 20  # a corpus file is read and encoded this much at a time
@@ -62,11 +62,6 @@ def open_corpus(path: str | Path) -> Corpus:
     if not length:
         raise CorpusError(f"{path}: the file is empty; put some UTF-8 text in it or choose another file")
     return Corpus(str(path), length, "".join(sorted(seen)), lambda: _read_chunks(path))
-
-
-def read_corpus(path: str | Path) -> str:
-    """The whole text of a UTF-8 file as one string (for small files)."""
-    return "".join(open_corpus(path).chunks())
 
 
 def _read_chunks(path: Path) -> Iterator[str]:
@@ -130,13 +125,13 @@ def choose_corpus(path: str | Path | None) -> Corpus:
     """The corpus to train on. With no path, data/input.txt when it exists,
     else the built-in corpus. A path that was named must exist."""
     if path is None:
-        if not DEFAULT_PATH.exists():
+        if not DEFAULT_DATA.exists():
             return Corpus.from_text(builtin_corpus(), BUILTIN_NAME)
-        path = DEFAULT_PATH
+        path = DEFAULT_DATA
     return open_corpus(path)
 
 
-def download_shakespeare(dest: str | Path = DEFAULT_PATH, timeout: float = 30.0) -> Path:
+def download_shakespeare(dest: str | Path = DEFAULT_DATA, timeout: float = 30.0) -> Path:
     """Fetch Tiny Shakespeare, check its SHA-256 and write it atomically to dest."""
     dest = Path(dest)
     try:

@@ -17,14 +17,11 @@ class Splits:
     chars_per_token: float  # to report losses in bits per character
 
 
-def split_corpus(corpus: Corpus | str, tokenizer: CharTokenizer, val_fraction: float, block_size: int,
-                 name: str = "corpus") -> Splits:
-    """Encode a corpus (or a string) and hold out its last val_fraction for validation.
+def split_corpus(corpus: Corpus, tokenizer: CharTokenizer, val_fraction: float, block_size: int) -> Splits:
+    """Encode a corpus and hold out its last val_fraction for validation.
 
     Each split must hold at least one block plus the token after it; otherwise
     the error says how long the corpus must be."""
-    if isinstance(corpus, str):
-        corpus = Corpus.from_text(corpus, name)
     n_val = int(corpus.length * val_fraction)
     needed = block_size + 1
     if min(corpus.length - n_val, n_val) < needed:

@@ -25,7 +25,6 @@ read or parsed, since what it holds would be lost.
 from __future__ import annotations
 
 import copy
-import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -35,10 +34,10 @@ from typing import Any
 import tomli_w
 
 from minigpt.atomic import atomic_write_bytes
-from minigpt.errors import MiniGPTError
+from minigpt.errors import MiniGPTError, did_you_mean
+from minigpt.paths import DEFAULT_SETTINGS
 from minigpt.sampling import SETTING_NAMES, SamplingSettingError, SamplingSettings
 
-DEFAULT_SETTINGS_FILE = Path("minigpt.toml")
 SETTINGS_ENV = "MINIGPT_SETTINGS"
 TABLE = "sampling"
 
@@ -53,7 +52,7 @@ def settings_path(cli_value: str | Path | None = None) -> Path:
         return Path(cli_value)
     if env := os.environ.get(SETTINGS_ENV):
         return Path(env)
-    return DEFAULT_SETTINGS_FILE
+    return DEFAULT_SETTINGS
 
 
 @dataclass
@@ -75,7 +74,7 @@ def load_settings(path: str | Path) -> LoadedSettings:
     good: dict[str, Any] = {}
     for key, value in table.items():
         if key not in SETTING_NAMES:
-            problems.append(f"{path}: [{TABLE}] unknown key {key!r}{_suggestion(key)}; ignored")
+            problems.append(f"{path}: [{TABLE}] unknown key {key!r}{did_you_mean(key, SETTING_NAMES)}; ignored")
             continue
         if key == "stop" and isinstance(value, str):
             value = [value]  # a single stop string is allowed without brackets
@@ -131,7 +130,3 @@ def _read_document(path: Path) -> tuple[dict[str, Any], str | None]:
     except tomllib.TOMLDecodeError as e:
         return {}, f"not valid TOML ({e})"
 
-
-def _suggestion(key: str) -> str:
-    matches = difflib.get_close_matches(key, SETTING_NAMES, n=1, cutoff=0.75)
-    return f" (did you mean {matches[0]!r}?)" if matches else f" (known: {', '.join(SETTING_NAMES)})"

@@ -1,13 +1,23 @@
-"""Text that is safe to write to a terminal."""
+"""Presenting text and times in a terminal, for the CLIs and the app alike."""
 
 from __future__ import annotations
 
 import unicodedata
 
 
-def printable(text: str) -> str:
-    """Drop control characters but keep newlines and tabs. Model output and
+def printable(text: str, tab: str = "\t") -> str:
+    """Drop control characters but keep newlines; tabs become `tab` (the app
+    passes spaces, so that its wrapping stays predictable). Model output and
     prompts are untrusted: an ESC (the start of every escape sequence), a
     carriage return or a backspace could move the cursor, rewrite what is
-    shown or change the terminal's state."""
-    return "".join(c for c in text if c in "\n\t" or unicodedata.category(c) != "Cc")
+    shown or change the terminal's state. Lone surrogates go too: they cannot
+    be written as UTF-8."""
+    kept = (c for c in text if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cs"))
+    return "".join(kept).replace("\t", tab)
+
+
+def format_seconds(seconds: float) -> str:
+    """75 -> 1:15, 3725 -> 1:02:05."""
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"

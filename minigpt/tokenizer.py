@@ -34,6 +34,8 @@ class CharTokenizer:
 
     @classmethod
     def from_text(cls, text: str) -> CharTokenizer:
+        """The tokenizer of a short string. Training builds it from Corpus.characters
+        instead; this stays as the one-line way to try a tokenizer by hand."""
         return cls("".join(sorted(set(text))))
 
     @property

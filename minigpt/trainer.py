@@ -1,6 +1,6 @@
 """The training loop, exposed as a stream of plain events.
 
-    trainer = Trainer(config, text)
+    trainer = Trainer(config, corpus)
     for event in trainer.run():
         ...  # StepEvent after every step, EvalEvent after every evaluation
 
@@ -119,20 +119,23 @@ def make_optimizer(model: GPT, config: TrainConfig, device: torch.device) -> tor
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, config.beta2), fused=fused)
 
 
+def model_config(config: TrainConfig, vocab_size: int) -> ModelConfig:
+    """The model's shape, as the training config gives it."""
+    return ModelConfig(vocab_size=vocab_size, block_size=config.block_size, d_model=config.d_model,
+                       n_heads=config.n_heads, n_layers=config.n_layers, dropout=config.dropout)
+
+
 class Trainer:
-    def __init__(self, config: TrainConfig, text: str | Corpus, corpus_name: str = "corpus",
-                 checkpoint_path: str | Path | None = None, resume: Checkpoint | None = None) -> None:
+    def __init__(self, config: TrainConfig, corpus: Corpus, checkpoint_path: str | Path | None = None,
+                 resume: Checkpoint | None = None) -> None:
         self.config = config
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.device = pick_device(config.device)
         self.dtype = pick_dtype(config.dtype, self.device)
         torch.manual_seed(config.seed)
 
-        corpus = text if isinstance(text, Corpus) else Corpus.from_text(text, corpus_name)
         self.tokenizer = resume.tokenizer if resume else CharTokenizer(corpus.characters)
-        self.model_config = resume.model_config if resume else ModelConfig(
-            vocab_size=self.tokenizer.vocab_size, block_size=config.block_size, d_model=config.d_model,
-            n_heads=config.n_heads, n_layers=config.n_layers, dropout=config.dropout)
+        self.model_config = resume.model_config if resume else model_config(config, self.tokenizer.vocab_size)
         # Documented choice: a resumed model keeps its vocabulary and shape.
         if resume and (unknown := self.tokenizer.unknown_characters(corpus.characters)):
             raise UnknownCharactersError(unknown, f"{corpus.name} uses them, and a resumed model keeps its "

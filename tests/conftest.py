@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from minigpt import config as cfg
+from minigpt.corpus import Corpus
 
 SHAKESPEARE_LIKE = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
@@ -13,6 +14,11 @@ SHAKESPEARE_LIKE = (
 @pytest.fixture
 def corpus_text() -> str:
     return SHAKESPEARE_LIKE
+
+
+@pytest.fixture
+def corpus() -> Corpus:
+    return Corpus.from_text(SHAKESPEARE_LIKE, "shakespeare-like")
 
 
 @pytest.fixture

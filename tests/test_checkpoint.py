@@ -9,8 +9,8 @@ from minigpt.trainer import Trainer
 
 
 @pytest.fixture
-def saved(tmp_path, tiny_config, corpus_text):
-    trainer = Trainer(tiny_config, corpus_text, checkpoint_path=tmp_path / "model.pt")
+def saved(tmp_path, tiny_config, corpus):
+    trainer = Trainer(tiny_config, corpus, checkpoint_path=tmp_path / "model.pt")
     list(trainer.run())
     return tmp_path / "model.pt", trainer
 
@@ -117,7 +117,7 @@ def test_future_version_foreign_file_and_directory(saved, tmp_path):
         load_checkpoint(tmp_path)
 
 
-def test_compiled_model_checkpoints_load_into_plain_models_and_back(saved, tiny_config, corpus_text, tmp_path):
+def test_compiled_model_checkpoints_load_into_plain_models_and_back(saved, tiny_config, corpus, tmp_path):
     path, trainer = saved
     # A state dict taken from a torch.compile wrapper carries "_orig_mod." prefixes.
     compiled_state = torch.compile(trainer.model).state_dict()
@@ -130,6 +130,6 @@ def test_compiled_model_checkpoints_load_into_plain_models_and_back(saved, tiny_
     # And a plain checkpoint resumes into a trainer that compiles its model.
     from dataclasses import replace
 
-    resumed = Trainer(replace(tiny_config, compile=True), corpus_text, resume=load_checkpoint(path))
+    resumed = Trainer(replace(tiny_config, compile=True), corpus, resume=load_checkpoint(path))
     assert resumed.forward_model is not resumed.model
     assert torch.equal(resumed.model.head.weight, trainer.model.head.weight)

@@ -1,6 +1,6 @@
 import pytest
 
-from minigpt.corpus import BUILTIN_CHARS, CorpusError, builtin_corpus, choose_corpus, read_corpus
+from minigpt.corpus import BUILTIN_CHARS, Corpus, CorpusError, builtin_corpus, choose_corpus, open_corpus
 from minigpt.data import BatchSampler, split_corpus
 from minigpt.tokenizer import CharTokenizer
 
@@ -9,35 +9,35 @@ def test_invalid_utf8_names_file_and_offset(tmp_path):
     path = tmp_path / "latin1.txt"
     path.write_bytes(b"abc\xffdef")
     with pytest.raises(CorpusError, match=r"latin1.txt: not UTF-8 text \(invalid byte 0xff at offset 3\)"):
-        read_corpus(path)
+        open_corpus(path)
 
 
 def test_empty_missing_directory_and_binary_files(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(CorpusError, match="empty.txt: the file is empty"):
-        read_corpus(tmp_path / "empty.txt")
+        open_corpus(tmp_path / "empty.txt")
     with pytest.raises(CorpusError, match="nope.txt: no such file"):
-        read_corpus(tmp_path / "nope.txt")
+        open_corpus(tmp_path / "nope.txt")
     with pytest.raises(CorpusError, match="is a directory"):
-        read_corpus(tmp_path)
+        open_corpus(tmp_path)
     (tmp_path / "nul.bin").write_bytes(b"abc\x00def")
     with pytest.raises(CorpusError, match="NUL"):
-        read_corpus(tmp_path / "nul.bin")
+        open_corpus(tmp_path / "nul.bin")
 
 
 def test_too_short_corpus_says_how_long_it_must_be():
     text = "x" * 100
     with pytest.raises(CorpusError) as info:
-        split_corpus(text, CharTokenizer.from_text(text), val_fraction=0.1, block_size=32, name="tiny.txt")
+        split_corpus(Corpus.from_text(text, "tiny.txt"), CharTokenizer.from_text(text), val_fraction=0.1, block_size=32)
     message = str(info.value)
     assert "tiny.txt" in message and "100 characters" in message and "at least 331 characters" in message
     long_enough = "x" * 331
-    split_corpus(long_enough, CharTokenizer.from_text(long_enough), val_fraction=0.1, block_size=32)
+    split_corpus(Corpus.from_text(long_enough), CharTokenizer.from_text(long_enough), val_fraction=0.1, block_size=32)
 
 
 def test_split_holds_out_the_end():
     text = "abcdefghij" * 10
-    splits = split_corpus(text, CharTokenizer.from_text(text), val_fraction=0.2, block_size=4)
+    splits = split_corpus(Corpus.from_text(text), CharTokenizer.from_text(text), val_fraction=0.2, block_size=4)
     assert len(splits.train) == 80 and len(splits.val) == 20
 
 

@@ -6,9 +6,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from minigpt.errors import MiniGPTError
+from minigpt.paths import DEFAULT_SETTINGS
 from minigpt.sampling import SamplingSettings
 from minigpt.settings import (
-    DEFAULT_SETTINGS_FILE,
     SETTINGS_ENV,
     SettingsError,
     load_settings,
@@ -26,12 +26,12 @@ def write(path: Path, text: str) -> Path:
 
 def test_settings_path_prefers_flag_then_environment_then_working_directory(monkeypatch):
     monkeypatch.delenv(SETTINGS_ENV, raising=False)
-    assert settings_path() == DEFAULT_SETTINGS_FILE == Path("minigpt.toml")
+    assert settings_path() == DEFAULT_SETTINGS == Path("minigpt.toml")
     monkeypatch.setenv(SETTINGS_ENV, "/somewhere/env.toml")
     assert settings_path() == Path("/somewhere/env.toml")
     assert settings_path("flag.toml") == Path("flag.toml")
     monkeypatch.setenv(SETTINGS_ENV, "")
-    assert settings_path(None) == DEFAULT_SETTINGS_FILE
+    assert settings_path(None) == DEFAULT_SETTINGS
 
 
 def test_missing_file_means_defaults_and_no_problems(tmp_path):

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from minigpt.checkpoint import load_checkpoint
+from minigpt.corpus import Corpus
 from minigpt.trainer import EvalEvent, SavedEvent, StepEvent, Trainer, TrainingDiverged, learning_rate
 
 
@@ -11,8 +12,8 @@ def losses(events):
     return [e.loss for e in events if isinstance(e, StepEvent)]
 
 
-def test_events_come_in_order_with_evaluations_and_saves(tmp_path, tiny_config, corpus_text):
-    trainer = Trainer(tiny_config, corpus_text, checkpoint_path=tmp_path / "m.pt")
+def test_events_come_in_order_with_evaluations_and_saves(tmp_path, tiny_config, corpus):
+    trainer = Trainer(tiny_config, corpus, checkpoint_path=tmp_path / "m.pt")
     events = list(trainer.run())
     steps = [e.step for e in events if isinstance(e, StepEvent)]
     assert steps == list(range(1, 21))
@@ -24,14 +25,14 @@ def test_events_come_in_order_with_evaluations_and_saves(tmp_path, tiny_config, 
     assert losses(events)[-1] < losses(events)[0]
 
 
-def test_resume_continues_exactly_like_an_unbroken_run(tmp_path, tiny_config, corpus_text):
+def test_resume_continues_exactly_like_an_unbroken_run(tmp_path, tiny_config, corpus):
     config = replace(tiny_config, dropout=0.1)  # dropout draws from the RNG too
-    unbroken = Trainer(config, corpus_text)
+    unbroken = Trainer(config, corpus)
     unbroken_losses = losses(unbroken.run())
 
-    first = Trainer(replace(config, max_iters=10), corpus_text, checkpoint_path=tmp_path / "half.pt")
+    first = Trainer(replace(config, max_iters=10), corpus, checkpoint_path=tmp_path / "half.pt")
     first_losses = losses(first.run())
-    second = Trainer(config, corpus_text, resume=load_checkpoint(tmp_path / "half.pt"))
+    second = Trainer(config, corpus, resume=load_checkpoint(tmp_path / "half.pt"))
     assert second.step == 10
     second_losses = losses(second.run())
 
@@ -40,15 +41,15 @@ def test_resume_continues_exactly_like_an_unbroken_run(tmp_path, tiny_config, co
         assert torch.equal(second.model.state_dict()[name], tensor), name
 
 
-def test_same_seed_same_run_other_seed_other_run(tiny_config, corpus_text):
-    a = losses(Trainer(tiny_config, corpus_text).run())
-    b = losses(Trainer(tiny_config, corpus_text).run())
-    c = losses(Trainer(replace(tiny_config, seed=7), corpus_text).run())
+def test_same_seed_same_run_other_seed_other_run(tiny_config, corpus):
+    a = losses(Trainer(tiny_config, corpus).run())
+    b = losses(Trainer(tiny_config, corpus).run())
+    c = losses(Trainer(replace(tiny_config, seed=7), corpus).run())
     assert a == b and a != c
 
 
-def test_stop_request_ends_the_run_and_saves(tmp_path, tiny_config, corpus_text):
-    trainer = Trainer(replace(tiny_config, max_iters=100, eval_interval=50), corpus_text,
+def test_stop_request_ends_the_run_and_saves(tmp_path, tiny_config, corpus):
+    trainer = Trainer(replace(tiny_config, max_iters=100, eval_interval=50), corpus,
                       checkpoint_path=tmp_path / "m.pt")
     events = []
     for event in trainer.run():
@@ -60,9 +61,9 @@ def test_stop_request_ends_the_run_and_saves(tmp_path, tiny_config, corpus_text)
     assert load_checkpoint(tmp_path / "m.pt").step == 7
 
 
-def test_divergence_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, tiny_config, corpus_text):
+def test_divergence_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, tiny_config, corpus):
     path = tmp_path / "m.pt"
-    trainer = Trainer(tiny_config, corpus_text, checkpoint_path=path)
+    trainer = Trainer(tiny_config, corpus, checkpoint_path=path)
     list(trainer.run())
     good = path.read_bytes()
     with torch.no_grad():
@@ -82,17 +83,17 @@ def test_learning_rate_warms_up_then_decays_to_the_floor(tiny_config):
     assert rates[110] == pytest.approx(0.1)
 
 
-def test_resuming_onto_a_corpus_with_new_characters_is_a_clear_error(tmp_path, tiny_config, corpus_text):
+def test_resuming_onto_a_corpus_with_new_characters_is_a_clear_error(tmp_path, tiny_config, corpus, corpus_text):
     from minigpt.tokenizer import UnknownCharactersError
 
-    trainer = Trainer(tiny_config, corpus_text, checkpoint_path=tmp_path / "m.pt")
+    trainer = Trainer(tiny_config, corpus, checkpoint_path=tmp_path / "m.pt")
     list(trainer.run())
     with pytest.raises(UnknownCharactersError, match="'§'"):
-        Trainer(tiny_config, corpus_text + "§", resume=load_checkpoint(tmp_path / "m.pt"))
+        Trainer(tiny_config, Corpus.from_text(corpus_text + "§"), resume=load_checkpoint(tmp_path / "m.pt"))
 
 
-def test_snapshot_is_a_separate_eval_mode_copy(tiny_config, corpus_text):
-    trainer = Trainer(tiny_config, corpus_text)
+def test_snapshot_is_a_separate_eval_mode_copy(tiny_config, corpus):
+    trainer = Trainer(tiny_config, corpus)
     snapshot = trainer.snapshot()
     assert not snapshot.training and trainer.model.training
     assert torch.equal(snapshot.head.weight, trainer.model.head.weight)

@@ -28,6 +28,7 @@ from textual.widgets import Input, Log, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from minigpt.errors import MiniGPTError
+from minigpt.terminal import printable
 from minigpt.tokenizer import UnknownCharactersError
 from tui.messages import (
     CheckpointSaved,
@@ -43,7 +44,7 @@ from tui.messages import (
 )
 from tui.options import Options, parse_options
 from tui.preferences import read_keymap, read_theme, with_theme
-from tui.text import format_loss, one_line, printable
+from tui.text import TAB, format_loss, one_line
 from tui.widgets.footer import AppFooter
 from tui.widgets.generation_view import Completion, GenerationView
 from tui.widgets.loss_chart import LossChart
@@ -148,7 +149,7 @@ class MiniGPTApp(App[None]):
             pass
 
     def log_line(self, text: str) -> None:
-        self.event_log.write_line(printable(text))
+        self.event_log.write_line(printable(text, TAB))
 
     # --- start-up ---------------------------------------------------------------------------
 

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minigpt import config as cfg
-
-DEFAULT_CHECKPOINT = Path("checkpoints/model.pt")
+from minigpt.paths import DEFAULT_CHECKPOINT
 
 
 @dataclass(frozen=True)

@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import math
 
+from minigpt.terminal import printable
 
-def printable(text: str) -> str:
-    """Drop control characters, escape sequences included, keeping newlines.
-    Model output and prompts are untrusted: an ESC or a carriage return
-    could otherwise move the terminal's cursor or change its state. Tabs
-    become spaces so that wrapping stays predictable."""
-    text = text.replace("\t", "    ")
-    return "".join(c for c in text if c.isprintable() or c == "\n")
+TAB = "    "  # what a tab becomes on screen, so that wrapping stays predictable
 
 
 def one_line(text: str, width: int) -> str:
     """text on one line, cut to width characters with an ellipsis."""
-    flat = " ".join(printable(text).split())
+    flat = " ".join(printable(text, TAB).split())
     return flat if len(flat) <= width else flat[: max(width - 1, 0)] + "…"
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 def format_count(n: float) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from minigpt import config as cfg
+from minigpt.corpus import Corpus
 from minigpt.trainer import Trainer
 
 HERE = Path(__file__).parent
@@ -93,4 +94,4 @@ def one_torch_thread() -> Iterator[None]:
 def tiny_trainer(checkpoint: Path | None = None, max_iters: int = 10, text: str = TEXT) -> Trainer:
     config = cfg.resolve("tiny", flags={"dtype": "float32", "device": "cpu", "max_iters": max_iters,
                                         "eval_interval": max_iters, "eval_iters": 1})
-    return Trainer(config, text, "input.txt", checkpoint_path=checkpoint)
+    return Trainer(config, Corpus.from_text(text, "input.txt"), checkpoint_path=checkpoint)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from reliability_helpers import TEXT, error_line, train
 
-from minigpt.corpus import CHUNK_BYTES, CorpusError, open_corpus, read_corpus
+from minigpt.corpus import CHUNK_BYTES, CorpusError, open_corpus
 
 
 def png_bytes() -> bytes:
@@ -94,7 +94,7 @@ def test_invalid_byte_past_the_first_chunk_names_its_true_offset(tmp_path):
 def test_a_character_cut_short_at_the_end_is_reported(tmp_path):
     (tmp_path / "cut.txt").write_bytes("abc€".encode()[:-1])  # € is three bytes; the last is gone
     with pytest.raises(CorpusError, match=r"cut.txt: not UTF-8 text \(invalid byte 0xe2 at offset 3\)"):
-        read_corpus(tmp_path / "cut.txt")
+        open_corpus(tmp_path / "cut.txt")
 
 
 def test_nul_after_the_first_chunk_is_found(tmp_path):

@@ -13,9 +13,10 @@ from textual.reactive import reactive
 from textual.widgets import Static
 from textual.widgets._footer import FooterKey
 
+from minigpt.terminal import format_seconds, printable
 from tui.history import DownsampledSeries
 from tui.preferences import read_keymap, read_theme, with_theme
-from tui.text import format_count, format_seconds, one_line, printable
+from tui.text import TAB, format_count, one_line
 from tui.widgets.footer import AppFooter
 from tui.widgets.generation_view import (
     LONGEST_PARAGRAPH,
@@ -109,7 +110,7 @@ async def test_the_completion_log_is_capped():
 
 
 def test_text_helpers():
-    assert printable("a\x00b\x1bc\nd\te") == "abc\nd    e"
+    assert printable("a\x00b\x1bc\nd\te", TAB) == "abc\nd    e"
     assert one_line("a\nb   c", 10) == "a b c"
     assert one_line("abcdefghijkl", 5) == "abcd…"
     assert format_seconds(75) == "1:15" and format_seconds(3725) == "1:02:05"

@@ -7,7 +7,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Label, Static
 
-from tui.text import printable
+from minigpt.terminal import printable
+from tui.text import TAB
 
 MAX_COMPLETIONS = 50  # older ones are removed: the log stays the same size over a long run
 PARAGRAPH_CHARS = 2000  # past this, text goes into a new Static at the next newline
@@ -25,7 +26,7 @@ class Completion(Vertical):
     def __init__(self, title: str, prompt: str = "", text: str = "", *, classes: str = "") -> None:
         super().__init__(classes=classes)
         self.title = title
-        self.prompt = printable(prompt)  # whole, for copying
+        self.prompt = printable(prompt, TAB)  # whole, for copying
         self._shown_prompt = self.prompt if len(self.prompt) <= PROMPT_SHOWN else "…" + self.prompt[-PROMPT_SHOWN:]
         self.text = ""  # the generated text so far, without the prompt
         self._paragraph = self._first_paragraph = Static(classes="paragraph")  # the last one grows
@@ -40,7 +41,7 @@ class Completion(Vertical):
         self.append(self._initial)
 
     def append(self, text: str) -> None:
-        text = printable(text)
+        text = printable(text, TAB)
         self.text += text
         self._paragraph_text += text
         if len(self._paragraph_text) > PARAGRAPH_CHARS:

@@ -9,7 +9,8 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import Label
 
-from tui.text import format_count, format_loss, format_seconds, one_line
+from minigpt.terminal import format_seconds
+from tui.text import format_count, format_loss, one_line
 
 STATES = ("loading", "idle", "training", "paused", "stopping", "saving", "error")
 
