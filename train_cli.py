@@ -14,7 +14,6 @@ import argparse
 import json
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +22,6 @@ from minigpt import config as cfg
 from minigpt.errors import MiniGPTError
 from minigpt.paths import DEFAULT_CHECKPOINT, DEFAULT_DATA
 from minigpt.terminal import format_seconds, printable
-
-SHAPE_KEYS = ("block_size", "d_model", "n_heads", "n_layers")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,11 +57,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train(args: argparse.Namespace) -> int:
-    config, flags = cfg.from_arguments(args)
+    config, explicit_keys = cfg.from_arguments(args)
 
     from rich.console import Console
 
-    from minigpt.corpus import choose_corpus, download_shakespeare
+    from minigpt.checkpoint import CheckpointError
+    from minigpt.corpus import download_shakespeare
+    from minigpt.session import open_session
 
     console = Console(stderr=True)
     if args.download:
@@ -75,30 +74,14 @@ def train(args: argparse.Namespace) -> int:
             console.print(f"downloading Tiny Shakespeare to {target} ...")
             download_shakespeare(target)
         args.data = target
-    corpus = choose_corpus(args.data)  # a bad file fails here, before PyTorch is even imported
-
-    from minigpt.checkpoint import CheckpointError, load_checkpoint
-    from minigpt.trainer import Trainer
-
-    resume = None
-    if args.out.exists() and not args.from_scratch:
-        resume = load_checkpoint(args.out)
-        # Documented choice: a resumed model keeps its shape; say so when the user asked for another.
-        changed = [f"{k} = {getattr(config, k)}" for k in SHAPE_KEYS
-                   if k in explicit_keys(args, flags) and getattr(config, k) != getattr(resume.model_config, k)]
-        if changed:
-            console.print(f"note: the model shape comes from {args.out}; ignoring {', '.join(changed)}"
-                          " (use --from-scratch for a new model)")
-    elif args.resume:
-        raise CheckpointError(f"{args.out}: no checkpoint to resume from (drop --resume to start a new run)")
-
-    trainer = Trainer(config, corpus, checkpoint_path=args.out, resume=resume)
-    check_out_path(args.out)
-    describe_run(console, trainer, corpus.name, corpus.length, resume is not None, args.out)
-    if trainer.step >= config.max_iters:
-        console.print(f"{args.out} is already at step {trainer.step} of max_iters {config.max_iters}; "
-                      "raise --max-iters to train further")
+    start = "scratch" if args.from_scratch else "resume" if args.resume else "auto"
+    session = open_session(config, explicit_keys, args.data, args.out, start)
+    describe_run(console, session)
+    for note in session.notes:
+        console.print(f"note: {note}", markup=False)
+    if session.finished:
         return 0
+    trainer = session.trainer
     log_path = args.log or args.out.with_suffix(".jsonl")
     outcome = run_with_progress(console, trainer, log_path, show_samples=not args.no_sample)
     if outcome.save_error:
@@ -112,33 +95,10 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def explicit_keys(args: argparse.Namespace, flags: dict) -> set[str]:
-    """The hyperparameters this command line sets, by flag, --set or --config."""
-    keys = set(flags) | {cfg.parse_assignment(text)[0] for text in args.set}
-    if args.config:
-        keys |= set(cfg.load_toml(args.config))
-    return keys
-
-
-def check_out_path(out: Path) -> None:
-    """Fail now, not at the first save minutes from now, if --out cannot be written."""
-    from minigpt.checkpoint import CheckpointError
-
-    if out.is_dir():
-        raise CheckpointError(f"{out}: is a directory; pass --out with a file name such as {out / 'model.pt'}")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out.parent):
-            pass
-    except OSError as e:
-        raise CheckpointError(f"{out.parent}: cannot write a checkpoint there ({e.strerror or e}); "
-                              "pass --out with a writable place") from None
-
-
-def describe_run(console, trainer, corpus_name: str, n_chars: int, resumed: bool, out: Path) -> None:
-    c = trainer.model_config
-    start = f"resuming {out} at step {trainer.step}" if resumed else "training from scratch"
-    console.print(f"{start} on {corpus_name} ({n_chars:,} characters, vocabulary {c.vocab_size})")
+def describe_run(console, session) -> None:
+    trainer, corpus, c = session.trainer, session.corpus, session.trainer.model_config
+    start = f"resuming {session.checkpoint} at step {trainer.step}" if session.resumed else "training from scratch"
+    console.print(f"{start} on {corpus.name} ({corpus.length:,} characters, vocabulary {c.vocab_size})")
     console.print(f"model: {trainer.num_parameters / 1e6:.2f}M parameters, {c.n_layers} layers, d_model {c.d_model}, "
                   f"{c.n_heads} heads, block {c.block_size}; device {trainer.device.type}, "
                   f"{str(trainer.dtype).removeprefix('torch.')}")

@@ -167,15 +167,20 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 def resolve(preset_name: str = "default", toml_path: str | Path | None = None,
             assignments: list[str] | None = None, flags: dict[str, Any] | None = None) -> TrainConfig:
     """Build the run's config: preset, then TOML file, then --set, then explicit flags."""
+    return resolve_with_explicit_keys(preset_name, toml_path, assignments, flags)[0]
+
+
+def resolve_with_explicit_keys(preset_name: str = "default", toml_path: str | Path | None = None,
+                               assignments: list[str] | None = None, flags: dict[str, Any] | None = None,
+                               ) -> tuple[TrainConfig, frozenset[str]]:
+    """The run's config, and the keys the user set (in the file, by --set or by a flag) rather than the preset."""
+    layers = [(str(toml_path), load_toml(toml_path))] if toml_path is not None else []
+    layers += [("--set", dict([parse_assignment(text)])) for text in assignments or []]
+    layers += [("command line", flags or {})]
     config = preset(preset_name)
-    if toml_path is not None:
-        config = apply_overrides(config, load_toml(toml_path), source=str(toml_path))
-    for text in assignments or []:
-        key, value = parse_assignment(text)
-        config = apply_overrides(config, {key: value}, source="--set")
-    if flags:
-        config = apply_overrides(config, flags, source="command line")
-    return config
+    for source, overrides in layers:
+        config = apply_overrides(config, overrides, source=source)
+    return config, frozenset(key for _, overrides in layers for key in overrides)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -194,7 +199,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                help=f"{spec.metadata['help']} (preset default: {spec.default})")
 
 
-def from_arguments(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any]]:
-    """The run's config from arguments parsed with add_arguments, and the flags given explicitly."""
+def from_arguments(args: argparse.Namespace) -> tuple[TrainConfig, frozenset[str]]:
+    """The run's config from arguments parsed with add_arguments, and the keys the user set explicitly."""
     flags = {name: getattr(args, name) for name in field_specs() if getattr(args, name) is not None}
-    return resolve(args.preset, args.config, args.set, flags), flags
+    return resolve_with_explicit_keys(args.preset, args.config, args.set, flags)

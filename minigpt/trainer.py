@@ -129,7 +129,9 @@ class Trainer:
     def __init__(self, config: TrainConfig, corpus: Corpus, checkpoint_path: str | Path | None = None,
                  resume: Checkpoint | None = None) -> None:
         self.config = config
-        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None  # as given, for messages
+        # Saves go where the run started, whatever the current directory is by then.
+        self._save_to = self.checkpoint_path.absolute() if self.checkpoint_path else None
         self.device = pick_device(config.device)
         self.dtype = pick_dtype(config.dtype, self.device)
         torch.manual_seed(config.seed)
@@ -241,16 +243,16 @@ class Trainer:
                         self.best_val_loss, sample)
         yield from self.save()
 
-    def save(self, path: str | Path | None = None) -> Iterator[Event]:
-        """Save a checkpoint (to checkpoint_path unless path is given). A failed
+    def save(self) -> Iterator[Event]:
+        """Save a checkpoint to checkpoint_path, if there is one. A failed
         write is reported as an event, not raised: training can go on, and the
         previous file is intact."""
-        path = Path(path) if path else self.checkpoint_path
+        path = self.checkpoint_path
         if path is None:
             return
         self._require_finite_weights()
         try:
-            save_checkpoint(path, self.checkpoint())
+            save_checkpoint(self._save_to, self.checkpoint())
         except OSError as e:
             yield SaveFailedEvent(self.step, path, f"could not save {path}: {e.strerror or e}")
         else:

@@ -52,8 +52,8 @@ from tui.widgets.status_bar import Progress, RunInfo, StatusBar
 
 if TYPE_CHECKING:
     from minigpt.sampling import SamplingSettings
+    from minigpt.session import TrainingSession
     from tui.screens.settings import SettingsResult
-    from tui.session import Session
     from tui.training import TrainingRun
 
 LOG_LINES = 2000  # the event log keeps this many lines
@@ -100,7 +100,7 @@ class MiniGPTApp(App[None]):
     def __init__(self, options: Options) -> None:
         super().__init__()
         self.options = options
-        self.session: Session | None = None
+        self.session: TrainingSession | None = None
         self.sampling: SamplingSettings | None = None  # None until the settings file is read
         self.settings_path = options.settings
         self.settings_document: dict = {}
@@ -156,11 +156,14 @@ class MiniGPTApp(App[None]):
     @work(thread=True, exit_on_error=False, group="load", name="load")
     def _load(self) -> None:
         self.post_message(LoadProgress("importing PyTorch…"))
+        from minigpt.session import open_session
         from minigpt.settings import load_settings, settings_path
-        from tui.session import open_session
 
         self.post_message(SettingsLoaded(load_settings(settings_path(self.options.settings))))
-        session = open_session(self.options, lambda text: self.post_message(LoadProgress(text)))
+        options = self.options
+        session = open_session(options.config, options.explicit_keys, options.data, options.checkpoint,
+                               "scratch" if options.from_scratch else "auto",
+                               lambda text: self.post_message(LoadProgress(text)))
         self.post_message(SessionReady(session))
 
     def on_load_progress(self, message: LoadProgress) -> None:
@@ -183,18 +186,18 @@ class MiniGPTApp(App[None]):
     def on_session_ready(self, message: SessionReady) -> None:
         self.session = session = message.session
         trainer = session.trainer
-        if session.resumed_from:
-            checkpoint = f"{session.resumed_from} (loaded, step {trainer.step:,})"
-            self.notify(f"Loaded {session.resumed_from} at step {trainer.step:,}", title="Checkpoint")
+        if session.resumed:
+            checkpoint = f"{session.checkpoint} (loaded, step {trainer.step:,})"
+            self.notify(f"Loaded {session.checkpoint} at step {trainer.step:,}", title="Checkpoint")
         else:
             checkpoint = f"{self.options.checkpoint} (new)"
-        self.run_info = RunInfo(trainer.device.type, trainer.num_parameters, checkpoint, session.corpus_name)
-        best = trainer.best_val_loss if session.resumed_from and trainer.best_val_loss < float("inf") else None
+        self.run_info = RunInfo(trainer.device.type, trainer.num_parameters, checkpoint, session.corpus.name)
+        best = trainer.best_val_loss if session.resumed and trainer.best_val_loss < float("inf") else None
         self.progress = Progress(trainer.step, trainer.config.max_iters, val_loss=best)
         self.load_message = ""
-        self.log_line(f"{'resumed ' + str(session.resumed_from) if session.resumed_from else 'new model'}: "
-                      f"{trainer.num_parameters:,} parameters on {trainer.device.type}; corpus {session.corpus_name} "
-                      f"({session.corpus_chars:,} characters)")
+        self.log_line(f"{'resumed ' + str(session.checkpoint) if session.resumed else 'new model'}: "
+                      f"{trainer.num_parameters:,} parameters on {trainer.device.type}; corpus {session.corpus.name} "
+                      f"({session.corpus.length:,} characters)")
         for note in session.notes:
             self.notify(note, severity="warning", timeout=10)
             self.log_line(f"note: {note}")
@@ -204,7 +207,7 @@ class MiniGPTApp(App[None]):
 
     def action_start_training(self) -> None:
         assert self.session is not None  # check_action enables this only with a session
-        if self.session.at_max_iters:
+        if self.session.finished:
             self.notify(f"Training is at max_iters ({self.session.trainer.config.max_iters:,}); raise --max-iters "
                         "to train further", severity="warning")
             return
@@ -242,7 +245,7 @@ class MiniGPTApp(App[None]):
             self._save(self.session)
 
     @work(thread=True, exit_on_error=False, group="save", name="save")
-    def _save(self, session: Session) -> None:
+    def _save(self, session: TrainingSession) -> None:
         from tui.training import save_events
 
         for message in save_events(session.trainer):

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:  # these modules import PyTorch, which the app loads after its first paint
+    from minigpt.session import TrainingSession
     from minigpt.settings import LoadedSettings
     from minigpt.trainer import EvalEvent, SavedEvent, SaveFailedEvent, StepEvent
-    from tui.session import Session
 
 
 class LoadProgress(Message):
@@ -29,7 +29,7 @@ class SettingsLoaded(Message):
 
 
 class SessionReady(Message):
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: TrainingSession) -> None:
         super().__init__()
         self.session = session
 

@@ -21,7 +21,7 @@ class Options:
     checkpoint: Path = DEFAULT_CHECKPOINT
     from_scratch: bool = False
     settings: Path | None = None  # None: $MINIGPT_SETTINGS, else ./minigpt.toml
-    shape_flags: tuple[str, ...] = ()  # model-shape flags given, ignored when resuming
+    explicit_keys: frozenset[str] = frozenset()  # hyperparameters the user set, not the preset
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_options(argv: list[str] | None = None) -> Options:
     """Parse argv; raises ConfigError for a bad hyperparameter."""
     args = build_parser().parse_args(argv)
-    config, flags = cfg.from_arguments(args)
-    shape = tuple(k for k in ("block_size", "d_model", "n_heads", "n_layers") if k in flags)
+    config, explicit_keys = cfg.from_arguments(args)
     return Options(config=config, data=args.data, checkpoint=args.checkpoint, from_scratch=args.from_scratch,
-                   settings=args.settings, shape_flags=shape)
+                   settings=args.settings, explicit_keys=explicit_keys)

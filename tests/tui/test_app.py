@@ -11,10 +11,10 @@ from tui_helpers import TINY, Messages, make_app, wait_for, wait_loaded, write_s
 
 from minigpt.checkpoint import load_checkpoint
 from minigpt.device import pick_device
+from minigpt.session import open_session
 from tui.messages import CheckpointSaved, CompletionEnded, CompletionText, TrainingPaused, TrainingProgress
 from tui.options import parse_options
 from tui.screens.help import HelpScreen
-from tui.session import open_session
 from tui.widgets.generation_view import PROMPT_SHOWN, Completion, GenerationView
 from tui.widgets.loss_chart import LossChart
 
@@ -84,7 +84,7 @@ async def test_training_resumes_from_the_checkpoint_at_start(workdir):
     app = make_app()
     async with app.run_test() as pilot:
         await wait_loaded(pilot)
-        assert app.session.resumed_from is not None and app.session.trainer.step == step
+        assert app.session.resumed and app.session.trainer.step == step
         assert f"loaded, step {step}" in app.run_info.checkpoint
 
 
@@ -329,7 +329,8 @@ async def test_a_bad_checkpoint_is_reported_and_the_app_stays(workdir):
 
 
 def test_saves_go_where_the_app_started_whatever_the_directory_later(workdir, monkeypatch, tmp_path_factory):
-    session = open_session(parse_options(TINY), lambda text: None)
+    options = parse_options(TINY)
+    session = open_session(options.config, options.explicit_keys, options.data, options.checkpoint)
     monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
     events = list(session.trainer.save())
     assert load_checkpoint(workdir / "checkpoints/model.pt").step == 0, events
