@@ -1,9 +1,12 @@
 """minigpt-tui: train a MiniGPT model live and complete prompts in a terminal app.
 
-The app only presents what the library emits. Thread workers do the work:
-the loader (imports PyTorch after the first paint, reads the settings, the
-corpus and the checkpoint), the training run, one completion at a time, and
-saves. They talk to the app by posting batched messages (tui.messages).
+The app only presents what the library emits. It composes the views (each
+a module of tui.views, with its own bindings and handlers), the status bar and
+the footer, and routes: worker messages go to the view that shows them, and
+app-wide state goes down to the widgets as attributes. Thread workers do the
+work: the loader (imports PyTorch after the first paint, reads the settings,
+the corpus and the checkpoint), the training run and saves here, completions
+in the completions pane. They post batched messages (tui.messages).
 
 Nothing imported here at module level may import PyTorch: importing it
 takes seconds, and the first screen must appear at once.
@@ -18,23 +21,19 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from textual import on, work
+from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.dom import DOMNode
 from textual.reactive import reactive, var
 from textual.screen import Screen
-from textual.widgets import Input, Log, TabbedContent, TabPane
+from textual.widgets import TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from minigpt.errors import MiniGPTError
-from minigpt.terminal import printable
-from minigpt.tokenizer import UnknownCharactersError
 from tui.messages import (
     CheckpointSaved,
     CheckpointSaveFailed,
-    CompletionEnded,
-    CompletionText,
     Evaluated,
     LoadProgress,
     SessionReady,
@@ -44,9 +43,11 @@ from tui.messages import (
 )
 from tui.options import Options, parse_options
 from tui.preferences import read_keymap, read_theme, with_theme
-from tui.text import TAB, format_loss, one_line
+from tui.text import one_line
+from tui.views.completions import CompletionsPane
+from tui.views.log import LogView
+from tui.views.train import TrainView
 from tui.widgets.footer import AppFooter
-from tui.widgets.generation_view import Completion, GenerationView
 from tui.widgets.loss_chart import LossChart
 from tui.widgets.status_bar import Progress, RunInfo, StatusBar
 
@@ -55,8 +56,6 @@ if TYPE_CHECKING:
     from minigpt.session import TrainingSession
     from tui.screens.settings import SettingsResult
     from tui.training import TrainingRun
-
-LOG_LINES = 2000  # the event log keeps this many lines
 
 
 class MiniGPTApp(App[None]):
@@ -72,12 +71,6 @@ class MiniGPTApp(App[None]):
         Binding("x", "stop_training", "Stop", id="stop", tooltip="Stop training and save a checkpoint"),
         Binding("s", "save", "Save", id="save", tooltip="Save a checkpoint now"),
         Binding("slash", "focus_prompt", "Prompt", id="prompt", tooltip="Write a prompt"),
-        Binding("escape", "cancel_completion", "Cancel", id="cancel", tooltip="Cancel the completion"),
-        Binding("escape", "leave_prompt", "Leave prompt", id="leave-prompt", show=False,
-                tooltip="Leave the prompt, so that keys are commands again"),
-        Binding("l", "toggle_log_scale", "Log/lin", id="log-scale", tooltip="Toggle a log scale for the loss"),
-        Binding("y", "copy_completion", "Copy", id="copy", show=False,
-                tooltip="Copy the last completion to the clipboard"),
         Binding("comma", "settings", "Settings", id="settings", tooltip="Edit the sampling settings"),
         Binding("1", "show_view('train-view')", "Chart", id="view-train", show=False,
                 tooltip="Show the loss chart and completions"),
@@ -94,8 +87,8 @@ class MiniGPTApp(App[None]):
     run_info: var[RunInfo | None] = var(None)
 
     chart: LossChart
-    completions: GenerationView
-    event_log: Log
+    completions: CompletionsPane
+    event_log: LogView
 
     def __init__(self, options: Options) -> None:
         super().__init__()
@@ -106,8 +99,6 @@ class MiniGPTApp(App[None]):
         self.settings_document: dict = {}
         self.keymap: dict[str, str] = {}  # the user's [keymap], as applied
         self._run: TrainingRun | None = None
-        self._completion: tuple[int, Completion] | None = None  # the streaming one and its tag
-        self._next_tag = 0
         self._quitting = False
         self._unsaved_error: str | None = None  # the last save failed with this message
 
@@ -115,14 +106,10 @@ class MiniGPTApp(App[None]):
 
     def compose(self) -> ComposeResult:
         with TabbedContent(id="views"):
-            with TabPane("Train", id="train-view"), Horizontal(id="panes"):
-                yield LossChart(id="chart")
-                with Vertical(id="generation"):
-                    yield GenerationView(id="completions")
-                    yield Input(placeholder="› prompt: press / to type, Enter to complete", id="prompt",
-                                compact=True, select_on_focus=False)
+            with TabPane("Train", id="train-view"):
+                yield TrainView(id="train")
             with TabPane("Log", id="log-view"):
-                yield Log(max_lines=LOG_LINES, id="log")
+                yield LogView(id="log")
         yield StatusBar(id="status").data_bind(state=MiniGPTApp.run_state, generating=MiniGPTApp.generating,
                                                message=MiniGPTApp.load_message, progress=MiniGPTApp.progress,
                                                info=MiniGPTApp.run_info)
@@ -131,11 +118,9 @@ class MiniGPTApp(App[None]):
     def on_mount(self) -> None:
         # Kept rather than queried: worker messages may still arrive while the app closes.
         self.chart = self.query_one(LossChart)
-        self.completions = self.query_one(GenerationView)
-        self.event_log = self.query_one("#log", Log)
-        self.chart.border_title = "loss by step"
-        self.completions.border_title = "completions"
-        self.completions.focus()
+        self.completions = self.query_one(CompletionsPane)
+        self.event_log = self.query_one(LogView)
+        self.completions.list.focus()
         self.call_after_refresh(self._load)  # after the first paint: the loader spends seconds importing PyTorch
         self._quit_on_sigterm()
 
@@ -149,7 +134,7 @@ class MiniGPTApp(App[None]):
             pass
 
     def log_line(self, text: str) -> None:
-        self.event_log.write_line(printable(text, TAB))
+        self.event_log.add(text)
 
     # --- start-up ---------------------------------------------------------------------------
 
@@ -172,8 +157,10 @@ class MiniGPTApp(App[None]):
     def on_settings_loaded(self, message: SettingsLoaded) -> None:
         loaded = message.loaded
         self.sampling, self.settings_path, self.settings_document = loaded.sampling, loaded.path, loaded.document
+        self.completions.sampling = loaded.sampling
         theme, theme_problems = read_theme(loaded.document, loaded.path, self.available_themes)
-        keymap, keymap_problems = read_keymap(loaded.document, loaded.path, [b.id for b in self._bindings_list()])
+        binding_ids = [binding.id for _, binding in self.all_bindings()]
+        keymap, keymap_problems = read_keymap(loaded.document, loaded.path, binding_ids)
         if theme:
             self.theme = theme
         self.keymap = keymap
@@ -184,7 +171,7 @@ class MiniGPTApp(App[None]):
         self.refresh_bindings()
 
     def on_session_ready(self, message: SessionReady) -> None:
-        self.session = session = message.session
+        self.session = self.completions.session = session = message.session
         trainer = session.trainer
         if session.resumed:
             checkpoint = f"{session.checkpoint} (loaded, step {trainer.step:,})"
@@ -261,8 +248,7 @@ class MiniGPTApp(App[None]):
         event = message.event
         self.chart.add_val_loss(event.step, event.val_loss)
         self.progress = replace(self.progress, val_loss=event.val_loss)
-        title = f"sample at step {event.step:,} · val loss {format_loss(event.val_loss)}"
-        self.completions.add_completion(Completion(title, text=event.sample, classes="-sample"))
+        self.completions.add_sample(event)
         self.log_line(f"step {event.step:,}: train {event.train_loss:.4f}  val {event.val_loss:.4f}  "
                       f"({event.val_bpc:.3f} bits/char)")
 
@@ -293,82 +279,24 @@ class MiniGPTApp(App[None]):
         if self._quitting:
             self._finish_quitting()
 
-    # --- completions ---------------------------------------------------------------------------
+    # --- completions: the pane does the work; the status bar and the log hear of it ------------------
 
-    @on(Input.Submitted, "#prompt")
-    def complete_prompt(self, event: Input.Submitted) -> None:
-        if self.session is None or self.sampling is None:
-            self.notify("The model is still loading", severity="warning")
-            return
-        if unknown := self.session.trainer.tokenizer.unknown_characters(event.value):
-            self.notify(str(UnknownCharactersError(unknown)), title="Cannot complete this prompt", severity="error")
-            return
-        self.action_cancel_completion()
-        self._next_tag += 1
-        title = f"completion at step {self.session.trainer.step:,}"
-        completion = self.completions.add_completion(Completion(title, prompt=event.value, classes="-prompt"))
-        self.completions.follow()
-        self._completion = (self._next_tag, completion)
-        self.generating = True
-        self._generate(self._next_tag, event.value, self.sampling)
-        event.input.clear()
+    def on_completions_pane_generating(self, message: CompletionsPane.Generating) -> None:
+        self.generating = message.active
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="generate", name="generate")
-    def _generate(self, tag: int, prompt: str, settings: SamplingSettings) -> None:
-        from tui.generation import stream_completion
-
-        assert self.session is not None
-        stream_completion(self.session.trainer, prompt, settings, tag, self.post_message, get_current_worker())
-
-    def _current(self, tag: int) -> Completion | None:
-        """The completion for tag, or None when tag is stale (a cancelled one)."""
-        return self._completion[1] if self._completion and self._completion[0] == tag else None
-
-    def on_completion_text(self, message: CompletionText) -> None:
-        if completion := self._current(message.tag):
-            completion.append(message.text)
-
-    def on_completion_ended(self, message: CompletionEnded) -> None:
-        if self._current(message.tag):
-            rate = message.tokens / message.seconds if message.seconds else 0.0
-            self._end_completion(f"{message.tokens} tokens, {rate:.0f} tok/s")
-
-    def _end_completion(self, note: str) -> None:
-        if self._completion:
-            self._completion[1].finish(note)
-        self._completion = None
-        self.generating = False
-
-    def action_cancel_completion(self) -> None:
-        if self._completion:
-            self.workers.cancel_group(self, "generate")
-            self._end_completion("cancelled")
-
-    def action_copy_completion(self) -> None:
-        completion = self.completions.last_completion
-        if completion is None:
-            self.notify("Nothing to copy yet", severity="warning")
-            return
-        self.copy_to_clipboard(completion.prompt + completion.text)
-        self.notify(f"Copied {len(completion.prompt + completion.text):,} characters "
-                    "(if your terminal allows apps to set the clipboard)")
+    def on_completions_pane_failed(self, message: CompletionsPane.Failed) -> None:
+        self._report(message.error, "Completion failed")
 
     # --- views, settings, help -------------------------------------------------------------
 
     def action_focus_prompt(self) -> None:
         self.query_one(TabbedContent).active = "train-view"
-        self.query_one("#prompt", Input).focus()
-
-    def action_leave_prompt(self) -> None:
-        self.completions.focus()
-
-    def action_toggle_log_scale(self) -> None:
-        self.chart.log_scale = not self.chart.log_scale
+        self.completions.focus_prompt()
 
     def action_show_view(self, view: str) -> None:
         self.query_one(TabbedContent).active = view
         # Focus something in the new view: a focused widget left in the hidden one would switch back to it.
-        (self.event_log if view == "log-view" else self.completions).focus()
+        (self.event_log if view == "log-view" else self.completions.list).focus()
 
     def action_settings(self) -> None:
         from tui.screens.settings import SettingsScreen  # imports PyTorch: only once loaded
@@ -379,7 +307,7 @@ class MiniGPTApp(App[None]):
 
     def _settings_closed(self, result: SettingsResult | None) -> None:
         if result is not None:
-            self.sampling = result.sampling
+            self.sampling = self.completions.sampling = result.sampling
             self._write_settings(result.sampling, with_theme(self.settings_document, result.theme))
 
     @work(thread=True, exit_on_error=False, group="settings", name="settings")
@@ -400,7 +328,7 @@ class MiniGPTApp(App[None]):
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen
 
-        keys = [(self._key_display(b), b.tooltip or b.description, b.id) for b in self._bindings_list()]
+        keys = [(self._key_display(b), b.tooltip or b.description, b.id) for _, b in self.all_bindings()]
         self.push_screen(HelpScreen(keys, str(self.settings_path or "minigpt.toml")))
 
     def _key_display(self, binding: Binding) -> str:
@@ -408,17 +336,19 @@ class MiniGPTApp(App[None]):
         keys = self.keymap.get(binding.id, binding.key).split(",")
         return " / ".join(self.get_key_display(replace(binding, key=key.strip())) for key in keys)
 
-    def _bindings_list(self) -> list[Binding]:
-        return [b for b in self.BINDINGS if isinstance(b, Binding)]
+    def all_bindings(self) -> list[tuple[DOMNode, Binding]]:
+        """Every binding of the app and its views, with the node whose action it runs."""
+        nodes: list[DOMNode] = [self, self.query_one(TrainView), self.completions]
+        return [(node, b) for node in nodes for b in node.BINDINGS if isinstance(b, Binding)]
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """Every action of the app that can run now, and Textual's own (theme, keys...)."""
-        for binding in self._bindings_list():
+        """Every action of the app and its views that can run now, and Textual's own (theme, keys...)."""
+        for node, binding in self.all_bindings():
             action = binding.action.partition("(")[0]
-            if binding.id != "quit" and self.check_action(action, ()):
+            if binding.id != "quit" and node.check_action(action, ()):
                 yield SystemCommand(binding.tooltip or binding.description,
                                     f"key: {self._key_display(binding)}  ·  id: {binding.id}",
-                                    lambda a=binding.action: self.run_action(a))
+                                    lambda a=binding.action, n=node: self.run_action(a, n))
         yield from super().get_system_commands(screen)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -435,10 +365,6 @@ class MiniGPTApp(App[None]):
                 return state in ("training", "paused")
             case "save":
                 return True if state in ("idle", "training", "paused") else None if loaded else False
-            case "cancel_completion":
-                return self._completion is not None
-            case "leave_prompt":
-                return self._completion is None and isinstance(self.focused, Input) and self.focused.id == "prompt"
             case "settings":
                 return True if self.sampling is not None else None
         return True
@@ -461,9 +387,6 @@ class MiniGPTApp(App[None]):
             self.run_state = "error"
             self.load_message = f"could not load: {one_line(str(worker.error), 200)}"
             self._report(worker.error, "Could not load")
-        elif state == WorkerState.ERROR and worker.group == "generate":
-            self._end_completion("failed")
-            self._report(worker.error, "Completion failed")
 
     def _report(self, error: BaseException | None, title: str) -> None:
         """An error from a worker, as a notification and a log line: never a traceback."""

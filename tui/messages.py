@@ -69,7 +69,7 @@ class TrainingPaused(Message):
         self.paused = paused
 
 
-class CompletionText(Message):
+class CompletionText(Message, bubble=False):  # for the completions pane alone
     """More text of the completion tagged `tag`; stale tags are dropped."""
 
     def __init__(self, tag: int, text: str) -> None:
@@ -78,7 +78,7 @@ class CompletionText(Message):
         self.text = text
 
 
-class CompletionEnded(Message):
+class CompletionEnded(Message, bubble=False):
     def __init__(self, tag: int, tokens: int, seconds: float) -> None:
         super().__init__()
         self.tag = tag

@@ -15,7 +15,7 @@ from minigpt.session import open_session
 from tui.messages import CheckpointSaved, CompletionEnded, CompletionText, TrainingPaused, TrainingProgress
 from tui.options import parse_options
 from tui.screens.help import HelpScreen
-from tui.widgets.generation_view import PROMPT_SHOWN, Completion, GenerationView
+from tui.widgets.completion_list import PROMPT_SHOWN, Completion, CompletionList
 from tui.widgets.loss_chart import LossChart
 
 
@@ -96,7 +96,7 @@ async def test_completion_streams_in_several_updates(workdir):
         await wait_loaded(pilot)
         await pilot.press("slash", *"the cat", "enter")
         await wait_for(pilot, lambda: not app.generating, "the completion")
-        completion = app.query_one(GenerationView).last_completion
+        completion = app.query_one(CompletionList).last_completion
         texts = messages.of(CompletionText)
         assert len(texts) >= 3, "several updates before the end"
         assert completion.prompt == "the cat"
@@ -116,7 +116,7 @@ async def test_escape_cancels_and_late_text_is_dropped(workdir):
         await wait_for(pilot, lambda: messages.of(CompletionText), "the first text")
         await pilot.press("escape")
         assert not app.generating
-        cancelled = app.query_one(GenerationView).last_completion
+        cancelled = app.query_one(CompletionList).last_completion
         assert "cancelled" in str(cancelled.query_one(".title").render())
         length = len(cancelled.text)
         await wait_for(pilot, lambda: not app.workers._workers or all(
@@ -125,7 +125,7 @@ async def test_escape_cancels_and_late_text_is_dropped(workdir):
         assert len(cancelled.text) == length
         assert not messages.of(CompletionEnded), "a cancelled completion never ends normally"
         await pilot.press("escape")  # nothing to cancel: leaves the prompt
-        assert app.focused is app.query_one(GenerationView)
+        assert app.focused is app.query_one(CompletionList)
 
 
 async def test_completion_while_training_uses_a_snapshot_and_training_goes_on(workdir):
@@ -164,7 +164,7 @@ async def test_a_one_megabyte_paste_is_completed_and_shown_from_its_end(workdir)
         app.query_one("#prompt", Input).post_message(events.Paste(paste))
         await pilot.press("enter")
         await wait_for(pilot, lambda: not app.generating, "the completion")
-        completion = app.query_one(GenerationView).last_completion
+        completion = app.query_one(CompletionList).last_completion
         assert completion.prompt == paste  # kept whole, for copying
         assert len(completion.text) == 20
         shown = str(completion.query_one(".paragraph").render())
@@ -184,7 +184,7 @@ async def test_log_scale_copy_views_and_help(workdir):
         await pilot.press("slash", *"dog", "enter")
         await wait_for(pilot, lambda: not app.generating, "the completion")
         await pilot.press("escape", "y")
-        completion = app.query_one(GenerationView).last_completion
+        completion = app.query_one(CompletionList).last_completion
         assert app.clipboard == "dog" + completion.text
 
         await pilot.press("2")
@@ -195,7 +195,7 @@ async def test_log_scale_copy_views_and_help(workdir):
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         help_text = str(app.screen.query_one("Markdown").source)
-        for binding in app._bindings_list():
+        for _, binding in app.all_bindings():
             assert f"`{binding.id}`" in help_text
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
@@ -308,11 +308,11 @@ async def test_an_error_in_the_completion_thread_is_a_notification(workdir, monk
         await pilot.press("slash", *"the", "enter")
         await wait_for(pilot, lambda: not app.generating, "the failure")
         assert messages.notices("error") == ["RuntimeError: simulated sampling failure"]
-        assert "failed" in str(app.query_one(GenerationView).last_completion.query_one(".title").render())
+        assert "failed" in str(app.query_one(CompletionList).last_completion.query_one(".title").render())
         monkeypatch.undo()
         await pilot.press(*"the", "enter")
         await wait_for(pilot, lambda: messages.of(CompletionEnded), "the next completion")
-        assert len(app.query_one(GenerationView).last_completion.text) == 30
+        assert len(app.query_one(CompletionList).last_completion.text) == 30
 
 
 async def test_a_bad_checkpoint_is_reported_and_the_app_stays(workdir):

@@ -14,17 +14,17 @@ from textual.widgets import Static
 from textual.widgets._footer import FooterKey
 
 from minigpt.terminal import format_seconds, printable
-from tui.history import DownsampledSeries
 from tui.preferences import read_keymap, read_theme, with_theme
 from tui.text import TAB, format_count, one_line
-from tui.widgets.footer import AppFooter
-from tui.widgets.generation_view import (
+from tui.widgets.chart_series import DownsampledSeries
+from tui.widgets.completion_list import (
     LONGEST_PARAGRAPH,
     MAX_COMPLETIONS,
     PARAGRAPH_CHARS,
     Completion,
-    GenerationView,
+    CompletionList,
 )
+from tui.widgets.footer import AppFooter
 from tui.widgets.loss_chart import CAPACITY, LossChart
 
 
@@ -98,7 +98,7 @@ async def test_a_line_that_never_ends_is_still_split():
 
 
 async def test_the_completion_log_is_capped():
-    view = GenerationView()
+    view = CompletionList()
     async with WidgetApp(view).run_test() as pilot:
         for i in range(MAX_COMPLETIONS + 10):
             view.add_completion(Completion(f"c{i}", text="text"))

@@ -8,7 +8,7 @@ from textual.color import Color
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
-from tui.history import DownsampledSeries
+from tui.widgets.chart_series import DownsampledSeries
 
 REPLOT_INTERVAL = 1.0  # seconds: the chart redraws at most once a second: each redraw costs the trainer CPU
 LABELS_MIN_HEIGHT = 12  # rows; a shorter chart keeps its row for data (the border title names the axes)

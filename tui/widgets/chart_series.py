@@ -1,4 +1,4 @@
-"""A loss curve of bounded size, however long training runs."""
+"""The loss chart's curves: a series of bounded size, however long training runs."""
 
 from __future__ import annotations
 

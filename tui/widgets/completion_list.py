@@ -1,4 +1,4 @@
-"""The history of completions, the newest at the bottom, the latest one streaming."""
+"""The completions and training samples, the newest at the bottom, the latest one streaming."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ class Completion(Vertical):
         self.add_class("-done")
 
 
-class GenerationView(VerticalScroll, can_focus=True):
+class CompletionList(VerticalScroll, can_focus=True):
     """Completions and samples, kept at the bottom while new text arrives
     unless the user has scrolled up to read (Widget.anchor)."""
 

@@ -1,0 +1,28 @@
+"""The training view (key 1): the loss chart beside the completions pane, or
+above it in a narrow terminal."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+
+from tui.views.completions import CompletionsPane
+from tui.widgets.loss_chart import LossChart
+
+
+class TrainView(Horizontal):
+    BINDINGS = [
+        Binding("l", "toggle_log_scale", "Log/lin", id="log-scale", tooltip="Toggle a log scale for the loss"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield LossChart(id="chart")
+        yield CompletionsPane(id="completions")
+
+    def on_mount(self) -> None:
+        self.query_one(LossChart).border_title = "loss by step"
+
+    def action_toggle_log_scale(self) -> None:
+        chart = self.query_one(LossChart)
+        chart.log_scale = not chart.log_scale
