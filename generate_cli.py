@@ -9,7 +9,7 @@ else $MINIGPT_SETTINGS, else ./minigpt.toml); flags override it for this run
 and change the file only with --save-settings. The prompt is echoed, then
 the continuation streams to stdout, without control characters other than
 newline and tab (no escape sequence reaches the terminal); a summary goes to
-stderr. Ctrl+C stops.
+stderr. Ctrl+C stops after the current token.
 """
 
 from __future__ import annotations
@@ -17,23 +17,36 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import random
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from minigpt.errors import MiniGPTError
 from minigpt.paths import DEFAULT_CHECKPOINT
+from minigpt.settings import (
+    SETTING_NAMES,
+    SamplingSettings,
+    allowed,
+    field_specs,
+    load_settings,
+    save_settings,
+    settings_path,
+)
 from minigpt.terminal import printable
+
+if TYPE_CHECKING:
+    from minigpt.model import GPT
+    from minigpt.tokenizer import CharTokenizer
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="minigpt-generate", description="Complete a prompt with a trained MiniGPT model.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="The sampling settings flags override the settings file for this run. Without a file the\n"
-               "defaults are: temperature 0.8, top_k 0, top_p 0.95, repetition_penalty 1.0,\n"
-               "max_new_tokens 500, seed -1, no stop strings.")
+    parser = argparse.ArgumentParser(prog="minigpt-generate",
+                                     description="Complete a prompt with a trained MiniGPT model.")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, metavar="PATH",
                         help=f"model to sample from (default: {DEFAULT_CHECKPOINT})")
     parser.add_argument("--prompt", default="", metavar="TEXT",
@@ -47,17 +60,26 @@ def build_parser() -> argparse.ArgumentParser:
     # waiting on it costs milliseconds per operation when other programs busy the cores.
     parser.add_argument("--threads", type=int, default=1, metavar="N",
                         help="CPU threads for torch (default: 1; 0 keeps torch's choice)")
-    sampling = parser.add_argument_group("sampling settings")
-    add = sampling.add_argument
-    add("--temperature", type=float, metavar="T", help="0 (greedy) to 100; higher is more random")
-    add("--top-k", type=int, metavar="K", help="sample from the k most likely tokens; 0 is off")
-    add("--top-p", type=float, metavar="P", help="sample from the smallest set of tokens reaching this probability, "
-                                                 "in (0, 1]; 1 is off")
-    add("--repetition-penalty", type=float, metavar="R", help="in (0, 10]; above 1 discourages repeats")
-    add("--max-new-tokens", type=int, metavar="N", help="tokens to generate, 1 to 100000")
-    add("--seed", type=int, metavar="S", help="same seed, settings and prompt give the same text; -1 is random")
-    add("--stop", action="append", metavar="TEXT", help="stop before this text (repeatable; \\n, \\t work)")
+    add_sampling_arguments(parser)
     return parser
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per sampling setting (--temperature, --top-k...), with the help line, range and default
+    that SamplingSettings gives it."""
+
+    group = parser.add_argument_group("sampling settings", "These override the settings file for this run. "
+                                      "The defaults are those used without a file.")
+    for name, spec in field_specs().items():
+        flag, help_line = "--" + name.replace("_", "-"), spec.metadata["help"]
+        if name == "stop":
+            default = list(spec.default) or "none"
+            group.add_argument(flag, action="append", type=unescape, metavar="TEXT",
+                               help=f"{help_line} (repeatable; \\n and \\t work; default: {default})")
+        else:
+            kind, metavar = {"int": (int, "N"), "float": (float, "X")}[spec.type]
+            group.add_argument(flag, type=kind, metavar=metavar,
+                               help=f"{help_line}; {allowed(spec)} (default: {spec.default})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +96,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def generate_text(args: argparse.Namespace) -> int:
     from minigpt.checkpoint import load_checkpoint
-    from minigpt.settings import load_settings, save_settings, settings_path
 
     path = settings_path(args.settings)
     loaded = load_settings(path)
@@ -94,17 +115,14 @@ def generate_text(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     model = checkpoint.build_model("cpu").eval()
-    if settings.seed == -1:  # draw it here so the summary can say how to repeat this text
-        settings = dataclasses.replace(settings, seed=random.randrange(2**63))
+    settings = settings.seeded()  # a concrete seed, so the summary can say how to repeat this text
     return stream(model, checkpoint.tokenizer, args.prompt, settings, use_cache=not args.no_cache)
 
 
-def setting_flags(args: argparse.Namespace) -> dict:
-    names = ("temperature", "top_k", "top_p", "repetition_penalty", "max_new_tokens", "seed")
-    flags = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    if args.stop is not None:
-        flags["stop"] = tuple(unescape(s) for s in args.stop)
-    return flags
+def setting_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The sampling settings given as flags, by name."""
+
+    return {name: getattr(args, name) for name in SETTING_NAMES if getattr(args, name) is not None}
 
 
 def unescape(text: str) -> str:
@@ -120,36 +138,49 @@ def unescape(text: str) -> str:
     return "".join(out)
 
 
-def stream(model, tokenizer, prompt: str, settings, use_cache: bool) -> int:
+def stream(model: GPT, tokenizer: CharTokenizer, prompt: str, settings: SamplingSettings, use_cache: bool) -> int:
+    """Echo the prompt, stream the completion to stdout and a summary to stderr.
+    Ctrl+C ends the text after the current token, with exit status 130."""
     from minigpt.sampling import generate
 
-    pieces = generate(model, tokenizer, prompt, settings, use_cache)  # a bad prompt fails here, before any output
+    ctrl_c = threading.Event()
+    # A bad prompt fails here, before any output.
+    pieces = generate(model, tokenizer, prompt, settings, use_cache, should_stop=ctrl_c.is_set)
     started, count, last = time.perf_counter(), 0, prompt[-1:] or "\n"
     out = sys.stdout
-    try:
-        out.write(printable(prompt))  # never an escape sequence to the terminal
-        out.flush()
-        for piece in pieces:
-            out.write(printable(piece.text))
+    with ctrl_c_sets(ctrl_c):
+        try:
+            out.write(printable(prompt))  # never an escape sequence to the terminal
             out.flush()
-            count += 1
-            last = piece.text[-1:] or last
-        stopped = False
-    except KeyboardInterrupt:
-        stopped = True
-    except BrokenPipeError:  # e.g. piped into head: the reader has all it wants
-        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
-        return 0
-    finally:
-        pieces.close()
-    if last != "\n":
-        out.write("\n")
-        out.flush()
+            for piece in pieces:
+                out.write(printable(piece.text))
+                out.flush()
+                count += 1
+                last = piece.text[-1:] or last
+            if last != "\n":
+                out.write("\n")
+                out.flush()
+        except BrokenPipeError:  # e.g. piped into head: the reader has all it wants
+            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+            return 0
+        finally:
+            pieces.close()
     seconds = time.perf_counter() - started
-    how = "stopped by Ctrl+C after" if stopped else "generated"
+    how = "stopped by Ctrl+C after" if ctrl_c.is_set() else "generated"
     print(f"[{how} {count} tokens in {seconds:.2f} s, {count / max(seconds, 1e-9):.0f} tokens/s; "
           f"seed {settings.seed}]", file=sys.stderr)
-    return 130 if stopped else 0
+    return 130 if ctrl_c.is_set() else 0
+
+
+@contextmanager
+def ctrl_c_sets(event: threading.Event) -> Iterator[None]:
+    """Within the block, Ctrl+C sets event instead of raising KeyboardInterrupt, which could
+    land anywhere, e.g. between writing a piece of text and noting that it was written."""
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: event.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":

@@ -10,76 +10,14 @@ forward pass, then goes on one token at a time. The uncached path
 
 from __future__ import annotations
 
-import math
-import random
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 
-from minigpt.errors import MiniGPTError
 from minigpt.model import GPT, KVCache
+from minigpt.settings import SamplingSettings
 from minigpt.tokenizer import CharTokenizer, UnknownCharactersError
-
-MAX_NEW_TOKENS_LIMIT = 100_000
-
-
-class SamplingSettingError(MiniGPTError, ValueError):
-    """A sampling setting is out of range; the message names it and its allowed range."""
-
-
-@dataclass(frozen=True)
-class SamplingSettings:
-    temperature: float = 0.8  # 0 picks the most likely token every time (greedy)
-    top_k: int = 0  # keep the k most likely tokens; 0 keeps all
-    top_p: float = 0.95  # keep the smallest set of most likely tokens whose probability reaches p
-    repetition_penalty: float = 1.0  # >1 makes tokens already in the text less likely
-    max_new_tokens: int = 500
-    seed: int = -1  # -1 draws a fresh seed every time
-    stop: tuple[str, ...] = ()  # generation ends before the first of these appears
-
-    def __post_init__(self) -> None:
-        if isinstance(self.stop, list):
-            object.__setattr__(self, "stop", tuple(self.stop))
-        validate(self)
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["stop"] = list(self.stop)
-        return data
-
-
-def _require(ok: bool, name: str, value: object, allowed: str) -> None:
-    if not ok:
-        raise SamplingSettingError(f"{name} = {value!r}: expected {allowed}")
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def validate(s: SamplingSettings) -> None:
-    _require(_is_number(s.temperature) and 0 <= s.temperature <= 100, "temperature", s.temperature,
-             "a number from 0 (greedy) to 100")
-    _require(_is_int(s.top_k) and 0 <= s.top_k <= 1_000_000, "top_k", s.top_k,
-             "an integer from 0 (off) to 1000000")
-    _require(_is_number(s.top_p) and 0 < s.top_p <= 1, "top_p", s.top_p, "a number in (0, 1]; 1 is off")
-    _require(_is_number(s.repetition_penalty) and 0 < s.repetition_penalty <= 10, "repetition_penalty",
-             s.repetition_penalty, "a number in (0, 10]; 1 is off")
-    _require(_is_int(s.max_new_tokens) and 1 <= s.max_new_tokens <= MAX_NEW_TOKENS_LIMIT, "max_new_tokens",
-             s.max_new_tokens, f"an integer from 1 to {MAX_NEW_TOKENS_LIMIT}")
-    _require(_is_int(s.seed) and -1 <= s.seed < 2**63, "seed", s.seed,
-             "an integer from 0 to 2**63-1, or -1 for a random seed")
-    shown = list(s.stop) if isinstance(s.stop, tuple) else s.stop  # as it is written in TOML
-    _require(isinstance(s.stop, tuple) and all(isinstance(x, str) and x for x in s.stop), "stop", shown,
-             "a list of non-empty strings")
-
-
-SETTING_NAMES = tuple(f.name for f in fields(SamplingSettings))
 
 
 @dataclass(frozen=True)
@@ -113,14 +51,17 @@ def generate(model: GPT, tokenizer: CharTokenizer, prompt: str, settings: Sampli
     after max_new_tokens or at a stop string. A bad prompt or model raises
     here, before anything is generated.
 
+    A seed of -1 draws a fresh one; to know it (and repeat the text later),
+    pass settings.seeded() and keep its seed.
+
     The model is only read (pass it in eval mode: it is never switched), no
     autograd, and all randomness comes from a private generator, so sampling
     can run beside training without disturbing it."""
     if model.training and model.config.dropout > 0:
         raise ValueError("the model is in training mode with dropout on; call model.eval() before sampling")
     tokens = start_tokens(prompt, tokenizer, model.config.block_size)
-    seed = settings.seed if settings.seed >= 0 else random.randrange(2**63)
-    picker = _TokenPicker(settings, model.config.vocab_size, tokens, seed, next(model.parameters()).device)
+    settings = settings.seeded()
+    picker = _TokenPicker(settings, model.config.vocab_size, tokens, settings.seed, next(model.parameters()).device)
     sample = _sample_cached if use_cache else _sample_uncached
     return _pieces(sample(model, tokens, picker), tokenizer, settings, should_stop)
 

@@ -1,4 +1,6 @@
-"""The sampling settings file: TOML that people can read and edit by hand.
+"""The sampling settings: what each one means and allows (SamplingSettings,
+whose field metadata the CLI's flags and the app's form are built from), and
+the file that keeps them, TOML that people can read and edit by hand:
 
     [sampling]
     temperature = 0.8
@@ -25,9 +27,11 @@ read or parsed, since what it holds would be lost.
 from __future__ import annotations
 
 import copy
+import math
 import os
+import random
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +40,102 @@ import tomli_w
 from minigpt.atomic import atomic_write_bytes
 from minigpt.errors import MiniGPTError, did_you_mean
 from minigpt.paths import DEFAULT_SETTINGS
-from minigpt.sampling import SETTING_NAMES, SamplingSettingError, SamplingSettings
+
+MAX_NEW_TOKENS_LIMIT = 100_000
+
+
+class SamplingSettingError(MiniGPTError, ValueError):
+    """A sampling setting is out of range; the message names it and its allowed range."""
+
+
+def _setting(default: Any, label: str, help: str, *, low: float | None = None, high: float | None = None,
+             low_open: bool = False, low_means: str = "") -> Any:
+    """A field that carries its label and help line (for the app and the CLI) and its allowed range:
+    low to high, low itself excluded when low_open. low_means says what the lowest value does, if special."""
+    return field(default=default, metadata={"label": label, "help": help, "low": low, "high": high,
+                                            "low_open": low_open, "low_means": low_means})
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    temperature: float = _setting(0.8, "Temperature", "0 always picks the likeliest token; higher is wilder",
+                                  low=0, high=100, low_means="greedy")
+    top_k: int = _setting(0, "Top-k", "keep only the k likeliest tokens; 0 keeps all",
+                          low=0, high=1_000_000, low_means="off")
+    top_p: float = _setting(0.95, "Top-p", "keep the likeliest tokens up to a total probability p",
+                            low=0, high=1, low_open=True)
+    repetition_penalty: float = _setting(1.0, "Repetition penalty", "above 1 makes repeats less likely; 1 is off",
+                                         low=0, high=10, low_open=True)
+    max_new_tokens: int = _setting(500, "Max tokens", "the longest completion, in tokens",
+                                   low=1, high=MAX_NEW_TOKENS_LIMIT)
+    seed: int = _setting(-1, "Seed", "the same seed repeats a completion; -1 draws a new one",
+                         low=-1, high=2**63 - 1, low_means="random")
+    stop: tuple[str, ...] = _setting((), "Stop strings", "end before any of these strings")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.stop, list):
+            object.__setattr__(self, "stop", tuple(self.stop))
+        validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stop"] = list(self.stop)
+        return data
+
+    def seeded(self) -> SamplingSettings:
+        """These settings with a concrete seed: the one set, or a fresh random one for -1.
+        Sample with the result and keep its seed: the same seed repeats the text."""
+        if self.seed >= 0:
+            return self
+        return replace(self, seed=random.randrange(2**63))
+
+
+def field_specs() -> dict[str, Field[Any]]:
+    """The dataclass fields by name (type, default and metadata), for building CLIs and forms."""
+    return {f.name: f for f in fields(SamplingSettings)}
+
+
+SETTING_NAMES = tuple(field_specs())
+
+
+def allowed(spec: Field[Any]) -> str:
+    """What a setting accepts, in words, e.g. 'a number from 0 (greedy) to 100'."""
+    if spec.type == "tuple[str, ...]":
+        return "a list of non-empty strings"
+    meta = spec.metadata
+    kind = "an integer" if spec.type == "int" else "a number"
+    low = f"{meta['low']} ({meta['low_means']})" if meta["low_means"] else meta["low"]
+    if meta["low_open"]:
+        return f"{kind} in ({low}, {meta['high']}]"
+    return f"{kind} from {low} to {meta['high']}"
+
+
+def validate(settings: SamplingSettings) -> None:
+    """Raise SamplingSettingError, naming the setting and its allowed values, for the first one not allowed."""
+    for name, spec in field_specs().items():
+        value = getattr(settings, name)
+        if not _is_allowed(spec, value):
+            shown = list(value) if isinstance(value, tuple) else value  # as it is written in TOML
+            raise SamplingSettingError(f"{name} = {shown!r}: expected {allowed(spec)}")
+
+
+def _is_allowed(spec: Field[Any], value: object) -> bool:
+    if spec.type == "tuple[str, ...]":
+        return isinstance(value, tuple) and all(isinstance(s, str) and s for s in value)
+    if not (_is_int(value) if spec.type == "int" else _is_number(value)):
+        return False
+    low, high = spec.metadata["low"], spec.metadata["high"]
+    return (low < value if spec.metadata["low_open"] else low <= value) and value <= high
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    # Not math.isfinite on an int: a huge one (TOML allows any length) cannot become a float.
+    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
+
 
 SETTINGS_ENV = "MINIGPT_SETTINGS"
 TABLE = "sampling"

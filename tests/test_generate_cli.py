@@ -1,7 +1,10 @@
+import io
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import tomllib
 from pathlib import Path
 
@@ -11,8 +14,8 @@ import torch
 import generate_cli
 from minigpt.checkpoint import Checkpoint, save_checkpoint
 from minigpt.model import GPT, ModelConfig
-from minigpt.sampling import SamplingSettings, generate
-from minigpt.settings import SETTINGS_ENV
+from minigpt.sampling import generate
+from minigpt.settings import SETTINGS_ENV, SamplingSettings, field_specs
 from minigpt.tokenizer import CharTokenizer
 
 CHARS = "\n abcdefghijklmnopqrstuvwxyz"
@@ -112,6 +115,28 @@ def test_same_seed_same_text(capsys, checkpoint):
     assert first == again != other
 
 
+def test_the_seed_drawn_for_a_random_run_is_reported_and_repeats_the_text(capsys, checkpoint):
+    argv = ["--checkpoint", checkpoint, "--temperature", "1.5", "--max-new-tokens", 50]
+    rc, first, err = run(capsys, *argv)  # seed -1, the default
+    assert rc == 0
+    seed = int(re.search(r"; seed (\d+)\]", err).group(1))
+    assert run(capsys, *argv, "--seed", seed)[1] == first
+
+
+def test_help_shows_each_sampling_setting_with_its_help_and_default(capsys):
+    with pytest.raises(SystemExit):
+        generate_cli.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())  # as one line: argparse wraps the help
+    for name, spec in field_specs().items():
+        assert f"--{name.replace('_', '-')} " in text and spec.metadata["help"] in text
+    defaults = SamplingSettings()
+    assert ("--temperature X 0 always picks the likeliest token; higher is wilder; "
+            f"a number from 0 (greedy) to 100 (default: {defaults.temperature})") in text
+    assert ("--max-new-tokens N the longest completion, in tokens; an integer from 1 to 100000 "
+            f"(default: {defaults.max_new_tokens})") in text
+    assert "--stop TEXT end before any of these strings (repeatable; \\n and \\t work; default: none)" in text
+
+
 def test_stop_string_from_the_command_line(capsys, checkpoint, model_and_tokenizer):
     full = greedy(model_and_tokenizer, "the", 60)
     stop = full[30:33]
@@ -146,6 +171,45 @@ def test_missing_default_checkpoint_says_how_to_get_one(capsys):
 def test_unescape():
     assert generate_cli.unescape(r"a\nb\tc\\n\x") == "a\nb\tc\\n\\x"
     assert generate_cli.unescape("trailing\\") == "trailing\\"
+
+
+def test_sampling_flags_are_read_by_setting_name():
+    args = generate_cli.build_parser().parse_args(["--top-k", "3", "--stop", "a\\nb", "--stop", "END", "--seed", "5"])
+    assert generate_cli.setting_flags(args) == {"top_k": 3, "seed": 5, "stop": ["a\nb", "END"]}
+
+
+class CtrlCOnFlush(io.StringIO):
+    """Standard output, where Ctrl+C arrives during the nth flush."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n, self.flushes = n, 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        if self.flushes == self.n:
+            signal.raise_signal(signal.SIGINT)
+
+
+def test_ctrl_c_right_after_a_piece_is_written_still_ends_the_line(capsys, monkeypatch, model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    out = CtrlCOnFlush(2)  # the prompt's flush, then the first piece's
+    monkeypatch.setattr(sys, "stdout", out)
+    settings = SamplingSettings(temperature=0, max_new_tokens=50, seed=0)
+    # The prompt ends with a newline, the first piece does not: the line must still be ended.
+    first = greedy(model_and_tokenizer, "a\n", 1)
+    assert first != "\n"
+    rc = generate_cli.stream(model, tokenizer, "a\n", settings, use_cache=True)
+    assert rc == 130
+    assert out.getvalue() == "a\n" + first + "\n"
+    assert "stopped by Ctrl+C after 1 tokens" in capsys.readouterr().err
+
+
+def test_ctrl_c_sets_an_event_inside_the_block_and_the_old_handler_comes_back():
+    before, event = signal.getsignal(signal.SIGINT), threading.Event()
+    with generate_cli.ctrl_c_sets(event):
+        signal.raise_signal(signal.SIGINT)  # no KeyboardInterrupt
+    assert event.is_set() and signal.getsignal(signal.SIGINT) is before
 
 
 def test_streams_before_generation_ends_and_ctrl_c_stops_cleanly(checkpoint, tmp_path):

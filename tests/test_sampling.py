@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -6,16 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minigpt.model import GPT, KVCache, ModelConfig
-from minigpt.sampling import (
-    Piece,
-    SamplingSettingError,
-    SamplingSettings,
-    _StopFilter,
-    _TokenPicker,
-    generate,
-    sample_text,
-    start_tokens,
-)
+from minigpt.sampling import Piece, _StopFilter, _TokenPicker, generate, sample_text, start_tokens
+from minigpt.settings import SamplingSettingError, SamplingSettings, field_specs
 from minigpt.tokenizer import CharTokenizer, UnknownCharactersError
 
 CHARS = "\n abcdefghijklmnopqrstuvwxyz.,"
@@ -110,6 +103,26 @@ def test_same_seed_same_text_other_seed_other_text(model, tokenizer):
     first = text_of(model, tokenizer, "the", seed=42, **kw)
     assert text_of(model, tokenizer, "the", seed=42, **kw) == first
     assert text_of(model, tokenizer, "the", seed=43, **kw) != first
+
+
+def test_seeded_keeps_a_set_seed_and_draws_a_fresh_one_for_minus_one():
+    assert SamplingSettings(seed=7).seeded() == SamplingSettings(seed=7)
+    drawn = SamplingSettings(seed=-1, top_k=5).seeded()
+    assert 0 <= drawn.seed < 2**63 and drawn.top_k == 5
+    assert drawn.seed != SamplingSettings(seed=-1).seeded().seed  # equal once in 2**63
+
+
+def test_the_seed_drawn_for_minus_one_repeats_the_text(model, tokenizer):
+    settings = SamplingSettings(temperature=1.5, top_p=1.0, max_new_tokens=60, seed=-1).seeded()
+    first = "".join(p.text for p in generate(model, tokenizer, "the", settings))
+    again = text_of(model, tokenizer, "the", temperature=1.5, top_p=1.0, max_new_tokens=60, seed=settings.seed)
+    assert again == first
+
+
+def test_generate_draws_a_minus_one_seed_through_seeded(model, tokenizer, monkeypatch):
+    monkeypatch.setattr(SamplingSettings, "seeded", lambda self: replace(self, seed=1234))
+    kw = dict(temperature=1.5, top_p=1.0, max_new_tokens=60)
+    assert text_of(model, tokenizer, "the", seed=-1, **kw) == text_of(model, tokenizer, "the", seed=1234, **kw)
 
 
 def test_top_k_one_and_tiny_top_p_are_greedy(model, tokenizer):
@@ -274,7 +287,7 @@ def test_unknown_characters_are_listed_before_anything_is_generated(model, token
 
 INVALID = [
     ("temperature", -0.1), ("temperature", math.nan), ("temperature", math.inf), ("temperature", 101),
-    ("temperature", "1"), ("temperature", True),
+    ("temperature", "1"), ("temperature", True), ("temperature", 10**400),
     ("top_k", -1), ("top_k", 2.5), ("top_k", 10**7), ("top_k", True),
     ("top_p", 0), ("top_p", -0.5), ("top_p", 1.01), ("top_p", math.nan),
     ("repetition_penalty", 0), ("repetition_penalty", -1.0), ("repetition_penalty", 11), ("repetition_penalty", None),
@@ -300,3 +313,24 @@ def test_stop_given_as_a_list_becomes_a_tuple():
     settings = SamplingSettings(stop=["a", "bc"])
     assert settings.stop == ("a", "bc")
     assert settings.to_dict()["stop"] == ["a", "bc"]
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("temperature", 500.0, "temperature = 500.0: expected a number from 0 (greedy) to 100"),
+    ("top_k", -1, "top_k = -1: expected an integer from 0 (off) to 1000000"),
+    ("top_p", 0, "top_p = 0: expected a number in (0, 1]"),
+    ("repetition_penalty", 11, "repetition_penalty = 11: expected a number in (0, 10]"),
+    ("max_new_tokens", 0, "max_new_tokens = 0: expected an integer from 1 to 100000"),
+    ("seed", -2, "seed = -2: expected an integer from -1 (random) to 9223372036854775807"),
+    ("stop", ("a", ""), "stop = ['a', '']: expected a list of non-empty strings"),
+])
+def test_the_message_says_what_is_allowed(name, value, message):
+    with pytest.raises(SamplingSettingError) as e:
+        SamplingSettings(**{name: value})
+    assert str(e.value) == message
+
+
+def test_every_setting_has_a_label_and_a_one_line_help():
+    for spec in field_specs().values():
+        assert spec.metadata["label"] and spec.metadata["help"]
+        assert "\n" not in spec.metadata["help"]

@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 
 from minigpt.errors import MiniGPTError
 from minigpt.paths import DEFAULT_SETTINGS
-from minigpt.sampling import SamplingSettings
 from minigpt.settings import (
     SETTINGS_ENV,
+    SamplingSettings,
     SettingsError,
     load_settings,
     save_settings,
@@ -77,6 +77,7 @@ def test_single_stop_string_without_brackets_is_accepted(tmp_path):
 
 @pytest.mark.parametrize(("key", "toml_value"), [
     ("temperature", "-1"), ("temperature", "nan"), ("temperature", "true"), ("temperature", '"hot"'),
+    ("temperature", "1" + "0" * 400),  # tomllib reads integers of any length; this one is too big for a float
     ("top_k", "-3"), ("top_k", "1.5"), ("top_k", "10000000"),
     ("top_p", "0"), ("top_p", "1.5"), ("top_p", "inf"),
     ("repetition_penalty", "-inf"), ("repetition_penalty", "0"),

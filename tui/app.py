@@ -52,8 +52,8 @@ from tui.widgets.loss_chart import LossChart
 from tui.widgets.status_bar import Progress, RunInfo, StatusBar
 
 if TYPE_CHECKING:
-    from minigpt.sampling import SamplingSettings
     from minigpt.session import TrainingSession
+    from minigpt.settings import SamplingSettings
     from tui.screens.settings import SettingsResult
     from tui.training import TrainingRun
 

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from textual.message import Message
 from textual.worker import Worker
 
-from minigpt.sampling import SamplingSettings, generate
+from minigpt.sampling import generate
+from minigpt.settings import SamplingSettings
 from minigpt.trainer import Trainer
 from tui.messages import CompletionEnded, CompletionText
 

@@ -16,8 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from reliability_helpers import error_line, generate, make_unreadable
 
-from minigpt.sampling import SETTING_NAMES, SamplingSettings
-from minigpt.settings import SettingsError, load_settings, save_settings
+from minigpt.settings import SETTING_NAMES, SamplingSettings, SettingsError, load_settings, save_settings
 
 
 def warnings_of(stderr: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.widgets import Input, Select, Static
 from tui_helpers import Messages, make_app, wait_for, wait_loaded, write_settings
 
-from minigpt.sampling import SamplingSettings
+from minigpt.settings import SETTING_NAMES, SamplingSettings
 from tui.screens.settings import FIELDS, SettingsScreen, format_value, parse_value
 
 
@@ -101,6 +101,13 @@ async def test_a_bad_value_and_an_unknown_theme_are_reported(workdir):
         notes = messages.notices()
         assert any("top_p" in n for n in notes) and any("no-such-theme" in n for n in notes)
         assert app.theme == "textual-dark"
+
+
+def test_the_fields_are_the_settings_with_their_labels_and_input_types():
+    assert [f.name for f in FIELDS] == list(SETTING_NAMES)
+    assert [(f.label, f.kind) for f in FIELDS] == [
+        ("Temperature", "number"), ("Top-k", "integer"), ("Top-p", "number"), ("Repetition penalty", "number"),
+        ("Max tokens", "integer"), ("Seed", "integer"), ("Stop strings", "text")]
 
 
 def test_each_field_round_trips_between_settings_and_text():

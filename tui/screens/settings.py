@@ -1,5 +1,6 @@
-"""The sampling settings screen: one field per setting, checked as you type
-by the generation engine's own rules, and the theme."""
+"""The sampling settings screen: one field per setting, with the label and
+help line that SamplingSettings gives it, checked as you type by its own
+rules; and the theme."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from textual.screen import ModalScreen
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Input, Label, Select, Static
 
-from minigpt.sampling import SamplingSettingError, SamplingSettings
+from minigpt.settings import SamplingSettingError, SamplingSettings, field_specs
 
 
 @dataclass(frozen=True)
@@ -24,18 +25,13 @@ class Field:
     name: str  # the SamplingSettings attribute
     label: str
     kind: str  # "number", "integer" or "text" (Input's type)
-    hint: str
+    hint: str  # the setting's help line
 
 
-FIELDS = (
-    Field("temperature", "Temperature", "number", "0 always picks the likeliest token; higher is wilder"),
-    Field("top_k", "Top-k", "integer", "keep only the k likeliest tokens; 0 keeps all"),
-    Field("top_p", "Top-p", "number", "keep the likeliest tokens up to a total probability p"),
-    Field("repetition_penalty", "Repetition penalty", "number", "above 1 makes repeats less likely; 1 is off"),
-    Field("max_new_tokens", "Max tokens", "integer", "the longest completion, in tokens"),
-    Field("seed", "Seed", "integer", "the same seed repeats a completion; -1 draws a new one"),
-    Field("stop", "Stop strings", "text", 'end before any of these, e.g. "\\n\\n", "THE END"'),
-)
+INPUT_TYPES = {"float": "number", "int": "integer"}  # any other setting (the stop strings) is text
+FIELDS = tuple(Field(name, spec.metadata["label"], INPUT_TYPES.get(spec.type, "text"), spec.metadata["help"])
+               for name, spec in field_specs().items())
+STOP_EXAMPLE = '"\\n\\n", "THE END"'  # how the stop strings are typed: TOML strings, separated by commas
 
 
 @dataclass(frozen=True)
@@ -67,7 +63,7 @@ def parse_value(field: Field, text: str) -> Any:
     try:
         stops = tomllib.loads(f"v = [{text}]")["v"]
     except tomllib.TOMLDecodeError:
-        raise ValueError('stop: expected quoted strings separated by commas, e.g. "\\n\\n", "END"') from None
+        raise ValueError(f"stop: expected quoted strings separated by commas, e.g. {STOP_EXAMPLE}") from None
     if not all(isinstance(s, str) for s in stops):
         raise ValueError("stop: every stop string must be in quotes")
     return tuple(stops)
@@ -110,6 +106,7 @@ class SettingsScreen(ModalScreen[SettingsResult | None]):
                 with Horizontal(classes="field"):
                     yield Label(field.label, classes="name")
                     yield Input(format_value(field, self.settings), id=field.name, type=field.kind, compact=True,
+                                placeholder=STOP_EXAMPLE if field.name == "stop" else "",
                                 validators=[SettingValidator(field)], valid_empty=False, select_on_focus=False)
                 yield Static(field.hint, id=f"{field.name}-hint", classes="hint", markup=False)
             with Horizontal(classes="field"):

@@ -25,8 +25,8 @@ from tui.text import format_loss
 from tui.widgets.completion_list import Completion, CompletionList
 
 if TYPE_CHECKING:  # these import PyTorch, which the app loads after its first paint
-    from minigpt.sampling import SamplingSettings
     from minigpt.session import TrainingSession
+    from minigpt.settings import SamplingSettings
     from minigpt.trainer import EvalEvent
 
 
