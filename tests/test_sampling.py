@@ -3,7 +3,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from minigpt.model import GPT, KVCache, ModelConfig
@@ -200,7 +200,7 @@ def test_held_back_text_is_shown_when_generation_ends_without_a_stop(model, toke
     assert text_of(model, tokenizer, "the", temperature=0, max_new_tokens=50, stop=[stop]) == full
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=st.text(alphabet="abc", max_size=30), stops=st.lists(st.text(alphabet="abc", min_size=1, max_size=4),
                                                                  min_size=1, max_size=3))
 def test_stop_filter_shows_exactly_the_text_before_the_first_stop(text, stops):

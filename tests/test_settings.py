@@ -220,7 +220,8 @@ valid_settings = st.builds(
 )
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=50, deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(chosen=valid_settings)
 def test_any_valid_settings_round_trip(tmp_path, chosen):
     path = tmp_path / "s.toml"

@@ -68,9 +68,11 @@ def test_ctrl_c_saves_once_and_exits_cleanly(tmp_path):
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "COLUMNS": "200"})
     log = tmp_path / "checkpoints/model.jsonl"
-    deadline = time.time() + 60
-    while not (log.exists() and log.read_text()) and time.time() < deadline:
-        time.sleep(0.2)
+    deadline = time.monotonic() + 120
+    while not (log.exists() and log.read_text()):  # training is under way once a step is logged
+        assert process.poll() is None, process.communicate()[1]
+        assert time.monotonic() < deadline, "training did not start"
+        time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     time.sleep(0.05)
     process.send_signal(signal.SIGINT)  # a second Ctrl+C must not break the save

@@ -93,7 +93,8 @@ scalars = st.one_of(st.booleans(), st.integers(), st.floats(), st.text(max_size=
 values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(names, inner, max_size=2),
                       max_leaves=6)
 documents = st.dictionaries(names | st.text(max_size=8), values, max_size=5)
-PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPERTY = settings(max_examples=150, deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 @PROPERTY

@@ -108,7 +108,8 @@ values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.di
 documents = st.dictionaries(st.one_of(st.just("sampling"), keys), values, max_size=4) | st.fixed_dictionaries(
     {"sampling": st.dictionaries(keys, values, max_size=6)}, optional={"keymap": st.dictionaries(keys, scalars)})
 
-PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPERTY = settings(max_examples=150, deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 def check_loaded(path: Path):

@@ -6,8 +6,9 @@ import subprocess
 import sys
 
 from textual import events
+from textual.command import CommandList, CommandPalette
 from textual.widgets import Input
-from tui_helpers import TINY, Messages, make_app, wait_for, wait_loaded, write_settings
+from tui_helpers import TINY, Messages, complete, completions_ended, make_app, wait_for, wait_loaded, write_settings
 
 from minigpt.checkpoint import load_checkpoint
 from minigpt.device import pick_device
@@ -43,7 +44,7 @@ async def test_train_pause_resume_stop(workdir):
     async with app.run_test(message_hook=messages.append) as pilot:
         await wait_loaded(pilot)
         await pilot.press("t")
-        assert app.run_state == "training"
+        await wait_for(pilot, lambda: app.run_state == "training", "training")
         chart = app.query_one(LossChart)
         await wait_for(pilot, lambda: len(chart.train) > 5 and app.progress.val_loss is not None, "points")
         assert app.progress.step > 0 and app.progress.tokens_per_sec > 0
@@ -51,8 +52,7 @@ async def test_train_pause_resume_stop(workdir):
         assert app.query(Completion).first().title.startswith("sample at step 20")
 
         await pilot.press("t")
-        assert app.run_state == "paused"
-        await wait_for(pilot, lambda: messages.of(TrainingPaused), "the pause")
+        await wait_for(pilot, lambda: app.run_state == "paused" and messages.of(TrainingPaused), "the pause")
         step = app.session.trainer.step
         await pilot.press("s")  # saved by the paused training thread, between two steps
         await wait_for(pilot, lambda: messages.of(CheckpointSaved) and messages.of(CheckpointSaved)[-1].event.step
@@ -62,7 +62,7 @@ async def test_train_pause_resume_stop(workdir):
         assert app.session.trainer.step == step
 
         await pilot.press("t")
-        assert app.run_state == "training"
+        await wait_for(pilot, lambda: app.run_state == "training", "the resume")
         await wait_for(pilot, lambda: app.session.trainer.step > step + 5, "training to go on")
 
         await pilot.press("x")
@@ -94,8 +94,8 @@ async def test_completion_streams_in_several_updates(workdir):
     app = make_app()
     async with app.run_test(message_hook=messages.append) as pilot:
         await wait_loaded(pilot)
-        await pilot.press("slash", *"the cat", "enter")
-        await wait_for(pilot, lambda: not app.generating, "the completion")
+        await complete(pilot, "the cat")
+        await wait_for(pilot, lambda: completions_ended(app) == 1, "the completion")
         completion = app.query_one(CompletionList).last_completion
         texts = messages.of(CompletionText)
         assert len(texts) >= 3, "several updates before the end"
@@ -112,10 +112,10 @@ async def test_escape_cancels_and_late_text_is_dropped(workdir):
     app = make_app()
     async with app.run_test(message_hook=messages.append) as pilot:
         await wait_loaded(pilot)
-        await pilot.press("slash", *"the", "enter")
+        await complete(pilot, "the")
         await wait_for(pilot, lambda: messages.of(CompletionText), "the first text")
         await pilot.press("escape")
-        assert not app.generating
+        await wait_for(pilot, lambda: completions_ended(app) == 1 and not app.generating, "the cancel")
         cancelled = app.query_one(CompletionList).last_completion
         assert "cancelled" in str(cancelled.query_one(".title").render())
         length = len(cancelled.text)
@@ -125,7 +125,7 @@ async def test_escape_cancels_and_late_text_is_dropped(workdir):
         assert len(cancelled.text) == length
         assert not messages.of(CompletionEnded), "a cancelled completion never ends normally"
         await pilot.press("escape")  # nothing to cancel: leaves the prompt
-        assert app.focused is app.query_one(CompletionList)
+        await wait_for(pilot, lambda: app.focused is app.query_one(CompletionList), "the prompt to lose the focus")
 
 
 async def test_completion_while_training_uses_a_snapshot_and_training_goes_on(workdir):
@@ -136,9 +136,9 @@ async def test_completion_while_training_uses_a_snapshot_and_training_goes_on(wo
         await wait_loaded(pilot)
         await pilot.press("t")
         await wait_for(pilot, lambda: messages.of(TrainingProgress), "training")
-        await pilot.press("slash", *"fox", "enter")
+        await complete(pilot, "fox")
+        await wait_for(pilot, lambda: completions_ended(app) == 1, "the completion")
         assert app.run_state == "training"
-        await wait_for(pilot, lambda: not app.generating, "the completion")
         step = app.session.trainer.step
         await wait_for(pilot, lambda: app.session.trainer.step > step, "more steps")
         assert len(app.query(".-prompt").last(Completion).text) == 300
@@ -149,9 +149,10 @@ async def test_prompt_with_unknown_characters_is_refused(workdir):
     app = make_app()
     async with app.run_test(message_hook=messages.append) as pilot:
         await wait_loaded(pilot)
-        await pilot.press("slash", *"Zürich", "enter")
-        assert not app.generating
+        await complete(pilot, "Zürich")
+        await wait_for(pilot, lambda: messages.notices("error"), "the refusal")
         assert any("not in the model's vocabulary" in n for n in messages.notices("error"))
+        assert not app.generating and not app.query(".-prompt")
 
 
 async def test_a_one_megabyte_paste_is_completed_and_shown_from_its_end(workdir):
@@ -163,7 +164,7 @@ async def test_a_one_megabyte_paste_is_completed_and_shown_from_its_end(workdir)
         await pilot.press("slash")
         app.query_one("#prompt", Input).post_message(events.Paste(paste))
         await pilot.press("enter")
-        await wait_for(pilot, lambda: not app.generating, "the completion")
+        await wait_for(pilot, lambda: completions_ended(app) == 1, "the completion")
         completion = app.query_one(CompletionList).last_completion
         assert completion.prompt == paste  # kept whole, for copying
         assert len(completion.text) == 20
@@ -177,28 +178,28 @@ async def test_log_scale_copy_views_and_help(workdir):
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_loaded(pilot)
         await pilot.press("l")
-        assert app.query_one(LossChart).log_scale
+        await wait_for(pilot, lambda: app.query_one(LossChart).log_scale, "the log scale")
         await pilot.press("l")
-        assert not app.query_one(LossChart).log_scale
+        await wait_for(pilot, lambda: not app.query_one(LossChart).log_scale, "the linear scale")
 
-        await pilot.press("slash", *"dog", "enter")
-        await wait_for(pilot, lambda: not app.generating, "the completion")
+        await complete(pilot, "dog")
+        await wait_for(pilot, lambda: completions_ended(app) == 1, "the completion")
         await pilot.press("escape", "y")
         completion = app.query_one(CompletionList).last_completion
-        assert app.clipboard == "dog" + completion.text
+        await wait_for(pilot, lambda: app.clipboard == "dog" + completion.text, "the copy")
 
         await pilot.press("2")
-        assert app.query_one("#views").active == "log-view"
+        await wait_for(pilot, lambda: app.query_one("#views").active == "log-view", "the log view")
         await pilot.press("1")
-        assert app.query_one("#views").active == "train-view"
+        await wait_for(pilot, lambda: app.query_one("#views").active == "train-view", "the train view")
 
         await pilot.press("question_mark")
-        assert isinstance(app.screen, HelpScreen)
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
         help_text = str(app.screen.query_one("Markdown").source)
         for _, binding in app.all_bindings():
             assert f"`{binding.id}`" in help_text
         await pilot.press("escape")
-        assert not isinstance(app.screen, HelpScreen)
+        await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen), "the help to close")
 
 
 async def test_command_palette_lists_the_actions_that_apply(workdir):
@@ -210,8 +211,11 @@ async def test_command_palette_lists_the_actions_that_apply(workdir):
                 "Toggle a log scale for the loss", "Show the event log", "Write a prompt", "Theme", "Quit"} <= titles
         assert "Pause training" not in titles
         await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
         await pilot.press(*"start training")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: app.screen.query_one(CommandList).highlighted is not None
+                       and "Start training" in str(app.screen.query_one(CommandList).highlighted_option.prompt),
+                       "the palette to find the command")
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.run_state == "training", "training to start from the palette")
         titles = {c.title for c in app.get_system_commands(app.screen)}
@@ -225,10 +229,8 @@ async def test_keymap_in_the_settings_file_remaps_keys(workdir):
     async with app.run_test(message_hook=messages.append) as pilot:
         await wait_loaded(pilot)
         assert any("unknown binding id 'nonsense'" in n for n in messages.notices())
-        await pilot.press("t")
-        assert app.run_state == "idle"
-        await pilot.press("f5")
-        assert app.run_state == "training"
+        await pilot.press("t", "f5")  # t does nothing now; f5 trains
+        await wait_for(pilot, lambda: app.run_state == "training", "f5 to start training")
 
 
 async def test_quit_while_training_saves_a_loadable_checkpoint(workdir):
@@ -249,7 +251,8 @@ async def test_failed_save_is_an_error_and_the_old_checkpoint_survives(workdir, 
     async with make_app().run_test() as pilot:  # a first run leaves a checkpoint
         await wait_loaded(pilot)
         await pilot.press("s")
-        await wait_for(pilot, lambda: pilot.app.run_state == "idle", "the save")
+        await wait_for(pilot, lambda: (workdir / "checkpoints/model.pt").exists() and pilot.app.run_state == "idle",
+                       "the save")
     path = workdir / "checkpoints/model.pt"
     before = path.read_bytes()
 
@@ -278,16 +281,17 @@ async def test_an_error_in_the_training_thread_is_a_notification(workdir, monkey
     def broken_step(self):
         raise RuntimeError("simulated failure")
 
-    monkeypatch.setattr("minigpt.trainer.Trainer._train_step", broken_step)
     messages = Messages()
     app = make_app()
     async with app.run_test(message_hook=messages.append) as pilot:
         await wait_loaded(pilot)
-        await pilot.press("t")
-        await wait_for(pilot, lambda: app.run_state == "idle", "the failure")
+        with monkeypatch.context() as fault:
+            fault.setattr("minigpt.trainer.Trainer._train_step", broken_step)
+            await pilot.press("t")
+            await wait_for(pilot, lambda: messages.notices("error") and app.run_state == "idle", "the failure")
         assert messages.notices("error") == ["RuntimeError: simulated failure"]
         assert app.is_running
-        monkeypatch.undo()  # the fault is gone: the same session trains again
+        # The fault is gone: the same session trains again.
         await pilot.press("t")
         await wait_for(pilot, lambda: messages.of(TrainingProgress), "training after the failure")
         assert app.run_state == "training"
@@ -300,17 +304,17 @@ async def test_an_error_in_the_completion_thread_is_a_notification(workdir, monk
         raise RuntimeError("simulated sampling failure")
 
     write_settings(workdir, "[sampling]\nmax_new_tokens = 30\n")
-    monkeypatch.setattr("tui.generation.generate", broken_generate)
     messages = Messages()
     app = make_app()
     async with app.run_test(message_hook=messages.append) as pilot:
         await wait_loaded(pilot)
-        await pilot.press("slash", *"the", "enter")
-        await wait_for(pilot, lambda: not app.generating, "the failure")
+        with monkeypatch.context() as fault:
+            fault.setattr("tui.generation.generate", broken_generate)
+            await complete(pilot, "the")
+            await wait_for(pilot, lambda: completions_ended(app) == 1 and messages.notices("error"), "the failure")
         assert messages.notices("error") == ["RuntimeError: simulated sampling failure"]
         assert "failed" in str(app.query_one(CompletionList).last_completion.query_one(".title").render())
-        monkeypatch.undo()
-        await pilot.press(*"the", "enter")
+        await complete(pilot, "the")
         await wait_for(pilot, lambda: messages.of(CompletionEnded), "the next completion")
         assert len(app.query_one(CompletionList).last_completion.text) == 30
 

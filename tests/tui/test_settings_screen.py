@@ -11,7 +11,8 @@ from tui.screens.settings import FIELDS, SettingsScreen, format_value, parse_val
 
 async def open_settings(pilot) -> SettingsScreen:
     await pilot.press("comma")
-    assert isinstance(pilot.app.screen, SettingsScreen)
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, SettingsScreen) and pilot.app.focused is not None
+                   and pilot.app.focused.id == "temperature", "the settings screen")
     return pilot.app.screen
 
 
@@ -23,11 +24,11 @@ async def test_settings_are_edited_saved_and_read_back_at_restart(workdir):
         screen = await open_settings(pilot)
         assert screen.query_one("#temperature", Input).value == "0.8"
         await pilot.press("ctrl+u", *"0.5")  # the temperature field has the focus
+        await wait_for(pilot, lambda: screen.query_one("#temperature", Input).value == "0.5", "the typing")
         screen.query_one("#stop", Input).value = '"\\n\\n", "END"'
         screen.query_one("#theme", Select).value = "nord"
         await pilot.click("#save")
-        await wait_for(pilot, lambda: not app.workers._workers or all(
-            w.is_finished for w in app.workers if w.group == "settings"), "the save")
+        await wait_for(pilot, lambda: "temperature = 0.5" in path.read_text(), "the save")
         assert not isinstance(app.screen, SettingsScreen)
         assert app.sampling.temperature == 0.5
     text = path.read_text()
@@ -42,20 +43,22 @@ async def test_settings_are_edited_saved_and_read_back_at_restart(workdir):
 
 
 async def test_bad_values_are_shown_inline_and_not_saved(workdir):
+    messages = Messages()
     app = make_app()
-    async with app.run_test(size=(100, 40)) as pilot:
+    async with app.run_test(size=(100, 40), message_hook=messages.append) as pilot:
         await wait_loaded(pilot)
         screen = await open_settings(pilot)
         await pilot.press("ctrl+u", *"500")
         hint = screen.query_one("#temperature-hint", Static)
-        assert hint.has_class("-invalid")
+        await wait_for(pilot, lambda: hint.has_class("-invalid"), "the problem to show")
         assert "temperature = 500.0: expected a number from 0 (greedy) to 100" in str(hint.render())
         await pilot.press("enter")
+        await wait_for(pilot, lambda: messages.notices("error"), "the refusal")
         assert app.screen is screen, "Save refuses while a value is bad"
         await pilot.press("ctrl+u", "1")
-        assert not hint.has_class("-invalid")
+        await wait_for(pilot, lambda: not hint.has_class("-invalid"), "the problem to go")
         await pilot.press("escape")
-        assert app.screen is not screen
+        await wait_for(pilot, lambda: app.screen is not screen, "the screen to close")
     assert not (workdir / "minigpt.toml").exists()
 
 
@@ -67,9 +70,9 @@ async def test_cancel_discards_changes_and_the_theme_preview(workdir):
         screen = await open_settings(pilot)
         await pilot.press("ctrl+u", "0")
         screen.query_one("#theme", Select).value = "nord"
-        await pilot.pause()
-        assert app.theme == "nord"
+        await wait_for(pilot, lambda: app.theme == "nord", "the theme preview")
         await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is not screen, "the screen to close")
         assert app.sampling == before and app.theme == theme
     assert not (workdir / "minigpt.toml").exists()
 

@@ -5,16 +5,27 @@ from __future__ import annotations
 
 import pytest
 from textual.widgets import Input
-from tui_helpers import make_app, wait_loaded
+from textual.widgets._footer import FooterKey
+from tui_helpers import make_app, wait_for, wait_loaded
+
+from tui.screens.settings import SettingsScreen
+
+
+def train_key_shown(app) -> bool:
+    """The footer has been rebuilt for the idle state (Train enabled)."""
+    return any(key.action == "start_training" and not key.has_class("-disabled") for key in app.query(FooterKey))
 
 
 async def loaded(pilot) -> None:
     await wait_loaded(pilot)
+    await wait_for(pilot, lambda: train_key_shown(pilot.app), "the footer of the idle state")
 
 
 async def settings_open(pilot) -> None:
-    await wait_loaded(pilot)
+    await loaded(pilot)
     await pilot.press("comma")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, SettingsScreen) and pilot.app.screen.query(Input),
+                   "the settings screen")
     for field in pilot.app.screen.query(Input):
         field.cursor_blink = False  # a blinking cursor would make the picture depend on timing
 

@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.reactive import reactive
 from textual.widgets import Static
 from textual.widgets._footer import FooterKey
+from tui_helpers import wait_for
 
 from minigpt.terminal import format_seconds, printable
 from tui.preferences import read_keymap, read_theme, with_theme
@@ -142,12 +143,13 @@ class FooterApp(App[None]):
 async def test_the_footer_frees_the_keys_it_replaces():
     app = FooterApp()
     async with app.run_test() as pilot:
-        await pilot.pause()
+        await wait_for(pilot, lambda: app.query(FooterKey), "the footer's keys")
         first = [weakref.ref(key) for key in app.query(FooterKey)]
-        assert first
         for _ in range(5):  # each change of state rebuilds the footer's keys
+            keys = set(app.query(FooterKey))
             app.busy = not app.busy
-            await pilot.pause()
-        gc.collect()
+            await wait_for(pilot, lambda k=keys: len(app.query(FooterKey)) == len(first)
+                           and not k & set(app.query(FooterKey)), "the footer to be rebuilt")
+        del keys
+        await wait_for(pilot, lambda: (gc.collect(), all(ref() is None for ref in first))[1], "the old keys' release")
         assert len(app.query(FooterKey)) == len(first)
-        assert all(ref() is None for ref in first)

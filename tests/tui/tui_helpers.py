@@ -46,6 +46,21 @@ async def wait_loaded(pilot: Pilot) -> None:
     await wait_for(pilot, lambda: pilot.app.run_state in ("idle", "error"), "the model to load")
 
 
+async def complete(pilot: Pilot, prompt: str) -> None:
+    """Type prompt and Enter into the prompt, pressing / first to focus it if need be
+    (and waiting for the focus, so that no letter can act as a key)."""
+    field = pilot.app.query_one("#prompt")
+    if pilot.app.focused is not field:
+        await pilot.press("slash")
+        await wait_for(pilot, lambda: pilot.app.focused is field, "the prompt's focus")
+    await pilot.press(*prompt, "enter")
+
+
+def completions_ended(app: MiniGPTApp) -> int:
+    """How many completions have ended (finished, cancelled or failed)."""
+    return len(app.query(".-prompt.-done"))
+
+
 def write_settings(workdir: Path, text: str) -> Path:
     path = workdir / "minigpt.toml"
     path.write_text(text)
