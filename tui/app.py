@@ -43,6 +43,7 @@ from tui.messages import (
 )
 from tui.options import Options, parse_options
 from tui.preferences import read_keymap, read_theme, with_theme
+from tui.screens.settings import SettingsResult, SettingsScreen
 from tui.text import one_line
 from tui.views.completions import CompletionsPane
 from tui.views.log import LogView
@@ -54,7 +55,6 @@ from tui.widgets.status_bar import Progress, RunInfo, StatusBar
 if TYPE_CHECKING:
     from minigpt.session import TrainingSession
     from minigpt.settings import SamplingSettings
-    from tui.screens.settings import SettingsResult
     from tui.training import TrainingRun
 
 
@@ -85,6 +85,9 @@ class MiniGPTApp(App[None]):
     load_message: var[str] = var("")
     progress: var[Progress] = var(Progress)
     run_info: var[RunInfo | None] = var(None)
+    # What the views work on, passed down to them through data binding.
+    session: var[TrainingSession | None] = var(None)
+    sampling: var[SamplingSettings | None] = var(None)  # None until the settings file is read
 
     chart: LossChart
     completions: CompletionsPane
@@ -93,8 +96,6 @@ class MiniGPTApp(App[None]):
     def __init__(self, options: Options) -> None:
         super().__init__()
         self.options = options
-        self.session: TrainingSession | None = None
-        self.sampling: SamplingSettings | None = None  # None until the settings file is read
         self.settings_path = options.settings
         self.settings_document: dict = {}
         self.keymap: dict[str, str] = {}  # the user's [keymap], as applied
@@ -107,7 +108,7 @@ class MiniGPTApp(App[None]):
     def compose(self) -> ComposeResult:
         with TabbedContent(id="views"):
             with TabPane("Train", id="train-view"):
-                yield TrainView(id="train")
+                yield TrainView(id="train").data_bind(MiniGPTApp.session, MiniGPTApp.sampling)
             with TabPane("Log", id="log-view"):
                 yield LogView(id="log")
         yield StatusBar(id="status").data_bind(state=MiniGPTApp.run_state, generating=MiniGPTApp.generating,
@@ -157,7 +158,6 @@ class MiniGPTApp(App[None]):
     def on_settings_loaded(self, message: SettingsLoaded) -> None:
         loaded = message.loaded
         self.sampling, self.settings_path, self.settings_document = loaded.sampling, loaded.path, loaded.document
-        self.completions.sampling = loaded.sampling
         theme, theme_problems = read_theme(loaded.document, loaded.path, self.available_themes)
         binding_ids = [binding.id for _, binding in self.all_bindings()]
         keymap, keymap_problems = read_keymap(loaded.document, loaded.path, binding_ids)
@@ -171,7 +171,7 @@ class MiniGPTApp(App[None]):
         self.refresh_bindings()
 
     def on_session_ready(self, message: SessionReady) -> None:
-        self.session = self.completions.session = session = message.session
+        self.session = session = message.session
         trainer = session.trainer
         if session.resumed:
             checkpoint = f"{session.checkpoint} (loaded, step {trainer.step:,})"
@@ -299,15 +299,13 @@ class MiniGPTApp(App[None]):
         (self.event_log if view == "log-view" else self.completions.list).focus()
 
     def action_settings(self) -> None:
-        from tui.screens.settings import SettingsScreen  # imports PyTorch: only once loaded
-
         assert self.sampling is not None and self.settings_path is not None
         screen = SettingsScreen(self.sampling, str(self.settings_path), self.theme, sorted(self.available_themes))
         self.push_screen(screen, self._settings_closed)
 
     def _settings_closed(self, result: SettingsResult | None) -> None:
         if result is not None:
-            self.sampling = self.completions.sampling = result.sampling
+            self.sampling = result.sampling
             self._write_settings(result.sampling, with_theme(self.settings_document, result.theme))
 
     @work(thread=True, exit_on_error=False, group="settings", name="settings")

@@ -2,7 +2,7 @@
 below. Enter completes the prompt in a thread worker, from a snapshot of
 the weights, while training goes on; Escape cancels; y copies the last one.
 
-The app sets `session` and `sampling` (attributes down) and hands over each
+The app binds `session` and `sampling` (attributes down) and hands over each
 evaluation's sample; the pane posts Generating when a completion starts or
 ends, and Failed when one breaks (messages up)."""
 

@@ -3,12 +3,19 @@ above it in a narrow terminal."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.reactive import var
 
 from tui.views.completions import CompletionsPane
 from tui.widgets.loss_chart import LossChart
+
+if TYPE_CHECKING:
+    from minigpt.session import TrainingSession
+    from minigpt.settings import SamplingSettings
 
 
 class TrainView(Horizontal):
@@ -16,9 +23,12 @@ class TrainView(Horizontal):
         Binding("l", "toggle_log_scale", "Log/lin", id="log-scale", tooltip="Toggle a log scale for the loss"),
     ]
 
+    session: var[TrainingSession | None] = var(None)
+    sampling: var[SamplingSettings | None] = var(None)
+
     def compose(self) -> ComposeResult:
         yield LossChart(id="chart")
-        yield CompletionsPane(id="completions")
+        yield CompletionsPane(id="completions").data_bind(TrainView.session, TrainView.sampling)
 
     def on_mount(self) -> None:
         self.query_one(LossChart).border_title = "loss by step"
