@@ -1,12 +1,127 @@
-"""The benchmark runner itself (the benchmarks are run by hand, never timed in tests)."""
+"""The benchmark runner, `python -m bench` (bench/, run from the repository
+root). The benchmarks are run by hand and never timed here: these tests check
+that they start where they should, and that SIGTERM and SIGINT end them."""
 
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+START_LIMIT = 180  # seconds a benchmark may take to get to its work (a guard against a hang, not a target)
+EXIT_LIMIT = 60  # seconds it may take to end once signalled (likewise)
 
 
 def test_training_benchmarks_run_where_textual_is_not_installed():
     # A GPU box that only trains may lack the app's dependencies.
-    code = "import sys; sys.modules['textual'] = None; from minigpt.bench import main; main(['train', '--help'])"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    code = ("import sys; sys.modules['textual'] = None; from bench.__main__ import main; "
+            "sys.exit(main(['train', '--help']))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "--steps" in result.stdout
+
+
+class Benchmark:
+    """`python -m bench ARGS` in a subprocess, its temporary files in a folder of their own."""
+
+    def __init__(self, args: list[str], folder: Path) -> None:
+        self.temporary = folder / "tmp"
+        self.temporary.mkdir()
+        self._stderr = folder / "stderr.txt"
+        env = {**os.environ, "TMPDIR": str(self.temporary), "OMP_NUM_THREADS": "1"}
+        env.pop("MINIGPT_SETTINGS", None)
+        with self._stderr.open("w") as stderr:
+            self.process = subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=REPO, env=env,
+                                            stdout=subprocess.PIPE, stderr=stderr, text=True)
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read_stdout, daemon=True).start()  # also keeps the pipe from filling
+
+    def _read_stdout(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def stderr(self) -> str:
+        return self._stderr.read_text()
+
+    def wait_for(self, text: str) -> str:
+        """The first line of stdout holding text: the benchmark has got that far."""
+        deadline = time.monotonic() + START_LIMIT
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.process.kill()
+                pytest.fail(f"no line with {text!r} within {START_LIMIT} s:\n{self.stderr()}")
+            if line is None:
+                pytest.fail(f"ended with status {self.process.wait()} before a line with {text!r}:\n{self.stderr()}")
+            if text in line:
+                return line
+
+    def signal_and_wait(self, signum: int) -> int:
+        self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout=EXIT_LIMIT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            pytest.fail(f"still running {EXIT_LIMIT} s after {signal.Signals(signum).name}:\n{self.stderr()}")
+
+    def files_left(self) -> list[str]:
+        """What the benchmark's temporary files and folders left behind (not PyTorch's cache folder)."""
+        return sorted(p.name for p in self.temporary.iterdir() if p.name.startswith(tempfile.gettempprefix()))
+
+
+def check_ended_cleanly(bench: Benchmark, status: int, signum: int) -> None:
+    stderr = bench.stderr()
+    assert status == 128 + signum, stderr
+    assert stderr.strip().splitlines()[-1] == f"{signal.Signals(signum).name}: benchmark stopped", stderr
+    assert "Traceback" not in stderr
+    assert bench.files_left() == []
+
+
+def running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def corpus_file(tmp_path, corpus_text) -> Path:
+    path = tmp_path / "corpus.txt"
+    path.write_text(corpus_text)
+    return path
+
+
+SIGNALS = [pytest.param(signal.SIGTERM, id="SIGTERM"), pytest.param(signal.SIGINT, id="SIGINT")]
+
+
+@pytest.mark.parametrize("signum", SIGNALS)
+def test_the_app_benchmark_ends_on_a_signal_while_the_app_trains(signum, tmp_path, corpus_file):
+    # It once went on waiting for an app that had quit on SIGTERM, for good.
+    bench = Benchmark(["tui", "--preset", "tiny", "--warmup-steps", "1", "--steps", "5", "--threads", "1",
+                       "--typing-steps", "1000000", "--no-first-paint", "--data", str(corpus_file)], tmp_path)
+    bench.wait_for("inside the app: training")
+    check_ended_cleanly(bench, bench.signal_and_wait(signum), signum)
+
+
+@pytest.mark.parametrize("signum", SIGNALS)
+def test_the_budget_benchmark_ends_on_a_signal_and_takes_its_child_with_it(signum, tmp_path, corpus_file):
+    bench = Benchmark(["train", "--preset", "tiny", "--set", "max_iters=1000000", "--budget", "600",
+                       "--data", str(corpus_file)], tmp_path)
+    started = bench.wait_for("in a child process")
+    child = int(re.search(r"pid (\d+)", started).group(1))
+    check_ended_cleanly(bench, bench.signal_and_wait(signum), signum)
+    assert not running(child)

@@ -1,4 +1,4 @@
-"""Training benchmarks behind `python -m minigpt.bench train`.
+"""`python -m bench train` (from the repository root): training benchmarks.
 
 Throughput mode: tokens/s and achieved FLOP/s of a preset, next to this
 machine's matmul throughput on a large square product measured in the same run
@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, help="corpus for budget mode (default: minigpt-train's default)")
 
 
-def bench_train(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> None:
     if args.budget:
         run_budget(args)
     else:
@@ -117,8 +117,11 @@ def run_budget(args: argparse.Namespace) -> None:
         started = time.time()
         child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
+            print(f"minigpt-train is training in a child process (pid {child.pid}) for {args.budget:g} s...")
             child.wait(timeout=args.budget)
         except subprocess.TimeoutExpired:
+            pass
+        finally:  # out of time, or interrupted: the child goes before its folder does
             child.kill()
             child.wait()
         evals = _read_evals(out.with_suffix(".jsonl"), started)
