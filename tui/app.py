@@ -81,7 +81,7 @@ class MiniGPTApp(App[None]):
 
     # State, shown by the status bar through data binding.
     run_state: reactive[str] = reactive("loading", bindings=True)  # one of status_bar.STATES
-    generating: reactive[bool] = reactive(False, bindings=True)
+    generating: var[bool] = var(False)  # the completions pane is streaming (watched)
     load_message: var[str] = var("")
     progress: var[Progress] = var(Progress)
     run_info: var[RunInfo | None] = var(None)
@@ -122,6 +122,7 @@ class MiniGPTApp(App[None]):
         self.completions = self.query_one(CompletionsPane)
         self.event_log = self.query_one(LogView)
         self.completions.list.focus()
+        self.watch(self.completions, "generating", self._completion_running, init=False)
         self.call_after_refresh(self._load)  # after the first paint: the loader spends seconds importing PyTorch
         self._quit_on_sigterm()
 
@@ -281,8 +282,8 @@ class MiniGPTApp(App[None]):
 
     # --- completions: the pane does the work; the status bar and the log hear of it ------------------
 
-    def on_completions_pane_generating(self, message: CompletionsPane.Generating) -> None:
-        self.generating = message.active
+    def _completion_running(self, active: bool) -> None:
+        self.generating = active
 
     def on_completions_pane_failed(self, message: CompletionsPane.Failed) -> None:
         self._report(message.error, "Completion failed")

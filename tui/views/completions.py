@@ -3,8 +3,8 @@ below. Enter completes the prompt in a thread worker, from a snapshot of
 the weights, while training goes on; Escape cancels; y copies the last one.
 
 The app binds `session` and `sampling` (attributes down) and hands over each
-evaluation's sample; the pane posts Generating when a completion starts or
-ends, and Failed when one breaks (messages up)."""
+evaluation's sample; it watches `generating`, and the pane posts Failed when
+a completion breaks (messages up)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
-from textual.reactive import var
+from textual.reactive import reactive, var
 from textual.widgets import Input
 from textual.worker import Worker, WorkerState, get_current_worker
 
@@ -41,13 +41,7 @@ class CompletionsPane(Vertical):
 
     session: var[TrainingSession | None] = var(None)
     sampling: var[SamplingSettings | None] = var(None)  # None until the settings file is read
-
-    class Generating(Message):
-        """A completion started (True) or ended (False)."""
-
-        def __init__(self, active: bool) -> None:
-            super().__init__()
-            self.active = active
+    generating: reactive[bool] = reactive(False, bindings=True)  # a completion is streaming
 
     class Failed(Message):
         def __init__(self, error: BaseException | None) -> None:
@@ -92,7 +86,7 @@ class CompletionsPane(Vertical):
         completion = self.list.add_completion(Completion(title, prompt=event.value, classes="-prompt"))
         self.list.follow()
         self._completion = (self._next_tag, completion)
-        self._generating(True)
+        self.generating = True
         self._generate(self._next_tag, event.value, self.sampling)
         event.input.clear()
 
@@ -126,11 +120,7 @@ class CompletionsPane(Vertical):
         if self._completion:
             self._completion[1].finish(note)
         self._completion = None
-        self._generating(False)
-
-    def _generating(self, active: bool) -> None:
-        self.post_message(self.Generating(active))
-        self.refresh_bindings()
+        self.generating = False
 
     # --- actions ---------------------------------------------------------------------------
 
