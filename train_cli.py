@@ -23,6 +23,8 @@ from minigpt.errors import MiniGPTError
 from minigpt.paths import DEFAULT_CHECKPOINT, DEFAULT_DATA
 from minigpt.terminal import format_seconds, printable
 
+PROGRAM_START = time.monotonic()  # a time budget counts the program's start-up too
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -76,6 +78,8 @@ def train(args: argparse.Namespace) -> int:
         args.data = target
     start = "scratch" if args.from_scratch else "resume" if args.resume else "auto"
     session = open_session(config, explicit_keys, args.data, args.out, start)
+    if session.shape_choice:
+        console.print(session.shape_choice, markup=False)
     describe_run(console, session)
     for note in session.notes:
         console.print(f"note: {note}", markup=False)
@@ -120,7 +124,7 @@ def run_with_progress(console, trainer, log_path: Path, show_samples: bool) -> R
     trainer to stop after its current step and save; further ones are ignored
     until the process exits, so the save they might interrupt completes."""
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import BarColumn, Progress, TextColumn
 
     from minigpt.trainer import EvalEvent, SavedEvent, SaveFailedEvent, StepEvent
 
@@ -136,22 +140,25 @@ def run_with_progress(console, trainer, log_path: Path, show_samples: bool) -> R
                       "(Ctrl+C again does not interrupt the save) ...")
 
     previous = {stop_signal: signal.signal(stop_signal, on_stop_signal) for stop_signal in STOP_SIGNALS}
-    fields = "loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[speed]}  ETA {task.fields[eta]}"
-    columns = [TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn(fields)]
+    fields = ("{task.fields[where]}  loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[speed]}  "
+              "{task.fields[left]}")
+    columns = [TextColumn("[bold]train"), BarColumn(), TextColumn(fields)]
     log = MetricsLog(log_path, console)
+    last_step, logged_step = None, None
     try:
         with Progress(*columns, console=console) as progress:
-            task = progress.add_task("train", total=trainer.config.max_iters, completed=trainer.step,
-                                     loss="-", val="-", speed="-", eta="-")
+            task = progress.add_task("train", total=1.0, where=where(trainer, trainer.step), loss="-", val="-",
+                                     speed="-", left="")
             last_tps = 0.0
-            for event in trainer.run():
+            for event in trainer.run(started=PROGRAM_START):
                 if isinstance(event, StepEvent):
-                    last_tps = event.tokens_per_sec
-                    progress.update(task, completed=event.step, loss=f"{event.loss:.4f}",
-                                    speed=f"{event.tokens_per_sec:,.0f} tok/s", eta=format_seconds(event.eta))
+                    last_tps, last_step = event.tokens_per_sec, event
+                    left = "left" if trainer.config.time_budget else "ETA"
+                    progress.update(task, completed=event.progress, where=where(trainer, event.step),
+                                    loss=f"{event.loss:.4f}", speed=f"{event.tokens_per_sec:,.0f} tok/s",
+                                    left=f"{left} {format_seconds(event.eta)}")
                     if event.step % 10 == 0:
-                        log.write({"event": "step", "step": event.step, "loss": event.loss, "lr": event.lr,
-                                        "tokens_per_sec": event.tokens_per_sec, "elapsed": event.elapsed})
+                        logged_step = log_step(log, event)
                 elif isinstance(event, EvalEvent):
                     progress.update(task, val=f"{event.val_loss:.4f}")
                     log.write({"event": "eval", "step": event.step, "train_loss": event.train_loss,
@@ -167,11 +174,27 @@ def run_with_progress(console, trainer, log_path: Path, show_samples: bool) -> R
                                            " and training goes on")
                 elif isinstance(event, SavedEvent):
                     outcome.save_error = None
+            if last_step is not None and last_step is not logged_step:
+                log_step(log, last_step)  # the run's last learning rate too
     finally:
         if not outcome.stopped_by:
             for stop_signal, handler in previous.items():
                 signal.signal(stop_signal, handler)
     return outcome
+
+
+def where(trainer, step: int) -> str:
+    """How far the run is: step of max_iters, or time used of the budget."""
+    budget = trainer.config.time_budget
+    if budget:
+        return f"{format_seconds(trainer.time_spent)}/{format_seconds(budget)} step {step:,}"
+    return f"{step:,}/{trainer.config.max_iters:,}"
+
+
+def log_step(log: MetricsLog, event) -> object:
+    log.write({"event": "step", "step": event.step, "loss": event.loss, "lr": event.lr,
+               "tokens_per_sec": event.tokens_per_sec, "elapsed": event.elapsed})
+    return event
 
 
 class MetricsLog:

@@ -48,6 +48,7 @@ class Checkpoint:
     best_val_loss: float = float("inf")
     optimizer_state: dict | None = None
     rng_state: dict | None = None  # "torch", "cuda", "batches" generator states
+    time_spent: float = 0.0  # seconds of a time budget used so far (train_config["time_budget"] is the whole)
 
     def build_model(self, device: torch.device | str = "cpu") -> GPT:
         model = GPT(self.model_config)
@@ -66,6 +67,7 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
         "optimizer": checkpoint.optimizer_state,
         "rng": checkpoint.rng_state,
         "train_config": checkpoint.train_config,
+        "time_spent": checkpoint.time_spent,
     }
     buffer = io.BytesIO()
     torch.save(content, buffer)
@@ -99,6 +101,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             best_val_loss=float(content.get("best_val_loss", float("inf"))),
             optimizer_state=content.get("optimizer"),
             rng_state=content.get("rng"),
+            time_spent=float(content.get("time_spent", 0.0)),
         )
     except (TypeError, ValueError, AttributeError) as e:
         raise CheckpointError(f"{path}: bad model description in checkpoint ({e})") from None

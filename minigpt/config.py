@@ -22,8 +22,27 @@ class ConfigError(MiniGPTError, ValueError):
 
 
 def _setting(default: Any, help: str, *, low: float | None = None, high: float | None = None,
-             choices: tuple[str, ...] | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "low": low, "high": high, "choices": choices})
+             choices: tuple[str, ...] | None = None, flag: str | None = None, metavar: str | None = None) -> Any:
+    """A field with its help line and allowed values; flag and metavar name its command-line flag
+    when --key-name will not do."""
+    return field(default=default, metadata={"help": help, "low": low, "high": high, "choices": choices,
+                                            "flag": flag, "metavar": metavar})
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "90", "90s", "10m" or "1.5h"; ValueError otherwise."""
+    text = text.strip().lower()
+    unit = text[-1:] if text[-1:] in UNITS else "s"
+    seconds = float(text.removesuffix(unit)) * UNITS[unit]
+    if not math.isfinite(seconds):
+        raise ValueError(text)
+    return seconds
+
+
+UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+MAX_ITERS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -38,7 +57,7 @@ class TrainConfig:
     batch_size: int = _setting(24, "sequences per step", low=1, high=65536)
     lr: float = _setting(4e-3, "peak learning rate", low=0.0, high=1.0)
     min_lr: float = _setting(2e-4, "learning rate at the end of the cosine decay", low=0.0, high=1.0)
-    max_iters: int = _setting(3100, "training steps", low=1, high=10_000_000)
+    max_iters: int = _setting(3100, "training steps (with a time budget: at most this many)", low=1, high=MAX_ITERS)
     warmup_iters: int = _setting(100, "steps of linear learning-rate warmup", low=0, high=10_000_000)
     weight_decay: float = _setting(0.1, "AdamW weight decay (matrices only)", low=0.0, high=10.0)
     beta2: float = _setting(0.99, "AdamW beta2", low=0.0, high=0.99999)
@@ -48,6 +67,9 @@ class TrainConfig:
     eval_iters: int = _setting(10, "batches averaged per evaluation", low=1, high=100_000)
     val_fraction: float = _setting(0.1, "share of the corpus held out for validation", low=0.01, high=0.5)
     # run
+    time_budget: float = _setting(0.0, "train for this long, start-up included, e.g. 90s, 10m, 1.5h: the schedule, "
+                                  "the evaluations and the last save fit in it (0: train for max_iters steps)",
+                                  low=0.0, high=30 * 24 * 3600, flag="--time", metavar="DURATION")
     seed: int = _setting(1337, "random seed (weights, batches, dropout)", low=0, high=2**63 - 1)
     device: str = _setting("auto", "where to train", choices=("auto", "cpu", "cuda", "mps"))
     dtype: str = _setting("auto", "number format of the matmuls (auto: bfloat16 where the hardware is fast at it)",
@@ -62,10 +84,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # A model that trains in a second: for tests and trying things out.
     "tiny": dict(block_size=32, d_model=32, n_heads=2, n_layers=2, batch_size=8, max_iters=200,
                  warmup_iters=10, eval_interval=50, eval_iters=4, lr=3e-3, min_lr=3e-4),
-    # About two and a half minutes on a 2-core CPU with bfloat16 matmuls (val loss ~1.73 on Tiny Shakespeare).
-    "quick": dict(max_iters=760, warmup_iters=50, eval_interval=190, eval_iters=8, lr=5e-3, min_lr=3e-4),
-    # About ten minutes on the same CPU (val loss ~1.50 on Tiny Shakespeare): the code defaults.
-    "default": {},
+    # Time budgets: two and a half and ten minutes on whatever machine runs them; the shape is
+    # chosen for the machine (minigpt.budget) unless the user gives it.
+    "quick": dict(time_budget=150.0, warmup_iters=50, eval_iters=8, lr=5e-3, min_lr=3e-4),
+    "default": dict(time_budget=600.0),
     # The original design's shape, kept for comparisons.
     "classic": dict(block_size=128, d_model=128, n_heads=4, n_layers=4, batch_size=32, lr=1e-3, min_lr=1e-4),
 }
@@ -88,6 +110,11 @@ def _check_value(key: str, value: Any, source: str) -> Any:
         if not isinstance(value, str) or value not in meta["choices"]:
             raise ConfigError(f"{where}{key} = {value!r}: expected one of {', '.join(meta['choices'])}")
         return value
+    if key == "time_budget" and isinstance(value, str):
+        try:
+            value = parse_duration(value)
+        except ValueError:
+            raise ConfigError(f"{where}{key} = {value!r}: expected a duration such as 90s, 10m or 1.5h") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{where}{key} = {value!r}: expected a{'n integer' if kind == 'int' else ' number'}")
     if kind == "int":
@@ -180,7 +207,12 @@ def resolve_with_explicit_keys(preset_name: str = "default", toml_path: str | Pa
     config = preset(preset_name)
     for source, overrides in layers:
         config = apply_overrides(config, overrides, source=source)
-    return config, frozenset(key for _, overrides in layers for key in overrides)
+    explicit = frozenset(key for _, overrides in layers for key in overrides)
+    if "max_iters" in explicit and "time_budget" not in explicit:
+        config = replace(config, time_budget=0.0)  # an explicit step count means a run of that many steps
+    elif config.time_budget and "max_iters" not in explicit:
+        config = replace(config, max_iters=MAX_ITERS)  # the budget ends the run, however fast the machine
+    return config, explicit
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -190,13 +222,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hyper.add_argument("--config", type=Path, help="TOML file of hyperparameters")
     hyper.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one hyperparameter")
     for name, spec in field_specs().items():
-        flag = "--" + name.replace("_", "-")
+        meta = spec.metadata
+        flag = meta["flag"] or "--" + name.replace("_", "-")
         if spec.type == "bool":
-            hyper.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=spec.metadata["help"])
+            hyper.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=meta["help"])
         else:
-            kind = {"int": int, "float": float, "str": str}[spec.type]
-            hyper.add_argument(flag, type=kind, default=None, choices=spec.metadata["choices"],
-                               help=f"{spec.metadata['help']} (preset default: {spec.default})")
+            kind = str if meta["metavar"] else {"int": int, "float": float, "str": str}[spec.type]  # checked later
+            hyper.add_argument(flag, dest=name, type=kind, default=None, choices=meta["choices"],
+                               metavar=meta["metavar"], help=f"{meta['help']} (preset default: {spec.default})")
 
 
 def from_arguments(args: argparse.Namespace) -> tuple[TrainConfig, frozenset[str]]:

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from minigpt.config import TrainConfig
+from minigpt.config import TrainConfig, apply_overrides
 from minigpt.corpus import Corpus, choose_corpus
 from minigpt.errors import MiniGPTError
+from minigpt.terminal import format_seconds
 
 if TYPE_CHECKING:
+    from minigpt.checkpoint import Checkpoint
     from minigpt.trainer import Trainer
 
 SHAPE_KEYS = ("block_size", "d_model", "n_heads", "n_layers")
@@ -38,10 +40,20 @@ class TrainingSession:
     checkpoint: Path  # where it saves, as the user wrote it
     resumed: bool  # whether the trainer was loaded from that checkpoint
     notes: list[str] = field(default_factory=list)  # things the user should know about the set-up
+    shape_choice: str | None = None  # for a time budget: the shape picked for this machine, and why
 
     @property
     def finished(self) -> bool:
-        return self.trainer.step >= self.trainer.config.max_iters
+        return self.trainer.finished
+
+    def finished_note(self) -> str:
+        """What to do with a finished run."""
+        config = self.trainer.config
+        if config.time_budget:
+            return (f"{self.checkpoint} has used its time budget of {format_seconds(config.time_budget)}; "
+                    "pass --time to train it for longer")
+        return (f"{self.checkpoint} is already at step {self.trainer.step} of max_iters {config.max_iters}; "
+                "raise --max-iters to train further")
 
 
 def open_session(config: TrainConfig, explicit_keys: Collection[str], data: Path | None, checkpoint: Path,
@@ -53,6 +65,7 @@ def open_session(config: TrainConfig, explicit_keys: Collection[str], data: Path
     progress("reading the corpus…")
     corpus = choose_corpus(data)  # streamed; a bad file fails here, before PyTorch is imported (seconds)
     from minigpt.checkpoint import load_checkpoint
+    from minigpt.shape import choose_shape
     from minigpt.trainer import Trainer
 
     resume, notes = None, []
@@ -66,14 +79,29 @@ def open_session(config: TrainConfig, explicit_keys: Collection[str], data: Path
                          " (use --from-scratch for a new model)")
     elif start == "resume":
         raise SessionError(f"{checkpoint}: no checkpoint to resume from (drop --resume to start a new run)")
+    choice = None
+    if resume:
+        config = continued_budget(config, explicit_keys, resume)
+    elif choice := choose_shape(config, explicit_keys, progress):
+        config = apply_overrides(config, choice.settings, source="the shape chosen for the time budget")
     progress("building the model…")
     trainer = Trainer(config, corpus, checkpoint_path=checkpoint, resume=resume)
     check_writable(checkpoint)  # after the corpus and vocabulary checks, whose errors say more
-    session = TrainingSession(trainer, corpus, checkpoint, resume is not None, notes)
+    session = TrainingSession(trainer, corpus, checkpoint, resume is not None, notes,
+                              choice.description if choice else None)
     if session.finished:
-        notes.append(f"{checkpoint} is already at step {trainer.step} of max_iters {config.max_iters}; "
-                     "raise --max-iters to train further")
+        notes.append(session.finished_note())
     return session
+
+
+def continued_budget(config: TrainConfig, explicit_keys: Collection[str], resume: Checkpoint) -> TrainConfig:
+    """A resumed time-budget run goes on with its own budget and schedule; --time
+    given now adds that much time to what it has spent."""
+    if "time_budget" in explicit_keys and config.time_budget:
+        return replace(config, time_budget=resume.time_spent + config.time_budget)
+    if resume.train_config.get("time_budget") and "max_iters" not in explicit_keys:
+        return replace(config, time_budget=float(resume.train_config["time_budget"]))
+    return config
 
 
 def check_writable(checkpoint: Path) -> None:

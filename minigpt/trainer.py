@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from minigpt.checkpoint import Checkpoint, save_checkpoint
+from minigpt.clock import BudgetClock
 from minigpt.config import ConfigError, TrainConfig
 from minigpt.corpus import Corpus
 from minigpt.data import BatchSampler, split_corpus
@@ -32,6 +33,7 @@ from minigpt.sampling import sample_text
 from minigpt.tokenizer import CharTokenizer, UnknownCharactersError
 
 SAMPLE_TOKENS = 200
+FINISHED_MARGIN = 2.0  # seconds: a time budget this close to used up leaves no room for another step
 
 
 class TrainingDiverged(MiniGPTError, RuntimeError):
@@ -46,7 +48,8 @@ class StepEvent:
     lr: float
     tokens_per_sec: float
     elapsed: float  # seconds spent training in this session (pauses excluded)
-    eta: float  # seconds left at the recent pace
+    eta: float  # seconds left: at the recent pace, or of the time budget
+    progress: float  # share of the run done, 0 to 1: of max_iters, or of the time budget
 
 
 @dataclass(frozen=True)
@@ -76,12 +79,20 @@ class SaveFailedEvent:
 Event = StepEvent | EvalEvent | SavedEvent | SaveFailedEvent
 
 
-def learning_rate(step: int, config: TrainConfig) -> float:
-    """Linear warmup to lr, then cosine decay to min_lr at max_iters."""
+def learning_rate(step: int, config: TrainConfig, progress: float | None = None) -> float:
+    """Linear warmup to lr over warmup_iters steps, then cosine decay to min_lr:
+    at max_iters, or, with a time budget, when progress (the share of the
+    budget's schedule gone, from its clock) reaches 1."""
+    warmup = config.lr * (step + 1) / (config.warmup_iters + 1)
+    if progress is not None:
+        return min(warmup, _cosine(progress, config))
     if step < config.warmup_iters:
-        return config.lr * (step + 1) / (config.warmup_iters + 1)
+        return warmup
     decay_steps = max(config.max_iters - config.warmup_iters, 1)
-    progress = min((step - config.warmup_iters) / decay_steps, 1.0)
+    return _cosine(min((step - config.warmup_iters) / decay_steps, 1.0), config)
+
+
+def _cosine(progress: float, config: TrainConfig) -> float:
     return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
 
 
@@ -151,10 +162,20 @@ class Trainer:
         self.batches = BatchSampler(self.splits.train, config.batch_size, self.model_config.block_size, config.seed)
         self.step = 0
         self.best_val_loss = float("inf")
+        self.time_spent = 0.0  # seconds of the time budget used, by this session and those before
+        self.clock: BudgetClock | None = None  # while a time-budget run goes on
+        self._last_saved_step: int | None = None
         self._stop = threading.Event()
         self._update_lock = threading.Lock()  # held while the weights change
         if resume:
             self._restore(resume)
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run is over: max_iters reached, or its time budget used."""
+        if self.config.time_budget and self.step < self.config.max_iters:
+            return self.time_spent >= self.config.time_budget - FINISHED_MARGIN
+        return self.step >= self.config.max_iters
 
     @property
     def num_parameters(self) -> int:
@@ -164,29 +185,59 @@ class Trainer:
         """Ask the loop to end before its next step; safe from any thread."""
         self._stop.set()
 
-    def run(self) -> Iterator[Event]:
-        """Train until max_iters or a stop request, evaluating and saving every
-        eval_interval steps and once more at the end."""
+    def run(self, started: float | None = None) -> Iterator[Event]:
+        """Train until max_iters, the end of the time budget or a stop request.
+        Evaluate and save every eval_interval steps (with a time budget: at
+        intervals of the budget) and once more at the end. started is the
+        time.monotonic() at which the program started: a time budget counts
+        the start-up too."""
         self._stop.clear()
+        if self.config.time_budget:
+            self.clock = BudgetClock(self.config.time_budget, self.time_spent, started)
         tokens_per_step = self.config.batch_size * self.model_config.block_size
         elapsed, recent_step_time = 0.0, None
         self.model.train()
-        while self.step < self.config.max_iters and not self._stop.is_set():
-            started = time.perf_counter()
+        while self._keep_training():
+            step_started = time.perf_counter()
             lr, loss = self._train_step()
-            step_time = time.perf_counter() - started
+            step_time = time.perf_counter() - step_started
             elapsed += step_time
             # A moving average keeps tokens/s and the ETA steady from step to step.
             recent_step_time = step_time if recent_step_time is None else 0.9 * recent_step_time + 0.1 * step_time
             yield StepEvent(self.step, self.config.max_iters, loss, lr, tokens_per_step / recent_step_time,
-                            elapsed, (self.config.max_iters - self.step) * recent_step_time)
-            if self.step % self.config.eval_interval == 0 or self.step == self.config.max_iters:
+                            elapsed, *self._eta_and_progress(recent_step_time))
+            if self._evaluation_due():
                 yield from self._evaluate_and_save()
-        if self._stop.is_set() and self.step % self.config.eval_interval and self.step < self.config.max_iters:
+        if self.clock and not self._stop.is_set() and self._last_saved_step != self.step:
+            yield from self._evaluate_and_save()  # the budget's end: the last evaluation and save
+        elif self._stop.is_set() and self._last_saved_step != self.step:
             yield from self.save()  # stopped between evaluations: keep the work done
+        self.clock = None
+
+    def _keep_training(self) -> bool:
+        if self.step >= self.config.max_iters or self._stop.is_set():
+            return False
+        if self.clock:
+            self.clock.count(after_wait=True)
+            self.time_spent = self.clock.used
+            return not self.clock.time_to_stop(self.config.eval_iters)
+        return True
+
+    def _eta_and_progress(self, step_seconds: float) -> tuple[float, float]:
+        if self.clock:
+            self.clock.step_done()
+            self.time_spent = self.clock.used
+            return max(self.clock.left, 0.0), min(self.clock.used / self.clock.budget, 1.0)
+        return (self.config.max_iters - self.step) * step_seconds, self.step / self.config.max_iters
+
+    def _evaluation_due(self) -> bool:
+        if self.clock:
+            return self.clock.time_to_evaluate()
+        return self.step % self.config.eval_interval == 0 or self.step == self.config.max_iters
 
     def _train_step(self) -> tuple[float, float]:
-        lr = learning_rate(self.step, self.config)
+        progress = self.clock.progress(self.config.eval_iters) if self.clock else None
+        lr = learning_rate(self.step, self.config, progress)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x, y = self.batches.next_batch()
@@ -230,6 +281,7 @@ class Trainer:
             raise self._diverged("the weights became inf or NaN", self.step)
 
     def _evaluate_and_save(self) -> Iterator[Event]:
+        started = time.perf_counter()
         self._require_finite_weights()
         self.model.eval()
         train_loss, val_loss = self.estimate_loss("train"), self.estimate_loss("val")
@@ -242,6 +294,8 @@ class Trainer:
         yield EvalEvent(self.step, train_loss, val_loss, train_loss * bits_per_char, val_loss * bits_per_char,
                         self.best_val_loss, sample)
         yield from self.save()
+        if self.clock:  # the final evaluation must fit before the deadline: keep the longest seen
+            self.clock.final_seconds = max(self.clock.final_seconds or 0.0, time.perf_counter() - started)
 
     def save(self) -> Iterator[Event]:
         """Save a checkpoint to checkpoint_path, if there is one. A failed
@@ -251,6 +305,10 @@ class Trainer:
         if path is None:
             return
         self._require_finite_weights()
+        self._last_saved_step = self.step
+        if self.clock:
+            self.clock.count()
+            self.time_spent = self.clock.used
         try:
             save_checkpoint(self._save_to, self.checkpoint())
         except OSError as e:
@@ -271,6 +329,7 @@ class Trainer:
             best_val_loss=self.best_val_loss,
             optimizer_state=self.optimizer.state_dict(),
             rng_state=rng,
+            time_spent=self.time_spent,
         )
 
     def _restore(self, resume: Checkpoint) -> None:
@@ -284,6 +343,7 @@ class Trainer:
                 group["betas"] = (0.9, self.config.beta2)
         self.step = resume.step
         self.best_val_loss = resume.best_val_loss
+        self.time_spent = resume.time_spent
         rng = resume.rng_state or {}
         if "torch" in rng:
             torch.set_rng_state(rng["torch"])

@@ -72,5 +72,4 @@ def test_resolution_reports_the_keys_the_user_set(tmp_path):
     toml.write_text("d_model = 64\n")
     config, explicit = cfg.resolve_with_explicit_keys("quick", toml, ["lr=1e-3"], {"n_layers": 2})
     assert explicit == {"d_model", "lr", "n_layers"}, "the preset's own keys are not the user's"
-    quick = cfg.preset("quick")
-    assert (config.d_model, config.lr, config.n_layers, config.max_iters) == (64, 1e-3, 2, quick.max_iters)
+    assert (config.d_model, config.lr, config.n_layers, config.time_budget) == (64, 1e-3, 2, 150)

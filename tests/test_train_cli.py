@@ -59,8 +59,9 @@ def test_help_documents_every_hyperparameter(tmp_path):
 
     result = run(["--help"], tmp_path)
     assert result.returncode == 0
-    for name in field_specs():
-        assert "--" + name.replace("_", "-") in result.stdout
+    for name, spec in field_specs().items():
+        assert (spec.metadata["flag"] or "--" + name.replace("_", "-")) in result.stdout
+    assert "--time DURATION" in result.stdout
 
 
 def test_ctrl_c_saves_once_and_exits_cleanly(tmp_path):

@@ -181,7 +181,8 @@ class MiniGPTApp(App[None]):
             checkpoint = f"{self.options.checkpoint} (new)"
         self.run_info = RunInfo(trainer.device.type, trainer.num_parameters, checkpoint, session.corpus.name)
         best = trainer.best_val_loss if session.resumed and trainer.best_val_loss < float("inf") else None
-        self.progress = Progress(trainer.step, trainer.config.max_iters, val_loss=best)
+        self.progress = Progress(trainer.step, trainer.config.max_iters, val_loss=best,
+                                 time_budget=trainer.config.time_budget, time_used=trainer.time_spent)
         self.load_message = ""
         self.log_line(f"{'resumed ' + str(session.checkpoint) if session.resumed else 'new model'}: "
                       f"{trainer.num_parameters:,} parameters on {trainer.device.type}; corpus {session.corpus.name} "
@@ -196,8 +197,7 @@ class MiniGPTApp(App[None]):
     def action_start_training(self) -> None:
         assert self.session is not None  # check_action enables this only with a session
         if self.session.finished:
-            self.notify(f"Training is at max_iters ({self.session.trainer.config.max_iters:,}); raise --max-iters "
-                        "to train further", severity="warning")
+            self.notify(self.session.finished_note(), title="Training is finished", severity="warning")
             return
         from tui.training import TrainingRun
 
@@ -243,7 +243,8 @@ class MiniGPTApp(App[None]):
         self.chart.add_train_losses(message.losses)
         last = message.last
         self.progress = replace(self.progress, step=last.step, max_iters=last.max_iters, loss=last.loss,
-                                tokens_per_sec=last.tokens_per_sec, eta=last.eta)
+                                tokens_per_sec=last.tokens_per_sec, eta=last.eta,
+                                time_used=last.progress * self.progress.time_budget)
 
     def on_evaluated(self, message: Evaluated) -> None:
         event = message.event

@@ -22,7 +22,9 @@ class Progress:
     loss: float | None = None
     val_loss: float | None = None
     tokens_per_sec: float | None = None
-    eta: float | None = None
+    eta: float | None = None  # seconds left: at the recent pace, or of the time budget
+    time_budget: float = 0.0  # seconds; 0 for a run of max_iters steps
+    time_used: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -70,12 +72,14 @@ class StatusBar(Vertical):
         if self.message or not p.max_iters:
             text = self.message
         else:
-            parts = [f"step {p.step:,}/{p.max_iters:,}", f"loss {format_loss(p.loss)}",
-                     f"val {format_loss(p.val_loss)}"]
+            where = f"step {p.step:,}/{p.max_iters:,}"
+            if p.time_budget:
+                where = f"{format_seconds(p.time_used)}/{format_seconds(p.time_budget)} · step {p.step:,}"
+            parts = [where, f"loss {format_loss(p.loss)}", f"val {format_loss(p.val_loss)}"]
             if p.tokens_per_sec:
                 parts.append(f"{format_count(p.tokens_per_sec)} tok/s")
             if p.eta is not None and self.state == "training":
-                parts.append(f"ETA {format_seconds(p.eta)}")
+                parts.append(f"{'left' if p.time_budget else 'ETA'} {format_seconds(p.eta)}")
             text = "  ".join(parts)
         self.query_one("#figures", Label).update(text, layout=False)  # one row, always: no layout pass needed
 

@@ -1,0 +1,156 @@
+"""Time-budget runs (--time), on a fake clock: every call to time.monotonic()
+in minigpt.clock moves it on by a fixed tick, so these tests never depend on
+how fast the machine is."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from minigpt import config as cfg
+from minigpt.checkpoint import load_checkpoint
+from minigpt.clock import PAUSE, BudgetClock
+from minigpt.session import open_session
+from minigpt.shape import LADDER, TOKENS_PER_PARAMETER, SpeedCache, choose_shape, parameters
+from minigpt.trainer import EvalEvent, SavedEvent, StepEvent, Trainer
+
+
+class FakeClock:
+    def __init__(self, tick: float) -> None:
+        self.now, self.tick = 1000.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    clock = FakeClock(tick=0.05)
+    monkeypatch.setattr("minigpt.clock.time.monotonic", clock)
+    return clock
+
+
+def test_durations_and_presets():
+    assert [cfg.parse_duration(t) for t in ("90", "90s", "10m", "1.5h", " 2M ")] == [90, 90, 600, 5400, 120]
+    for bad in ("", "m", "ten minutes", "nanm"):
+        with pytest.raises(ValueError):
+            cfg.parse_duration(bad)
+    assert cfg.resolve("quick").time_budget == 150 and cfg.resolve("default").time_budget == 600
+    assert cfg.resolve("default").max_iters == cfg.MAX_ITERS, "the budget ends the run, not a step count"
+    assert cfg.resolve("tiny").time_budget == 0
+
+
+def test_an_explicit_step_count_means_steps_and_both_can_be_given():
+    config, explicit = cfg.resolve_with_explicit_keys("default", flags={"max_iters": 500})
+    assert (config.time_budget, config.max_iters) == (0, 500)
+    config, _ = cfg.resolve_with_explicit_keys("default", assignments=["time_budget=2m"], flags={"max_iters": 500})
+    assert (config.time_budget, config.max_iters) == (120, 500)
+    with pytest.raises(cfg.ConfigError, match="time_budget = 'soon': expected a duration such as 90s"):
+        cfg.resolve("tiny", assignments=["time_budget=soon"])
+
+
+def test_a_long_wait_between_events_is_a_pause_and_does_not_count(fake_clock):
+    clock = BudgetClock(budget=60, spent=10, started=fake_clock.now - 2)  # two seconds of start-up
+    assert clock.used == pytest.approx(12 + fake_clock.tick)
+    fake_clock.now += 0.5
+    clock.count(after_wait=True)  # the consumer handled an event: counts
+    used = clock.used
+    fake_clock.now += PAUSE + 5
+    clock.count(after_wait=True)  # the consumer paused: does not count
+    assert clock.used == pytest.approx(used)
+
+
+def test_the_schedule_ends_before_the_deadline_with_room_for_the_last_evaluation(fake_clock):
+    clock = BudgetClock(budget=100)
+    clock.step_seconds, clock.final_seconds = 1.0, 4.0  # as measured
+    clock.used = 50.0
+    assert 0.5 < clock.progress(eval_iters=10) < 1 and not clock.time_to_stop(eval_iters=10)
+    clock.used = 100 - 4.0 - 0.5 - 1.0  # one step, the last evaluation and the exit margin left
+    assert clock.progress(eval_iters=10) == 1 and clock.time_to_stop(eval_iters=10)
+
+
+def budget_trainer(tiny_config, corpus, checkpoint=None, budget=30.0, resume=None):
+    config = replace(tiny_config, time_budget=budget, max_iters=cfg.MAX_ITERS)
+    return Trainer(config, corpus, checkpoint_path=checkpoint, resume=resume)
+
+
+def test_a_budget_run_ends_at_its_floor_with_a_last_evaluation_and_save(tmp_path, tiny_config, corpus, fake_clock):
+    trainer = budget_trainer(tiny_config, corpus, tmp_path / "m.pt")
+    events = list(trainer.run(started=fake_clock.now))
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    assert len(steps) > 20
+    assert steps[-1].lr == pytest.approx(tiny_config.min_lr), "the last steps run at the schedule's floor"
+    assert max(e.lr for e in steps) == pytest.approx(tiny_config.lr, rel=0.05)
+    assert isinstance(events[-2], EvalEvent) and isinstance(events[-1], SavedEvent), "ends evaluated and saved"
+    assert [e.step for e in events if isinstance(e, EvalEvent)].count(trainer.step) == 1
+    assert 30 - 3 < trainer.time_spent <= 30, "the whole budget, but not past it"
+    assert trainer.finished and load_checkpoint(tmp_path / "m.pt").time_spent == trainer.time_spent
+
+
+def test_a_stopped_budget_run_resumes_on_the_same_schedule(tmp_path, tiny_config, corpus, fake_clock):
+    first = budget_trainer(tiny_config, corpus, tmp_path / "m.pt")
+    for event in first.run(started=fake_clock.now):
+        if isinstance(event, StepEvent) and event.progress > 0.4:
+            first.request_stop()
+    spent = load_checkpoint(tmp_path / "m.pt").time_spent
+    assert 0.4 * 30 < spent < 30 and not first.finished
+    lr_before = event.lr if isinstance(event, StepEvent) else None
+
+    second = budget_trainer(tiny_config, corpus, resume=load_checkpoint(tmp_path / "m.pt"))
+    assert second.time_spent == spent and second.step == first.step
+    steps = [e for e in second.run(started=fake_clock.now) if isinstance(e, StepEvent)]
+    assert steps[0].progress > 0.4, "it goes on where it stopped, not from the start"
+    assert lr_before is None or steps[0].lr <= lr_before * 1.05
+    assert steps[-1].lr == pytest.approx(tiny_config.min_lr) and second.finished
+
+
+def test_resuming_keeps_the_budget_and_time_extends_it(tmp_path, tiny_config, corpus_text, fake_clock):
+    data = tmp_path / "input.txt"
+    data.write_text(corpus_text)
+    budget = replace(tiny_config, time_budget=30.0, max_iters=cfg.MAX_ITERS)
+    session = open_session(budget, set(), data, tmp_path / "m.pt")
+    list(session.trainer.run(started=fake_clock.now))
+    again = open_session(replace(budget, time_budget=600.0), set(), data, tmp_path / "m.pt")
+    assert again.finished and again.trainer.config.time_budget == 30, "the checkpoint's budget, not the preset's"
+    assert "has used its time budget of 0:30; pass --time" in again.notes[0]
+    longer = open_session(replace(budget, time_budget=60.0), {"time_budget"}, data, tmp_path / "m.pt")
+    assert not longer.finished
+    assert longer.trainer.config.time_budget == pytest.approx(session.trainer.time_spent + 60)
+
+
+def write_speeds(tmp_path, monkeypatch, config, tokens_per_sec):
+    """A speed cache as if this machine had been timed already: nothing is measured."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    from minigpt.device import pick_device, pick_dtype
+
+    cache = SpeedCache(pick_device(config.device), pick_dtype(config.dtype, pick_device(config.device)))
+    cache._mine.update({rung.key(): speed for rung, speed in zip(LADDER, tokens_per_sec, strict=False)})
+    cache.save()
+    monkeypatch.setattr("minigpt.shape.measure_tokens_per_sec", lambda *args: pytest.fail("measured again"))
+
+
+def test_the_largest_model_the_budget_feeds_enough_is_chosen(tmp_path, monkeypatch, tiny_config):
+    config = replace(tiny_config, time_budget=600.0)
+    train_seconds = 600 * 0.9 - 5
+    # Every rung exactly fast enough, but the fourth three times too slow.
+    speeds = [TOKENS_PER_PARAMETER * parameters(rung) / train_seconds * 1.01 for rung in LADDER]
+    speeds[3] /= 3
+    write_speeds(tmp_path, monkeypatch, config, speeds)
+    choice = choose_shape(config, set())
+    assert choice.settings["d_model"] == LADDER[2].d_model and choice.settings["n_layers"] == LADDER[2].n_layers
+    assert f"d_model {LADDER[2].d_model} x {LADDER[2].n_layers} layers" in choice.description
+    assert choice.description.startswith("10:00 on cpu")
+    assert json.loads((tmp_path / "cache/minigpt/speeds.json").read_text()), "kept for next time"
+
+
+def test_what_the_user_sets_wins(tmp_path, monkeypatch, tiny_config):
+    config = replace(tiny_config, time_budget=600.0)
+    write_speeds(tmp_path, monkeypatch, config, [1e9] * len(LADDER))
+    assert choose_shape(config, {"d_model"}) is None, "a width given: the user's shape"
+    choice = choose_shape(config, {"batch_size", "lr"})
+    assert "batch_size" not in choice.settings and "lr" not in choice.settings
+    assert choice.settings["d_model"] == LADDER[-1].d_model
+    assert choose_shape(replace(config, time_budget=0.0), set()) is None, "no budget, no choice"
