@@ -79,7 +79,7 @@ def train(args: argparse.Namespace) -> int:
     start = "scratch" if args.from_scratch else "resume" if args.resume else "auto"
     session = open_session(config, explicit_keys, args.data, args.out, start)
     if session.shape_choice:
-        console.print(session.shape_choice, markup=False)
+        console.print(session.shape_choice, markup=False, soft_wrap=True)  # one line, also in a log
     describe_run(console, session)
     for note in session.notes:
         console.print(f"note: {note}", markup=False)

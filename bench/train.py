@@ -26,6 +26,7 @@ from minigpt.device import pick_device, pick_dtype
 from minigpt.trainer import Trainer
 
 MATMUL_SIZE = 4096
+GRACE = 10  # seconds past --budget before a child still training is killed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -115,18 +116,25 @@ def run_budget(args: argparse.Namespace) -> None:
         if args.data:
             command += ["--data", str(args.data.resolve())]
         started = time.time()
-        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            print(f"minigpt-train is training in a child process (pid {child.pid}) for {args.budget:g} s...")
-            child.wait(timeout=args.budget)
-        except subprocess.TimeoutExpired:
-            pass
-        finally:  # out of time, or interrupted: the child goes before its folder does
-            child.kill()
-            child.wait()
+        with open(Path(tmp) / "stderr.txt", "w+") as stderr:
+            child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+            try:
+                print(f"minigpt-train is training in a child process (pid {child.pid}) for {args.budget:g} s...")
+                child.wait(timeout=args.budget + GRACE)  # a time-budget run ends by itself, just before
+            except subprocess.TimeoutExpired:
+                pass
+            finally:  # out of time, or interrupted: the child goes before its folder does
+                child.kill()
+                child.wait()
+            seconds = time.time() - started
+            stderr.seek(0)
+            shape = [line.strip() for line in stderr if "GFLOP/s" in line or line.startswith("model:")]
         evals = _read_evals(out.with_suffix(".jsonl"), started)
     print(f"preset {args.preset} {' '.join(args.set)} on {args.data or 'the default corpus'}, "
-          f"budget {args.budget:g} s (start-up included), exit code {child.returncode}")
+          f"budget {args.budget:g} s (start-up included); minigpt-train ran {seconds:.1f} s, exit code "
+          f"{child.returncode}")
+    for line in shape:  # the shape chosen for a time budget, and the model
+        print(line)
     for mark in marks:
         reached = [e for e in evals if e["seconds"] <= mark]
         if reached:

@@ -179,7 +179,12 @@ class MiniGPTApp(App[None]):
             self.notify(f"Loaded {session.checkpoint} at step {trainer.step:,}", title="Checkpoint")
         else:
             checkpoint = f"{self.options.checkpoint} (new)"
-        self.run_info = RunInfo(trainer.device.type, trainer.num_parameters, checkpoint, session.corpus.name)
+        c = trainer.model_config
+        shape = f"d_model {c.d_model} x {c.n_layers} layers" if session.shape_choice else ""
+        self.run_info = RunInfo(trainer.device.type, trainer.num_parameters, checkpoint, session.corpus.name, shape)
+        if session.shape_choice:
+            self.notify(session.shape_choice, title="Model chosen for the time budget", timeout=10)
+            self.log_line(f"time budget: {session.shape_choice}")
         best = trainer.best_val_loss if session.resumed and trainer.best_val_loss < float("inf") else None
         self.progress = Progress(trainer.step, trainer.config.max_iters, val_loss=best,
                                  time_budget=trainer.config.time_budget, time_used=trainer.time_spent)

@@ -33,6 +33,7 @@ class RunInfo:
     parameters: int
     checkpoint: str  # e.g. "checkpoints/model.pt (loaded at step 400)" or "... (new)"
     corpus: str
+    shape: str = ""  # e.g. "d_model 192 x 4 layers", when chosen for a time budget
 
 
 class StatusBar(Vertical):
@@ -85,6 +86,7 @@ class StatusBar(Vertical):
 
     def watch_info(self) -> None:
         i = self.info
-        text = "" if i is None else (f"{i.device} · {format_count(i.parameters)} params · "
+        shape = f"{i.shape} · " if i and i.shape else ""
+        text = "" if i is None else (f"{i.device} · {format_count(i.parameters)} params · {shape}"
                                      f"{i.checkpoint} · {one_line(i.corpus, 60)}")
         self.query_one("#info", Label).update(text, layout=False)
