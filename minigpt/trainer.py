@@ -197,22 +197,27 @@ class Trainer:
         tokens_per_step = self.config.batch_size * self.model_config.block_size
         elapsed, recent_step_time = 0.0, None
         self.model.train()
-        while self._keep_training():
-            step_started = time.perf_counter()
-            lr, loss = self._train_step()
-            step_time = time.perf_counter() - step_started
-            elapsed += step_time
-            # A moving average keeps tokens/s and the ETA steady from step to step.
-            recent_step_time = step_time if recent_step_time is None else 0.9 * recent_step_time + 0.1 * step_time
-            yield StepEvent(self.step, self.config.max_iters, loss, lr, tokens_per_step / recent_step_time,
-                            elapsed, *self._eta_and_progress(recent_step_time))
-            if self._evaluation_due():
-                yield from self._evaluate_and_save()
-        if self.clock and not self._stop.is_set() and self._last_saved_step != self.step:
-            yield from self._evaluate_and_save()  # the budget's end: the last evaluation and save
-        elif self._stop.is_set() and self._last_saved_step != self.step:
-            yield from self.save()  # stopped between evaluations: keep the work done
-        self.clock = None
+        try:
+            while self._keep_training():
+                step_started = time.perf_counter()
+                lr, loss = self._train_step()
+                step_time = time.perf_counter() - step_started
+                elapsed += step_time
+                # A moving average keeps tokens/s and the ETA steady from step to step.
+                recent_step_time = step_time if recent_step_time is None else 0.9 * recent_step_time + 0.1 * step_time
+                if self.clock:
+                    self.clock.step_done()
+                    self.time_spent = self.clock.used
+                yield StepEvent(self.step, self.config.max_iters, loss, lr, tokens_per_step / recent_step_time,
+                                elapsed, *self._eta_and_progress(recent_step_time))
+                if self._evaluation_due():
+                    yield from self._evaluate_and_save()
+            if self.clock and not self._stop.is_set() and self._last_saved_step != self.step:
+                yield from self._evaluate_and_save()  # the budget's end: the last evaluation and save
+            elif self._stop.is_set() and self._last_saved_step != self.step:
+                yield from self.save()  # stopped between evaluations: keep the work done
+        finally:
+            self.clock = None  # a save between runs must not count the idle time since
 
     def _keep_training(self) -> bool:
         if self.step >= self.config.max_iters or self._stop.is_set():
@@ -225,8 +230,6 @@ class Trainer:
 
     def _eta_and_progress(self, step_seconds: float) -> tuple[float, float]:
         if self.clock:
-            self.clock.step_done()
-            self.time_spent = self.clock.used
             return max(self.clock.left, 0.0), min(self.clock.used / self.clock.budget, 1.0)
         return (self.config.max_iters - self.step) * step_seconds, self.step / self.config.max_iters
 
