@@ -4,7 +4,10 @@ When the user gives a time budget but no model shape (--time 10m, or the
 quick and default presets), MiniGPT times a few training steps of the
 models on a ladder of sizes, on this machine's device and number format,
 and picks the largest one that the budget can still feed enough text: at
-least TOKENS_PER_PARAMETER training tokens for each parameter. A bigger
+least TOKENS_PER_PARAMETER training tokens for each parameter. Where
+bfloat16 is fast and the number format is left to MiniGPT, both formats are
+timed and the faster one for that model is used: small matrices often run
+faster in float32, even on CPUs with bfloat16 instructions. A bigger
 model learns more from each token but sees fewer of them in the same time;
 below that ratio it ends the budget undertrained, above it a bigger model
 would have done better (the measurements behind the rule are in the README).
@@ -34,6 +37,7 @@ from minigpt.terminal import format_seconds
 from minigpt.trainer import make_optimizer
 
 TOKENS_PER_PARAMETER = 2.0  # the least a budget must feed a model, in training tokens per parameter
+PREDICTION_SLACK = 2.5  # how much faster per FLOP a bigger model may run than a smaller one
 TRAINING_SHARE = 0.9  # of a budget, what is left for training steps after start-up and evaluations
 TIMED_STEPS = 3  # per rung, after WARMUP_STEPS untimed ones (the first calls set up kernels)
 WARMUP_STEPS = 2
@@ -65,7 +69,6 @@ LADDER = (  # each rung costs about twice the compute per token of the one befor
     Rung(256, 512, 8, 8, 48, 1e-3),
     Rung(512, 768, 12, 12, 64, 6e-4),
 )
-SHAPE_KEYS = ("block_size", "d_model", "n_layers", "n_heads", "batch_size", "lr", "min_lr")
 MEASURED_VOCAB = 96  # about a text's characters; the vocabulary barely changes the speed
 
 
@@ -82,24 +85,29 @@ def choose_shape(config: TrainConfig, explicit_keys: Collection[str],
     if not config.time_budget or {"d_model", "n_layers"} & set(explicit_keys):
         return None
     device = pick_device(config.device)
-    dtype = pick_dtype(config.dtype, device)
+    formats = [pick_dtype(config.dtype, device)]
+    if config.dtype == "auto" and formats[0] != torch.float32:
+        formats.append(torch.float32)  # small models can train faster in float32 even where bfloat16 is fast
     train_seconds = max(config.time_budget * TRAINING_SHARE - 5.0, 1.0)
-    speeds = SpeedCache(device, dtype)
+    speeds = SpeedCache(device)
     chosen = None
     for rung in LADDER:
         needed = TOKENS_PER_PARAMETER * parameters(rung) / train_seconds  # tokens/s
-        if not speeds.get(rung):
-            if chosen and _predicted(rung, chosen, speeds) < needed:
-                break  # no need to time it: even a generous guess of its speed is too slow
+        unmeasured = [dtype for dtype in formats if not speeds.get(rung, dtype)]
+        if unmeasured and chosen and _predicted(rung, chosen, speeds.fastest(chosen, formats)[1]) < needed:
+            break  # no need to time it: even a generous guess of its speed is too slow
+        for dtype in unmeasured:
             progress(f"timing a {rung.d_model} x {rung.n_layers}-layer model on this machine…")
-            speeds.measure(rung)
-        if speeds.get(rung) < needed:
+            speeds.measure(rung, dtype)
+        if speeds.fastest(rung, formats)[1] < needed:
             break  # this rung, and every bigger one, would end the budget undertrained
         chosen = rung
     chosen = chosen or LADDER[0]
     speeds.save()
-    settings = {k: v for k, v in chosen.settings().items() if k not in explicit_keys}
-    return Choice(settings, describe(config, device, dtype, chosen, speeds.get(chosen), train_seconds))
+    dtype, tokens_per_sec = speeds.fastest(chosen, formats)
+    settings = {**chosen.settings(), "dtype": str(dtype).removeprefix("torch.")}
+    settings = {k: v for k, v in settings.items() if k not in explicit_keys}
+    return Choice(settings, describe(config, device, dtype, chosen, tokens_per_sec, train_seconds))
 
 
 def parameters(rung: Rung) -> int:
@@ -112,10 +120,10 @@ def flops_per_token(rung: Rung) -> int:
     return 6 * (parameters(rung) + rung.d_model * MEASURED_VOCAB) + 12 * rung.n_layers * rung.d_model * rung.block_size
 
 
-def _predicted(rung: Rung, measured: Rung, speeds: SpeedCache) -> float:
+def _predicted(rung: Rung, measured: Rung, measured_speed: float) -> float:
     """A rung's tokens/s guessed from a smaller one's, with room to spare: bigger
     matrices use the machine better, so the guess errs on the fast side."""
-    return 1.5 * speeds.get(measured) * flops_per_token(measured) / flops_per_token(rung)
+    return PREDICTION_SLACK * measured_speed * flops_per_token(measured) / flops_per_token(rung)
 
 
 def describe(config: TrainConfig, device: torch.device, dtype: torch.dtype, rung: Rung, tokens_per_sec: float,
@@ -129,25 +137,26 @@ def describe(config: TrainConfig, device: torch.device, dtype: torch.dtype, rung
 
 
 class SpeedCache:
-    """Training tokens/s of each rung on this machine: measured, or read back."""
+    """Training tokens/s of each rung on this machine, per number format: measured, or read back."""
 
-    def __init__(self, device: torch.device, dtype: torch.dtype) -> None:
-        self.device, self.dtype = device, dtype
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
         self.path = cache_folder() / "speeds.json"
-        self.machine = machine_key(device, dtype)
         self._all = self._read()
-        self._mine: dict[str, float] = self._all.get(self.machine, {})
 
-    def get(self, rung: Rung) -> float:
-        return self._mine.get(rung.key(), 0.0)
+    def get(self, rung: Rung, dtype: torch.dtype) -> float:
+        return self._all.get(machine_key(self.device, dtype), {}).get(rung.key(), 0.0)
 
-    def measure(self, rung: Rung) -> float:
-        self._mine[rung.key()] = measure_tokens_per_sec(rung, self.device, self.dtype)
-        return self._mine[rung.key()]
+    def fastest(self, rung: Rung, formats: list[torch.dtype]) -> tuple[torch.dtype, float]:
+        dtype = max(formats, key=lambda d: self.get(rung, d))
+        return dtype, self.get(rung, dtype)
+
+    def measure(self, rung: Rung, dtype: torch.dtype) -> None:
+        speed = measure_tokens_per_sec(rung, self.device, dtype)
+        self._all.setdefault(machine_key(self.device, dtype), {})[rung.key()] = speed
 
     def save(self) -> None:
         """Keep the timings for next time; a cache that cannot be written only costs a re-measure."""
-        self._all[self.machine] = self._mine
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(self.path, json.dumps(self._all, indent=1).encode())

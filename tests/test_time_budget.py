@@ -8,12 +8,13 @@ import json
 from dataclasses import replace
 
 import pytest
+import torch
 
 from minigpt import config as cfg
 from minigpt.checkpoint import load_checkpoint
 from minigpt.clock import PAUSE, BudgetClock
 from minigpt.session import open_session
-from minigpt.shape import LADDER, TOKENS_PER_PARAMETER, SpeedCache, choose_shape, parameters
+from minigpt.shape import LADDER, TOKENS_PER_PARAMETER, choose_shape, flops_per_token, parameters
 from minigpt.trainer import EvalEvent, SavedEvent, StepEvent, Trainer
 
 
@@ -121,34 +122,60 @@ def test_resuming_keeps_the_budget_and_time_extends_it(tmp_path, tiny_config, co
     assert longer.trainer.config.time_budget == pytest.approx(session.trainer.time_spent + 60)
 
 
-def write_speeds(tmp_path, monkeypatch, config, tokens_per_sec):
-    """A speed cache as if this machine had been timed already: nothing is measured."""
+def fake_timing(monkeypatch, tmp_path, speed):
+    """Time each (rung, number format) with speed(rung, dtype) instead of training; returns the calls."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    from minigpt.device import pick_device, pick_dtype
+    calls = []
 
-    cache = SpeedCache(pick_device(config.device), pick_dtype(config.dtype, pick_device(config.device)))
-    cache._mine.update({rung.key(): speed for rung, speed in zip(LADDER, tokens_per_sec, strict=False)})
-    cache.save()
-    monkeypatch.setattr("minigpt.shape.measure_tokens_per_sec", lambda *args: pytest.fail("measured again"))
+    def measure(rung, device, dtype):
+        calls.append((rung, dtype))
+        return speed(rung, dtype)
+
+    monkeypatch.setattr("minigpt.shape.measure_tokens_per_sec", measure)
+    return calls
 
 
-def test_the_largest_model_the_budget_feeds_enough_is_chosen(tmp_path, monkeypatch, tiny_config):
+def feeding(rung, budget: float) -> float:
+    """The FLOP/s at which a budget feeds this rung exactly enough tokens."""
+    return TOKENS_PER_PARAMETER * parameters(rung) * flops_per_token(rung) / (budget * 0.9 - 5)
+
+
+def machine(flops_per_second: float):
+    """Tokens/s of each rung on a machine that does this many FLOP/s for every model."""
+    return lambda rung, dtype: flops_per_second / flops_per_token(rung)
+
+
+def test_the_largest_model_the_budget_feeds_enough_is_chosen_and_timed_once(tmp_path, monkeypatch, tiny_config):
     config = replace(tiny_config, time_budget=600.0)
-    train_seconds = 600 * 0.9 - 5
-    # Every rung exactly fast enough, but the fourth three times too slow.
-    speeds = [TOKENS_PER_PARAMETER * parameters(rung) / train_seconds * 1.01 for rung in LADDER]
-    speeds[3] /= 3
-    write_speeds(tmp_path, monkeypatch, config, speeds)
+    between = (feeding(LADDER[2], 600) * feeding(LADDER[3], 600)) ** 0.5  # enough for rung 2, not 3
+    calls = fake_timing(monkeypatch, tmp_path, machine(between))
     choice = choose_shape(config, set())
     assert choice.settings["d_model"] == LADDER[2].d_model and choice.settings["n_layers"] == LADDER[2].n_layers
     assert f"d_model {LADDER[2].d_model} x {LADDER[2].n_layers} layers" in choice.description
-    assert choice.description.startswith("10:00 on cpu")
+    assert choice.description.startswith("10:00 on cpu, float32")
+    assert [rung for rung, _ in calls] == list(LADDER[:4]), "timed up to the first rung too slow, no further"
     assert json.loads((tmp_path / "cache/minigpt/speeds.json").read_text()), "kept for next time"
+    calls.clear()
+    assert choose_shape(config, set()) == choice and calls == [], "the second time, read back"
+
+
+def test_where_bfloat16_is_fast_the_faster_format_for_the_model_is_chosen(tmp_path, monkeypatch, tiny_config):
+    config = replace(tiny_config, time_budget=600.0, dtype="auto")
+    monkeypatch.setattr("minigpt.shape.pick_dtype", lambda name, device: torch.bfloat16)
+    # As on a CPU with AVX512-BF16: bfloat16 is slower than float32 for the two smallest rungs, faster above.
+    float32 = machine(0.6 * feeding(LADDER[2], 600))  # enough for rung 2 in bfloat16 only, and rung 3 in neither
+    fake_timing(monkeypatch, tmp_path, lambda rung, dtype: float32(rung, dtype) * (
+        1 if dtype == torch.float32 else 0.5 if rung in LADDER[:2] else 2))
+    choice = choose_shape(config, set())
+    assert (choice.settings["dtype"], choice.settings["d_model"]) == ("bfloat16", LADDER[2].d_model)
+    small = choose_shape(replace(config, time_budget=60.0), set())
+    assert (small.settings["dtype"], small.settings["d_model"]) == ("float32", LADDER[0].d_model)
+    assert "dtype" not in choose_shape(config, {"dtype"}).settings
 
 
 def test_what_the_user_sets_wins(tmp_path, monkeypatch, tiny_config):
     config = replace(tiny_config, time_budget=600.0)
-    write_speeds(tmp_path, monkeypatch, config, [1e9] * len(LADDER))
+    fake_timing(monkeypatch, tmp_path, lambda rung, dtype: 1e9)
     assert choose_shape(config, {"d_model"}) is None, "a width given: the user's shape"
     choice = choose_shape(config, {"batch_size", "lr"})
     assert "batch_size" not in choice.settings and "lr" not in choice.settings
