@@ -100,12 +100,14 @@ def train(args: argparse.Namespace) -> int:
 
 
 def describe_run(console, session) -> None:
+    from minigpt.device import dtype_name
+
     trainer, corpus, c = session.trainer, session.corpus, session.trainer.model_config
     start = f"resuming {session.checkpoint} at step {trainer.step}" if session.resumed else "training from scratch"
     console.print(f"{start} on {corpus.name} ({corpus.length:,} characters, vocabulary {c.vocab_size})")
     console.print(f"model: {trainer.num_parameters / 1e6:.2f}M parameters, {c.n_layers} layers, d_model {c.d_model}, "
                   f"{c.n_heads} heads, block {c.block_size}; device {trainer.device.type}, "
-                  f"{str(trainer.dtype).removeprefix('torch.')}")
+                  f"{dtype_name(trainer.dtype)}")
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

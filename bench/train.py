@@ -22,7 +22,7 @@ import torch
 
 from minigpt import config as cfg
 from minigpt.corpus import Corpus
-from minigpt.device import pick_device, pick_dtype
+from minigpt.device import dtype_name, pick_device, pick_dtype
 from minigpt.trainer import Trainer
 
 MATMUL_SIZE = 4096
@@ -85,14 +85,14 @@ def run_throughput(args: argparse.Namespace) -> None:
     tokens_per_sec = args.steps * config.batch_size * config.block_size / seconds
     model_flops = tokens_per_sec * trainer.model.flops_per_token()
     peak = {d: matmul_flops(d, device) for d in sorted({torch.float32, dtype}, key=str)}
-    name = str(dtype).removeprefix("torch.")
+    name = dtype_name(dtype)
     print(f"preset {args.preset}: {trainer.num_parameters / 1e6:.2f}M params, batch {config.batch_size}, "
           f"block {config.block_size}, d_model {config.d_model}, {config.n_heads} heads, {config.n_layers} layers")
     print(f"device {device.type}, dtype {name}, torch threads {torch.get_num_threads()}, torch {torch.__version__}")
     print(f"training: {tokens_per_sec:,.0f} tokens/s, {model_flops / 1e9:,.1f} GFLOP/s "
           f"({trainer.model.flops_per_token() / 1e6:.2f} MFLOP per token, PaLM formula)")
     for d, flops in peak.items():
-        d_name = str(d).removeprefix("torch.")
+        d_name = dtype_name(d)
         print(f"matmul {MATMUL_SIZE}x{MATMUL_SIZE} {d_name}: {flops / 1e9:,.1f} GFLOP/s"
               + (f"  ->  MFU {model_flops / flops:.1%}" if d == dtype else ""))
 

@@ -44,6 +44,11 @@ def pick_dtype(name: str, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """"float32", "bfloat16": the name the config uses for a number format."""
+    return str(dtype).removeprefix("torch.")
+
+
 def device_memory(device: torch.device) -> int | None:
     """Total memory of the device in bytes (the machine's RAM for the CPU and
     Apple's unified memory), or None where it cannot be told."""

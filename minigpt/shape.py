@@ -31,7 +31,7 @@ import torch
 
 from minigpt.atomic import atomic_write_bytes
 from minigpt.config import TrainConfig
-from minigpt.device import autocast, pick_device, pick_dtype
+from minigpt.device import autocast, dtype_name, pick_device, pick_dtype
 from minigpt.model import GPT, ModelConfig
 from minigpt.terminal import format_seconds
 from minigpt.trainer import make_optimizer
@@ -105,7 +105,7 @@ def choose_shape(config: TrainConfig, explicit_keys: Collection[str],
     chosen = chosen or LADDER[0]
     speeds.save()
     dtype, tokens_per_sec = speeds.fastest(chosen, formats)
-    settings = {**chosen.settings(), "dtype": str(dtype).removeprefix("torch.")}
+    settings = {**chosen.settings(), "dtype": dtype_name(dtype)}
     settings = {k: v for k, v in settings.items() if k not in explicit_keys}
     return Choice(settings, describe(config, device, dtype, chosen, tokens_per_sec, train_seconds))
 
@@ -130,7 +130,7 @@ def describe(config: TrainConfig, device: torch.device, dtype: torch.dtype, rung
              train_seconds: float) -> str:
     steps = tokens_per_sec * train_seconds / (rung.batch_size * rung.block_size)
     gflops = tokens_per_sec * flops_per_token(rung) / 1e9
-    return (f"{format_seconds(config.time_budget)} on {device.type}, {str(dtype).removeprefix('torch.')} "
+    return (f"{format_seconds(config.time_budget)} on {device.type}, {dtype_name(dtype)} "
             f"(~{gflops:,.0f} GFLOP/s): d_model {rung.d_model} x {rung.n_layers} layers, block {rung.block_size}, "
             f"batch {rung.batch_size}, lr {rung.lr:g}, ~{steps:,.0f} steps, the largest model this budget "
             f"feeds {TOKENS_PER_PARAMETER:g}+ tokens per parameter")
@@ -180,7 +180,7 @@ def machine_key(device: torch.device, dtype: torch.dtype) -> str:
         name = torch.cuda.get_device_name(device)
     else:
         name = _cpu_name()
-    return f"{platform.node()} | {name} | {device.type} {str(dtype).removeprefix('torch.')} | " \
+    return f"{platform.node()} | {name} | {device.type} {dtype_name(dtype)} | " \
            f"{torch.get_num_threads()} threads | torch {torch.__version__}"
 
 
