@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoints", default="", help="comma-separated seconds at which to report the loss too "
                                                           "(budget mode), e.g. 150")
     parser.add_argument("--data", type=Path, help="corpus for budget mode (default: minigpt-train's default)")
+    parser.add_argument("--keep-log", type=Path, metavar="FILE", help="budget mode: copy the run's metrics log "
+                                                                    "(JSON lines) here")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -130,6 +133,8 @@ def run_budget(args: argparse.Namespace) -> None:
             stderr.seek(0)
             shape = [line.strip() for line in stderr if "GFLOP/s" in line or line.startswith("model:")]
         evals = _read_evals(out.with_suffix(".jsonl"), started)
+        if args.keep_log and out.with_suffix(".jsonl").exists():
+            shutil.copyfile(out.with_suffix(".jsonl"), args.keep_log)
     print(f"preset {args.preset} {' '.join(args.set)} on {args.data or 'the default corpus'}, "
           f"budget {args.budget:g} s (start-up included); minigpt-train ran {seconds:.1f} s, exit code "
           f"{child.returncode}")

@@ -1,6 +1,7 @@
-"""The clock of a time-budget run (`--time 10m`): how much of the budget is
-used, where the learning-rate schedule stands, and when to stop so that the
-last evaluation and save land just before the deadline.
+"""The clock of a training run: how much time the run has used. With a time
+budget (`--time 10m`) it also says where the learning-rate schedule stands,
+and when to stop so that the last evaluation and save land just before the
+deadline; without one (budget 0) it only counts, for the charts and the log.
 
 Time counts from the program's start (start-up is part of the budget) plus
 what earlier sessions of the run spent (a resumed run goes on with the same

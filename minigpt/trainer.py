@@ -47,7 +47,7 @@ class StepEvent:
     loss: float
     lr: float
     tokens_per_sec: float
-    elapsed: float  # seconds spent training in this session (pauses excluded)
+    elapsed: float  # seconds the run has used, start-up, evaluations and earlier sessions included, pauses not
     eta: float  # seconds left: at the recent pace, or of the time budget
     progress: float  # share of the run done, 0 to 1: of max_iters, or of the time budget
 
@@ -61,6 +61,7 @@ class EvalEvent:
     val_bpc: float
     best_val_loss: float
     sample: str  # a short text from the current weights
+    elapsed: float  # as StepEvent.elapsed, when the evaluation began
 
 
 @dataclass(frozen=True)
@@ -162,8 +163,8 @@ class Trainer:
         self.batches = BatchSampler(self.splits.train, config.batch_size, self.model_config.block_size, config.seed)
         self.step = 0
         self.best_val_loss = float("inf")
-        self.time_spent = 0.0  # seconds of the time budget used, by this session and those before
-        self.clock: BudgetClock | None = None  # while a time-budget run goes on
+        self.time_spent = 0.0  # seconds the run has used (of its time budget, if it has one), all sessions
+        self.clock: BudgetClock | None = None  # while run() goes on
         self._last_saved_step: int | None = None
         self._stop = threading.Event()
         self._update_lock = threading.Lock()  # held while the weights change
@@ -192,27 +193,24 @@ class Trainer:
         time.monotonic() at which the program started: a time budget counts
         the start-up too."""
         self._stop.clear()
-        if self.config.time_budget:
-            self.clock = BudgetClock(self.config.time_budget, self.time_spent, started)
+        self.clock = BudgetClock(self.config.time_budget, self.time_spent, started)
         tokens_per_step = self.config.batch_size * self.model_config.block_size
-        elapsed, recent_step_time = 0.0, None
+        recent_step_time = None
         self.model.train()
         try:
             while self._keep_training():
                 step_started = time.perf_counter()
                 lr, loss = self._train_step()
                 step_time = time.perf_counter() - step_started
-                elapsed += step_time
                 # A moving average keeps tokens/s and the ETA steady from step to step.
                 recent_step_time = step_time if recent_step_time is None else 0.9 * recent_step_time + 0.1 * step_time
-                if self.clock:
-                    self.clock.step_done()
-                    self.time_spent = self.clock.used
+                self.clock.step_done()
+                self.time_spent = self.clock.used
                 yield StepEvent(self.step, self.config.max_iters, loss, lr, tokens_per_step / recent_step_time,
-                                elapsed, *self._eta_and_progress(recent_step_time))
+                                self.time_spent, *self._eta_and_progress(recent_step_time))
                 if self._evaluation_due():
                     yield from self._evaluate_and_save()
-            if self.clock and not self._stop.is_set() and self._last_saved_step != self.step:
+            if self.config.time_budget and not self._stop.is_set() and self._last_saved_step != self.step:
                 yield from self._evaluate_and_save()  # the budget's end: the last evaluation and save
             elif self._stop.is_set() and self._last_saved_step != self.step:
                 yield from self.save()  # stopped between evaluations: keep the work done
@@ -222,24 +220,22 @@ class Trainer:
     def _keep_training(self) -> bool:
         if self.step >= self.config.max_iters or self._stop.is_set():
             return False
-        if self.clock:
-            self.clock.count(after_wait=True)
-            self.time_spent = self.clock.used
-            return not self.clock.time_to_stop(self.config.eval_iters)
-        return True
+        self.clock.count(after_wait=True)
+        self.time_spent = self.clock.used
+        return not (self.config.time_budget and self.clock.time_to_stop(self.config.eval_iters))
 
     def _eta_and_progress(self, step_seconds: float) -> tuple[float, float]:
-        if self.clock:
+        if self.config.time_budget:
             return max(self.clock.left, 0.0), min(self.clock.used / self.clock.budget, 1.0)
         return (self.config.max_iters - self.step) * step_seconds, self.step / self.config.max_iters
 
     def _evaluation_due(self) -> bool:
-        if self.clock:
+        if self.config.time_budget:
             return self.clock.time_to_evaluate()
         return self.step % self.config.eval_interval == 0 or self.step == self.config.max_iters
 
     def _train_step(self) -> tuple[float, float]:
-        progress = self.clock.progress(self.config.eval_iters) if self.clock else None
+        progress = self.clock.progress(self.config.eval_iters) if self.config.time_budget else None
         lr = learning_rate(self.step, self.config, progress)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -295,10 +291,10 @@ class Trainer:
         self.best_val_loss = min(self.best_val_loss, val_loss)
         bits_per_char = 1 / (math.log(2) * self.splits.chars_per_token)  # nats per token -> bits per char
         yield EvalEvent(self.step, train_loss, val_loss, train_loss * bits_per_char, val_loss * bits_per_char,
-                        self.best_val_loss, sample)
+                        self.best_val_loss, sample, self.time_spent)
         yield from self.save()
-        if self.clock:  # the final evaluation must fit before the deadline: keep the longest seen
-            self.clock.final_seconds = max(self.clock.final_seconds or 0.0, time.perf_counter() - started)
+        if self.clock:  # the final evaluation must fit before the deadline. The latest is the best guess of
+            self.clock.final_seconds = time.perf_counter() - started  # its time: the first pays for warm-up
 
     def save(self) -> Iterator[Event]:
         """Save a checkpoint to checkpoint_path, if there is one. A failed

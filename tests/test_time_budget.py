@@ -108,6 +108,20 @@ def test_a_stopped_budget_run_resumes_on_the_same_schedule(tmp_path, tiny_config
     assert steps[-1].lr == pytest.approx(tiny_config.min_lr) and second.finished
 
 
+def test_a_step_run_counts_its_time_too_across_a_resume(tmp_path, tiny_config, corpus, fake_clock):
+    """The chart's time axis and the log read StepEvent.elapsed: the run's time, not the session's."""
+    first = Trainer(replace(tiny_config, max_iters=20), corpus, checkpoint_path=tmp_path / "m.pt")
+    events = list(first.run())
+    elapsed = [e.elapsed for e in events if isinstance(e, StepEvent)]
+    assert elapsed == sorted(elapsed) and elapsed[0] > 0
+    evaluated = [e for e in events if isinstance(e, EvalEvent)][-1]
+    assert elapsed[-2] <= evaluated.elapsed <= first.time_spent, "an evaluation is placed at its time"
+    spent = load_checkpoint(tmp_path / "m.pt").time_spent
+    assert spent >= elapsed[-1]
+    second = Trainer(replace(tiny_config, max_iters=30), corpus, resume=load_checkpoint(tmp_path / "m.pt"))
+    assert next(e for e in second.run() if isinstance(e, StepEvent)).elapsed > spent, "goes on from the first"
+
+
 def test_resuming_keeps_the_budget_and_time_extends_it(tmp_path, tiny_config, corpus_text, fake_clock):
     data = tmp_path / "input.txt"
     data.write_text(corpus_text)

@@ -253,7 +253,7 @@ class MiniGPTApp(App[None]):
 
     def on_evaluated(self, message: Evaluated) -> None:
         event = message.event
-        self.chart.add_val_loss(event.step, event.val_loss)
+        self.chart.add_val_loss(event.step, event.elapsed, event.val_loss)
         self.progress = replace(self.progress, val_loss=event.val_loss)
         self.completions.add_sample(event)
         self.log_line(f"step {event.step:,}: train {event.train_loss:.4f}  val {event.val_loss:.4f}  "

@@ -35,9 +35,9 @@ class SessionReady(Message):
 
 
 class TrainingProgress(Message):
-    """The steps completed since the last message, and the latest of them."""
+    """The steps completed since the last message, as (step, seconds, loss), and the latest of them."""
 
-    def __init__(self, losses: list[tuple[int, float]], last: StepEvent) -> None:
+    def __init__(self, losses: list[tuple[int, float, float]], last: StepEvent) -> None:
         super().__init__()
         self.losses = losses
         self.last = last

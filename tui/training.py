@@ -31,7 +31,7 @@ class TrainingRun:
         self._post = post
         self._paused = threading.Event()
         self._save_requested = threading.Event()
-        self._losses: list[tuple[int, float]] = []
+        self._losses: list[tuple[int, float, float]] = []  # step, seconds, loss
         self._last_step: StepEvent | None = None
         self._last_post = 0.0
 
@@ -82,7 +82,7 @@ class TrainingRun:
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, StepEvent):
-            self._losses.append((event.step, event.loss))
+            self._losses.append((event.step, event.elapsed, event.loss))
             self._last_step = event
             if time.monotonic() - self._last_post >= PROGRESS_INTERVAL:
                 self._flush()

@@ -40,10 +40,12 @@ class WidgetApp(App[None]):
 
 def test_series_stays_bounded_and_keeps_the_curve():
     series = DownsampledSeries(capacity=8)
-    series.extend((x, 100.0 - x) for x in range(1000))
+    series.extend((x, x / 10, 100.0 - x) for x in range(1000))  # step, seconds, loss
     assert len(series) <= 8
-    assert series.xs == sorted(series.xs)
-    assert all(abs(x + y - 100.0) < 1e-9 for x, y in zip(series.xs, series.ys, strict=True)), "on the line"
+    steps, seconds, losses = series.column(0), series.column(1), series.column(2)
+    assert steps == sorted(steps) and steps[-1] > 900, "in order, up to the latest points"
+    assert all(abs(x + y - 100.0) < 1e-9 for x, y in zip(steps, losses, strict=True)), "on the line"
+    assert seconds == pytest.approx([x / 10 for x in steps]), "every number of a point merged alike"
     with pytest.raises(ValueError):
         DownsampledSeries(capacity=7)
 
@@ -53,18 +55,23 @@ async def test_chart_memory_is_flat_and_it_draws_every_case():
     async with WidgetApp(chart).run_test(size=(80, 20)) as pilot:
         chart.log_scale = True  # with no data yet
         await pilot.pause()
-        chart.add_train_losses([(1, 4.0)])
+        chart.add_train_losses([(1, 0.5, 4.0)])
         chart.replot()
         await pilot.pause()
         for start in range(0, 20_000, 500):
-            chart.add_train_losses([(s, 4.0 / (1 + s)) for s in range(start, start + 500)])
-            chart.add_val_loss(start, 4.0 / (1 + start))
+            chart.add_train_losses([(s, s / 10, 4.0 / (1 + s)) for s in range(start, start + 500)])
+            chart.add_val_loss(start, start / 10, 4.0 / (1 + start))
         chart.replot()
         await pilot.pause()
         assert len(chart.train) <= CAPACITY and len(chart.val) <= CAPACITY
         chart.log_scale = False
         await pilot.pause()
         assert "19999" in chart.plt.uncolorize(chart.plt.build()), "whole-number step ticks up to the last step"
+        chart.x_axis = "time"
+        await pilot.pause()
+        drawn = chart.plt.uncolorize(chart.plt.build())
+        assert "33:19" in drawn and "19999" not in drawn, "ticks in minutes and seconds, up to the last point's time"
+        assert chart.border_title == "loss by time"
 
 
 async def test_completion_text_cannot_inject_escape_codes():

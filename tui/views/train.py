@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 class TrainView(Horizontal):
     BINDINGS = [
         Binding("l", "toggle_log_scale", "Log/lin", id="log-scale", tooltip="Toggle a log scale for the loss"),
+        Binding("a", "toggle_x_axis", "Step/time", id="x-axis", tooltip="Plot the loss by step or by time used"),
     ]
 
     session: var[TrainingSession | None] = var(None)
@@ -30,9 +31,10 @@ class TrainView(Horizontal):
         yield LossChart(id="chart")
         yield CompletionsPane(id="completions").data_bind(TrainView.session, TrainView.sampling)
 
-    def on_mount(self) -> None:
-        self.query_one(LossChart).border_title = "loss by step"
-
     def action_toggle_log_scale(self) -> None:
         chart = self.query_one(LossChart)
         chart.log_scale = not chart.log_scale
+
+    def action_toggle_x_axis(self) -> None:
+        chart = self.query_one(LossChart)
+        chart.x_axis = "time" if chart.x_axis == "step" else "step"
