@@ -41,7 +41,7 @@ from minigpt.terminal import printable
 
 if TYPE_CHECKING:
     from minigpt.model import GPT
-    from minigpt.tokenizer import CharTokenizer
+    from minigpt.tokenizer import Tokenizer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,7 +138,7 @@ def unescape(text: str) -> str:
     return "".join(out)
 
 
-def stream(model: GPT, tokenizer: CharTokenizer, prompt: str, settings: SamplingSettings, use_cache: bool) -> int:
+def stream(model: GPT, tokenizer: Tokenizer, prompt: str, settings: SamplingSettings, use_cache: bool) -> int:
     """Echo the prompt, stream the completion to stdout and a summary to stderr.
     Ctrl+C ends the text after the current token, with exit status 130."""
     from minigpt.sampling import generate

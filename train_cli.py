@@ -28,7 +28,7 @@ PROGRAM_START = time.monotonic()  # a time budget counts the program's start-up 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="minigpt-train", description="Train a character-level GPT on a text file.",
+        prog="minigpt-train", description="Train a GPT on a text file.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     run = parser.add_argument_group("run")
     run.add_argument("--data", type=Path, default=None,
@@ -77,7 +77,8 @@ def train(args: argparse.Namespace) -> int:
             download_shakespeare(target)
         args.data = target
     start = "scratch" if args.from_scratch else "resume" if args.resume else "auto"
-    session = open_session(config, explicit_keys, args.data, args.out, start)
+    with console.status("starting…") as status:  # the corpus, a checkpoint, the tokenizer's merges, the shape
+        session = open_session(config, explicit_keys, args.data, args.out, start, progress=status.update)
     if session.shape_choice:
         console.print(session.shape_choice, markup=False, soft_wrap=True)  # one line, also in a log
     describe_run(console, session)
@@ -104,7 +105,8 @@ def describe_run(console, session) -> None:
 
     trainer, corpus, c = session.trainer, session.corpus, session.trainer.model_config
     start = f"resuming {session.checkpoint} at step {trainer.step}" if session.resumed else "training from scratch"
-    console.print(f"{start} on {corpus.name} ({corpus.length:,} characters, vocabulary {c.vocab_size})")
+    console.print(f"{start} on {corpus.name} ({corpus.length:,} characters); {trainer.tokenizer.kind} tokenizer, "
+                  f"{c.vocab_size:,} tokens, {trainer.splits.train_chars_per_token:.2f} characters per token")
     console.print(f"model: {trainer.num_parameters / 1e6:.2f}M parameters, {c.n_layers} layers, d_model {c.d_model}, "
                   f"{c.n_heads} heads, block {c.block_size}; device {trainer.device.type}, "
                   f"{dtype_name(trainer.dtype)}")

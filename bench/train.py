@@ -39,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoints", default="", help="comma-separated seconds at which to report the loss too "
                                                           "(budget mode), e.g. 150")
     parser.add_argument("--data", type=Path, help="corpus for budget mode (default: minigpt-train's default)")
-    parser.add_argument("--keep-log", type=Path, metavar="FILE", help="budget mode: copy the run's metrics log "
-                                                                    "(JSON lines) here")
+    parser.add_argument("--keep", type=Path, metavar="FOLDER", help="budget mode: keep the run's checkpoint and "
+                                                                  "metrics log (model.pt, model.jsonl) in FOLDER")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -133,8 +133,11 @@ def run_budget(args: argparse.Namespace) -> None:
             stderr.seek(0)
             shape = [line.strip() for line in stderr if "GFLOP/s" in line or line.startswith("model:")]
         evals = _read_evals(out.with_suffix(".jsonl"), started)
-        if args.keep_log and out.with_suffix(".jsonl").exists():
-            shutil.copyfile(out.with_suffix(".jsonl"), args.keep_log)
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for kept in (out, out.with_suffix(".jsonl")):
+                if kept.exists():
+                    shutil.copyfile(kept, args.keep / kept.name)
     print(f"preset {args.preset} {' '.join(args.set)} on {args.data or 'the default corpus'}, "
           f"budget {args.budget:g} s (start-up included); minigpt-train ran {seconds:.1f} s, exit code "
           f"{child.returncode}")
@@ -144,8 +147,8 @@ def run_budget(args: argparse.Namespace) -> None:
         reached = [e for e in evals if e["seconds"] <= mark]
         if reached:
             best = min(reached, key=lambda e: e["val_loss"])
-            print(f"within {mark:g} s: best val loss {best['val_loss']:.4f} (step {best['step']}, "
-                  f"at {best['seconds']:.0f} s; {best['tokens_per_sec']:,.0f} tokens/s)")
+            print(f"within {mark:g} s: best val loss {best['val_loss']:.4f}, {best['val_bpc']:.4f} bits/char "
+                  f"(step {best['step']}, at {best['seconds']:.0f} s; {best['tokens_per_sec']:,.0f} tokens/s)")
         else:
             print(f"within {mark:g} s: no evaluation finished")
 

@@ -26,7 +26,7 @@ import torch
 from minigpt.atomic import atomic_write
 from minigpt.errors import MiniGPTError
 from minigpt.model import GPT, ModelConfig
-from minigpt.tokenizer import CharTokenizer
+from minigpt.tokenizer import Tokenizer, tokenizer_from_dict
 
 MAGIC = b"MINIGPT\n"
 FORMAT_VERSION = 1
@@ -42,7 +42,7 @@ class CheckpointError(MiniGPTError, ValueError):
 class Checkpoint:
     model_state: dict[str, torch.Tensor]
     model_config: ModelConfig
-    tokenizer: CharTokenizer
+    tokenizer: Tokenizer
     step: int
     train_config: dict[str, Any]
     best_val_loss: float = float("inf")
@@ -91,7 +91,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
     try:
         model_config = ModelConfig(**content["model_config"])
-        tokenizer = CharTokenizer.from_dict(content["tokenizer"])
+        tokenizer = tokenizer_from_dict(content["tokenizer"])
         checkpoint = Checkpoint(
             model_state=_strip_compile_prefix(content["model"]),
             model_config=model_config,

@@ -53,6 +53,11 @@ class TrainConfig:
     n_heads: int = _setting(4, "attention heads per layer (must divide d_model)", low=1, high=128)
     n_layers: int = _setting(4, "Transformer blocks", low=1, high=128)
     dropout: float = _setting(0.0, "dropout probability", low=0.0, high=0.9)
+    # tokenizer
+    tokenizer: str = _setting("char", "char: a token per character; bpe: byte-level BPE learned from the corpus",
+                              choices=("char", "bpe"))
+    vocab_size: int = _setting(1024, "bpe only: tokens in the vocabulary, the 256 bytes included", low=256,
+                               high=32_768)
     # optimisation
     batch_size: int = _setting(24, "sequences per step", low=1, high=65536)
     lr: float = _setting(4e-3, "peak learning rate", low=0.0, high=1.0)

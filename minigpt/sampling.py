@@ -15,26 +15,28 @@ from dataclasses import dataclass
 
 import torch
 
+from minigpt.bpe import Utf8Stream
 from minigpt.model import GPT, KVCache
 from minigpt.settings import SamplingSettings
-from minigpt.tokenizer import CharTokenizer, UnknownCharactersError
+from minigpt.tokenizer import Tokenizer, UnknownCharactersError
 
 
 @dataclass(frozen=True)
 class Piece:
     """One sampled token and the text it lets us show now. The text can be
-    empty while it might still turn out to begin a stop string."""
+    empty while it might still turn out to begin a stop string, or while the
+    token holds only part of a character's bytes (byte-level BPE)."""
 
     token: int
     text: str
 
 
-def start_tokens(prompt: str, tokenizer: CharTokenizer, block_size: int) -> list[int]:
+def start_tokens(prompt: str, tokenizer: Tokenizer, block_size: int) -> list[int]:
     """The prompt's tokens, its last block_size of them if longer. An empty
     prompt starts from a newline (or the first token if there is none).
     Characters the tokenizer lacks raise UnknownCharactersError, which lists them."""
     if not prompt:
-        return [tokenizer.encode("\n")[0] if "\n" in tokenizer.characters else 0]
+        return [0 if tokenizer.unknown_characters("\n") else tokenizer.encode("\n")[0]]
     try:
         return tokenizer.encode(prompt)[-block_size:]
     except UnknownCharactersError as e:
@@ -42,7 +44,7 @@ def start_tokens(prompt: str, tokenizer: CharTokenizer, block_size: int) -> list
                                      "characters of the text it was trained on)") from None
 
 
-def generate(model: GPT, tokenizer: CharTokenizer, prompt: str, settings: SamplingSettings,
+def generate(model: GPT, tokenizer: Tokenizer, prompt: str, settings: SamplingSettings,
              use_cache: bool = True, *, should_stop: Callable[[], bool] | None = None) -> Iterator[Piece]:
     """Stream one Piece per sampled token, as soon as it is sampled.
 
@@ -66,15 +68,18 @@ def generate(model: GPT, tokenizer: CharTokenizer, prompt: str, settings: Sampli
     return _pieces(sample(model, tokens, picker), tokenizer, settings, should_stop)
 
 
-def _pieces(tokens: Iterator[int], tokenizer: CharTokenizer, settings: SamplingSettings,
+def _pieces(tokens: Iterator[int], tokenizer: Tokenizer, settings: SamplingSettings,
             should_stop: Callable[[], bool] | None) -> Iterator[Piece]:
     stops = _StopFilter(settings.stop)
+    characters = Utf8Stream()  # a token may end inside a character: show it once it is whole
     for count, token in enumerate(tokens, start=1):
-        text, stopped = stops.feed(tokenizer.decode([token]))
-        if count == settings.max_new_tokens:
+        last = count == settings.max_new_tokens
+        text = characters.feed(tokenizer.token_bytes(token))
+        text, stopped = stops.feed(text + characters.flush() if last else text)
+        if last:
             text += stops.flush()
         yield Piece(token, text)
-        if stopped or count == settings.max_new_tokens or (should_stop is not None and should_stop()):
+        if stopped or last or (should_stop is not None and should_stop()):
             return
 
 
@@ -188,7 +193,7 @@ class _StopFilter:
         return text
 
 
-def sample_text(model: GPT, tokenizer: CharTokenizer, prompt: str = "", max_new_tokens: int = 200,
+def sample_text(model: GPT, tokenizer: Tokenizer, prompt: str = "", max_new_tokens: int = 200,
                 seed: int = 0, temperature: float = 0.8) -> str:
     """A whole sample at once, e.g. to show progress at each evaluation."""
     settings = SamplingSettings(temperature=temperature, top_p=1.0, max_new_tokens=max_new_tokens, seed=seed)

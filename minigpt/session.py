@@ -23,6 +23,7 @@ from minigpt.terminal import format_seconds
 
 if TYPE_CHECKING:
     from minigpt.checkpoint import Checkpoint
+    from minigpt.tokenizer import Tokenizer
     from minigpt.trainer import Trainer
 
 SHAPE_KEYS = ("block_size", "d_model", "n_heads", "n_layers")
@@ -65,6 +66,7 @@ def open_session(config: TrainConfig, explicit_keys: Collection[str], data: Path
     progress("reading the corpus…")
     corpus = choose_corpus(data)  # streamed; a bad file fails here, before PyTorch is imported (seconds)
     from minigpt.checkpoint import load_checkpoint
+    from minigpt.data import make_tokenizer
     from minigpt.shape import choose_shape
     from minigpt.trainer import Trainer
 
@@ -74,24 +76,51 @@ def open_session(config: TrainConfig, explicit_keys: Collection[str], data: Path
         resume = load_checkpoint(checkpoint)
         ignored = [f"{key} = {getattr(config, key)}" for key in SHAPE_KEYS
                    if key in explicit_keys and getattr(config, key) != getattr(resume.model_config, key)]
+        ignored += _ignored_tokenizer_keys(config, explicit_keys, resume)
         if ignored:
-            notes.append(f"the model shape comes from {checkpoint}; ignoring {', '.join(ignored)}"
+            notes.append(f"the model shape and tokenizer come from {checkpoint}; ignoring {', '.join(ignored)}"
                          " (use --from-scratch for a new model)")
     elif start == "resume":
         raise SessionError(f"{checkpoint}: no checkpoint to resume from (drop --resume to start a new run)")
-    choice = None
+    choice, tokenizer = None, None
     if resume:
         config = continued_budget(config, explicit_keys, resume)
-    elif choice := choose_shape(config, explicit_keys, progress):
-        config = apply_overrides(config, choice.settings, source="the shape chosen for the time budget")
+    else:
+        def merges_learned(done: int, total: int) -> None:
+            progress(f"learning the tokenizer's {total:,} merges: {done / max(total, 1):.0%}")
+
+        tokenizer = make_tokenizer(config.tokenizer, corpus, config.val_fraction, config.vocab_size, merges_learned)
+        corpus_tokens = _training_tokens(corpus, config, tokenizer)
+        if choice := choose_shape(config, explicit_keys, corpus_tokens, tokenizer.vocab_size, progress):
+            config = apply_overrides(config, choice.settings, source="the shape chosen for the time budget")
     progress("building the model…")
-    trainer = Trainer(config, corpus, checkpoint_path=checkpoint, resume=resume)
+    trainer = Trainer(config, corpus, checkpoint_path=checkpoint, resume=resume, tokenizer=tokenizer)
     check_writable(checkpoint)  # after the corpus and vocabulary checks, whose errors say more
     session = TrainingSession(trainer, corpus, checkpoint, resume is not None, notes,
                               choice.description if choice else None)
     if session.finished:
         notes.append(session.finished_note())
     return session
+
+
+def _ignored_tokenizer_keys(config: TrainConfig, explicit_keys: Collection[str], resume: Checkpoint) -> list[str]:
+    """The tokenizer settings the user gave that the resumed model's tokenizer does not match."""
+    saved = resume.tokenizer
+    ignored = []
+    if "tokenizer" in explicit_keys and config.tokenizer != saved.kind:
+        ignored.append(f"tokenizer = {config.tokenizer}")
+    if "vocab_size" in explicit_keys and saved.kind == "bpe" and config.vocab_size != saved.vocab_size:
+        ignored.append(f"vocab_size = {config.vocab_size}")
+    return ignored
+
+
+def _training_tokens(corpus: Corpus, config: TrainConfig, tokenizer: Tokenizer) -> int:
+    """About how many tokens the training split holds (BPE: measured on a sample of it)."""
+    characters = corpus.length * (1 - config.val_fraction)
+    if tokenizer.kind == "char":
+        return int(characters)
+    sample = next(corpus.chunks())[:200_000]
+    return int(characters * len(tokenizer.encode(sample)) / max(len(sample), 1))
 
 
 def continued_budget(config: TrainConfig, explicit_keys: Collection[str], resume: Checkpoint) -> TrainConfig:

@@ -1,10 +1,46 @@
-"""Character-level tokenizer: every distinct character of the corpus is one token."""
+"""Tokenizers: text to token ids and back.
+
+Two kinds, behind one small interface (Tokenizer) that the trainer, the
+sampler, the checkpoint and the app use:
+- "char": every distinct character of the corpus is one token (here);
+- "bpe": byte-level byte-pair encoding, frequent byte sequences become tokens
+  (minigpt/bpe.py).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Protocol
+
 import numpy as np
 
+from minigpt.bpe import BPETokenizer
 from minigpt.errors import MiniGPTError
+
+
+class Tokenizer(Protocol):
+    kind: str  # "char" or "bpe"
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def encode_array(self, text: str) -> np.ndarray: ...
+
+    def decode(self, ids: Iterable[int]) -> str: ...
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The UTF-8 bytes of one token: with bpe, possibly part of a character."""
+        ...
+
+    def unknown_characters(self, text: str) -> list[str]:
+        """The characters of text the tokenizer cannot encode (never any, with bpe)."""
+        ...
+
+    def to_dict(self) -> dict:
+        """Plain data (strings, numbers, lists) for the checkpoint."""
+        ...
 
 
 class UnknownCharactersError(MiniGPTError, ValueError):
@@ -61,8 +97,11 @@ class CharTokenizer:
             raise UnknownCharactersError(self.unknown_characters(text))
         return self._ids_by_point[where]
 
-    def decode(self, ids: list[int]) -> str:
+    def decode(self, ids: Iterable[int]) -> str:
         return "".join(self.characters[i] for i in ids)
+
+    def token_bytes(self, token_id: int) -> bytes:
+        return self.characters[token_id].encode("utf-8", "surrogatepass")
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "characters": self.characters}
@@ -72,3 +111,11 @@ class CharTokenizer:
         if data.get("kind") != cls.kind or not isinstance(data.get("characters"), str):
             raise ValueError(f"not a character tokenizer: {data.get('kind')!r}")
         return cls(data["characters"])
+
+
+def tokenizer_from_dict(data: dict) -> Tokenizer:
+    kinds = {CharTokenizer.kind: CharTokenizer, BPETokenizer.kind: BPETokenizer}
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if kind not in kinds:
+        raise ValueError(f"unknown tokenizer kind {kind!r:.40}; expected char or bpe")
+    return kinds[kind].from_dict(data)

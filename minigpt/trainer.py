@@ -25,12 +25,12 @@ from minigpt.checkpoint import Checkpoint, save_checkpoint
 from minigpt.clock import BudgetClock
 from minigpt.config import ConfigError, TrainConfig
 from minigpt.corpus import Corpus
-from minigpt.data import BatchSampler, split_corpus
+from minigpt.data import BatchSampler, make_tokenizer, split_corpus
 from minigpt.device import autocast, device_memory, pick_device, pick_dtype
 from minigpt.errors import MiniGPTError
 from minigpt.model import GPT, ModelConfig
 from minigpt.sampling import sample_text
-from minigpt.tokenizer import CharTokenizer, UnknownCharactersError
+from minigpt.tokenizer import Tokenizer, UnknownCharactersError
 
 SAMPLE_TOKENS = 200
 FINISHED_MARGIN = 2.0  # seconds: a time budget this close to used up leaves no room for another step
@@ -139,7 +139,9 @@ def model_config(config: TrainConfig, vocab_size: int) -> ModelConfig:
 
 class Trainer:
     def __init__(self, config: TrainConfig, corpus: Corpus, checkpoint_path: str | Path | None = None,
-                 resume: Checkpoint | None = None) -> None:
+                 resume: Checkpoint | None = None, tokenizer: Tokenizer | None = None) -> None:
+        """tokenizer: one already made for this corpus (open_session makes it, with progress);
+        by default a new run makes its own, and a resumed one keeps its checkpoint's."""
         self.config = config
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None  # as given, for messages
         # Saves go where the run started, whatever the current directory is by then.
@@ -148,7 +150,8 @@ class Trainer:
         self.dtype = pick_dtype(config.dtype, self.device)
         torch.manual_seed(config.seed)
 
-        self.tokenizer = resume.tokenizer if resume else CharTokenizer(corpus.characters)
+        self.tokenizer = resume.tokenizer if resume else tokenizer or make_tokenizer(
+            config.tokenizer, corpus, config.val_fraction, config.vocab_size)
         self.model_config = resume.model_config if resume else model_config(config, self.tokenizer.vocab_size)
         # Documented choice: a resumed model keeps its vocabulary and shape.
         if resume and (unknown := self.tokenizer.unknown_characters(corpus.characters)):
@@ -289,8 +292,10 @@ class Trainer:
         sample = sample_text(self.model, self.tokenizer, max_new_tokens=SAMPLE_TOKENS, seed=self.config.seed)
         self.model.train()
         self.best_val_loss = min(self.best_val_loss, val_loss)
-        bits_per_char = 1 / (math.log(2) * self.splits.chars_per_token)  # nats per token -> bits per char
-        yield EvalEvent(self.step, train_loss, val_loss, train_loss * bits_per_char, val_loss * bits_per_char,
+        # Nats per token -> bits per character: comparable across tokenizers.
+        train_bpc = train_loss / (math.log(2) * self.splits.train_chars_per_token)
+        val_bpc = val_loss / (math.log(2) * self.splits.val_chars_per_token)
+        yield EvalEvent(self.step, train_loss, val_loss, train_bpc, val_bpc,
                         self.best_val_loss, sample, self.time_spent)
         yield from self.save()
         if self.clock:  # the final evaluation must fit before the deadline. The latest is the best guess of

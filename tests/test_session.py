@@ -27,7 +27,7 @@ def test_resuming_keeps_the_shape_and_notes_only_the_explicit_keys_it_ignores(tm
 
     wider = replace(tiny_config, d_model=64, n_heads=2)
     (note,) = open_session(wider, {"d_model", "n_heads"}, data, checkpoint).notes
-    assert note.startswith(f"the model shape comes from {checkpoint}; ignoring d_model = 64")
+    assert note.startswith(f"the model shape and tokenizer come from {checkpoint}; ignoring d_model = 64")
     assert "n_heads" not in note, "n_heads is the same as the checkpoint's"
     resumed = open_session(wider, set(), data, checkpoint)  # a preset's shape, not the user's: no note
     assert resumed.resumed and resumed.notes == [] and resumed.trainer.model_config.d_model == tiny_config.d_model

@@ -14,7 +14,15 @@ from minigpt import config as cfg
 from minigpt.checkpoint import load_checkpoint
 from minigpt.clock import PAUSE, BudgetClock
 from minigpt.session import open_session
-from minigpt.shape import LADDER, TOKENS_PER_PARAMETER, choose_shape, flops_per_token, parameters
+from minigpt.shape import (
+    FULL_LR_PASSES,
+    LADDER,
+    PARAMETERS_PER_TOKEN,
+    TOKENS_PER_PARAMETER,
+    choose_shape,
+    flops_per_token,
+    parameters,
+)
 from minigpt.trainer import EvalEvent, SavedEvent, StepEvent, Trainer
 
 
@@ -136,12 +144,17 @@ def test_resuming_keeps_the_budget_and_time_extends_it(tmp_path, tiny_config, co
     assert longer.trainer.config.time_budget == pytest.approx(session.trainer.time_spent + 60)
 
 
+BIG_TEXT = 10**9  # tokens: a corpus big enough for every rung
+VOCAB = 65  # timed as 128
+
+
 def fake_timing(monkeypatch, tmp_path, speed):
     """Time each (rung, number format) with speed(rung, dtype) instead of training; returns the calls."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     calls = []
 
-    def measure(rung, device, dtype):
+    def measure(rung, device, dtype, vocab_size):
+        assert vocab_size == 128
         calls.append((rung, dtype))
         return speed(rung, dtype)
 
@@ -151,26 +164,26 @@ def fake_timing(monkeypatch, tmp_path, speed):
 
 def feeding(rung, budget: float) -> float:
     """The FLOP/s at which a budget feeds this rung exactly enough tokens."""
-    return TOKENS_PER_PARAMETER * parameters(rung) * flops_per_token(rung) / (budget * 0.9 - 5)
+    return TOKENS_PER_PARAMETER * parameters(rung) * flops_per_token(rung, 128) / (budget * 0.9 - 5)
 
 
 def machine(flops_per_second: float):
     """Tokens/s of each rung on a machine that does this many FLOP/s for every model."""
-    return lambda rung, dtype: flops_per_second / flops_per_token(rung)
+    return lambda rung, dtype: flops_per_second / flops_per_token(rung, 128)
 
 
 def test_the_largest_model_the_budget_feeds_enough_is_chosen_and_timed_once(tmp_path, monkeypatch, tiny_config):
     config = replace(tiny_config, time_budget=600.0)
     between = (feeding(LADDER[2], 600) * feeding(LADDER[3], 600)) ** 0.5  # enough for rung 2, not 3
     calls = fake_timing(monkeypatch, tmp_path, machine(between))
-    choice = choose_shape(config, set())
+    choice = choose_shape(config, set(), BIG_TEXT, VOCAB)
     assert choice.settings["d_model"] == LADDER[2].d_model and choice.settings["n_layers"] == LADDER[2].n_layers
     assert f"d_model {LADDER[2].d_model} x {LADDER[2].n_layers} layers" in choice.description
     assert choice.description.startswith("10:00 on cpu, float32")
     assert [rung for rung, _ in calls] == list(LADDER[:4]), "timed up to the first rung too slow, no further"
     assert json.loads((tmp_path / "cache/minigpt/speeds.json").read_text()), "kept for next time"
     calls.clear()
-    assert choose_shape(config, set()) == choice and calls == [], "the second time, read back"
+    assert choose_shape(config, set(), BIG_TEXT, VOCAB) == choice and calls == [], "the second time, read back"
 
 
 def test_where_bfloat16_is_fast_the_faster_format_for_the_model_is_chosen(tmp_path, monkeypatch, tiny_config):
@@ -180,18 +193,43 @@ def test_where_bfloat16_is_fast_the_faster_format_for_the_model_is_chosen(tmp_pa
     float32 = machine(0.6 * feeding(LADDER[2], 600))  # enough for rung 2 in bfloat16 only, and rung 3 in neither
     fake_timing(monkeypatch, tmp_path, lambda rung, dtype: float32(rung, dtype) * (
         1 if dtype == torch.float32 else 0.5 if rung in LADDER[:2] else 2))
-    choice = choose_shape(config, set())
+    choice = choose_shape(config, set(), BIG_TEXT, VOCAB)
     assert (choice.settings["dtype"], choice.settings["d_model"]) == ("bfloat16", LADDER[2].d_model)
-    small = choose_shape(replace(config, time_budget=60.0), set())
+    small = choose_shape(replace(config, time_budget=60.0), set(), BIG_TEXT, VOCAB)
     assert (small.settings["dtype"], small.settings["d_model"]) == ("float32", LADDER[0].d_model)
-    assert "dtype" not in choose_shape(config, {"dtype"}).settings
+    assert "dtype" not in choose_shape(config, {"dtype"}, BIG_TEXT, VOCAB).settings
+
+
+def test_a_small_text_gets_a_model_it_cannot_learn_by_heart(tmp_path, monkeypatch, tiny_config):
+    config = replace(tiny_config, time_budget=600.0)
+    calls = fake_timing(monkeypatch, tmp_path, lambda rung, dtype: 1e9)  # a machine fast enough for any rung
+    assert choose_shape(config, set(), BIG_TEXT, VOCAB).settings["d_model"] == LADDER[-1].d_model
+    text = int(parameters(LADDER[2]) / PARAMETERS_PER_TOKEN) + 1  # tokens: enough for rung 2, not rung 3
+    calls.clear()
+    choice = choose_shape(config, set(), text, VOCAB)
+    assert (choice.settings["d_model"], choice.settings["n_layers"]) == (LADDER[2].d_model, LADDER[2].n_layers)
+    assert calls == [] and "the text can fill" in choice.description
+
+
+def test_many_passes_over_a_small_text_lower_the_learning_rate(tmp_path, monkeypatch, tiny_config):
+    config = replace(tiny_config, time_budget=600.0)
+    fake_timing(monkeypatch, tmp_path, machine(4 * feeding(LADDER[1], 600)))  # rung 1 and no bigger
+    rung = LADDER[1]
+    tokens_fed = 4 * TOKENS_PER_PARAMETER * parameters(rung)
+    big = choose_shape(config, set(), int(tokens_fed / FULL_LR_PASSES), VOCAB)  # just FULL_LR_PASSES passes
+    assert big.settings["d_model"] == rung.d_model and big.settings["lr"] == pytest.approx(rung.lr)
+    small = choose_shape(config, set(), int(tokens_fed / (4 * FULL_LR_PASSES)), VOCAB)  # four times as many
+    assert small.settings["lr"] == pytest.approx(rung.lr / 2, rel=0.01)
+    assert small.settings["min_lr"] == pytest.approx(small.settings["lr"] / 20)
+    assert f"lr {small.settings['lr']:.2g}" in small.description
+    assert "lr" not in choose_shape(config, {"lr"}, int(tokens_fed / 24), VOCAB).settings
 
 
 def test_what_the_user_sets_wins(tmp_path, monkeypatch, tiny_config):
     config = replace(tiny_config, time_budget=600.0)
     fake_timing(monkeypatch, tmp_path, lambda rung, dtype: 1e9)
-    assert choose_shape(config, {"d_model"}) is None, "a width given: the user's shape"
-    choice = choose_shape(config, {"batch_size", "lr"})
+    assert choose_shape(config, {"d_model"}, BIG_TEXT, VOCAB) is None, "a width given: the user's shape"
+    choice = choose_shape(config, {"batch_size", "lr"}, BIG_TEXT, VOCAB)
     assert "batch_size" not in choice.settings and "lr" not in choice.settings
     assert choice.settings["d_model"] == LADDER[-1].d_model
-    assert choose_shape(replace(config, time_budget=0.0), set()) is None, "no budget, no choice"
+    assert choose_shape(replace(config, time_budget=0.0), set(), BIG_TEXT, VOCAB) is None, "no budget, no choice"

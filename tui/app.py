@@ -191,7 +191,9 @@ class MiniGPTApp(App[None]):
         self.load_message = ""
         self.log_line(f"{'resumed ' + str(session.checkpoint) if session.resumed else 'new model'}: "
                       f"{trainer.num_parameters:,} parameters on {trainer.device.type}; corpus {session.corpus.name} "
-                      f"({session.corpus.length:,} characters)")
+                      f"({session.corpus.length:,} characters); {trainer.tokenizer.kind} tokenizer, "
+                      f"{trainer.tokenizer.vocab_size:,} tokens, {trainer.splits.train_chars_per_token:.2f} "
+                      "characters per token")
         for note in session.notes:
             self.notify(note, severity="warning", timeout=10)
             self.log_line(f"note: {note}")

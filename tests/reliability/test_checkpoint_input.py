@@ -124,7 +124,7 @@ def test_resuming_with_another_shape_keeps_the_checkpoints_and_says_so(workdir):
     result = train(["--preset", "tiny", "--max-iters", "12", "--set", "d_model=64", "--config", "run.toml",
                     "--no-sample"], workdir)
     assert result.returncode == 0, result.stderr
-    assert "note: the model shape comes from checkpoints/model.pt; ignoring" in result.stderr
+    assert "note: the model shape and tokenizer come from checkpoints/model.pt; ignoring" in result.stderr
     assert "n_layers = 3" in result.stderr and "d_model = 64" in result.stderr and "--from-scratch" in result.stderr
     resumed = load_checkpoint(workdir / "checkpoints/model.pt")
     assert resumed.step == 12 and resumed.model_config.d_model == 32 and resumed.model_config.n_layers == 2

@@ -1,0 +1,129 @@
+"""minigpt-tokenize: learn a tokenizer from a text file and see how it splits text.
+
+    minigpt-tokenize "To be, or not to be"                     # char tokenizer of the default corpus
+    minigpt-tokenize --tokenizer bpe --vocab-size 1024 "To be, or not to be"
+    minigpt-tokenize --checkpoint checkpoints/model.pt "To be" # the tokenizer a model was trained with
+    echo "any text" | minigpt-tokenize --tokenizer bpe -
+
+It prints the vocabulary's statistics and the compression on the corpus
+(characters per token), then the text with each token's boundaries coloured
+and the token ids beneath.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from minigpt import config as cfg
+from minigpt.errors import MiniGPTError
+from minigpt.terminal import printable
+
+TOKEN_STYLES = ("black on bright_cyan", "black on bright_yellow")  # neighbouring tokens alternate
+SPLIT_STYLE = "black on bright_magenta underline"  # one character whose bytes span several tokens
+LONGEST_SHOWN = 8
+
+
+def build_parser() -> argparse.ArgumentParser:
+    specs = cfg.field_specs()
+    parser = argparse.ArgumentParser(
+        prog="minigpt-tokenize", description="Learn a tokenizer from a text file and show how it splits text.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("text", nargs="?", help="text to split into tokens ('-': read standard input)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="UTF-8 text to learn from (default: data/input.txt, else the built-in corpus)")
+    parser.add_argument("--tokenizer", choices=specs["tokenizer"].metadata["choices"],
+                        default=specs["tokenizer"].default, help=specs["tokenizer"].metadata["help"])
+    parser.add_argument("--vocab-size", type=int, default=specs["vocab_size"].default,
+                        help=specs["vocab_size"].metadata["help"])
+    parser.add_argument("--val-fraction", type=float, default=specs["val_fraction"].default,
+                        help="share of the corpus (its end) that BPE does not learn from, as in training")
+    parser.add_argument("--checkpoint", type=Path, help="show the tokenizer of this checkpoint instead")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return tokenize(args)
+    except MiniGPTError as e:
+        print(f"minigpt-tokenize: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("minigpt-tokenize: interrupted", file=sys.stderr)
+        return 130
+
+
+def tokenize(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from minigpt.corpus import choose_corpus
+
+    config = cfg.resolve("default", assignments=[f"tokenizer={args.tokenizer}", f"vocab_size={args.vocab_size}",
+                                                  f"val_fraction={args.val_fraction}"])
+    text = sys.stdin.read() if args.text == "-" else args.text
+    console = Console(highlight=False)
+    corpus = choose_corpus(args.data)
+    if args.checkpoint:
+        from minigpt.checkpoint import load_checkpoint
+
+        tokenizer, source = load_checkpoint(args.checkpoint).tokenizer, str(args.checkpoint)
+    else:
+        from minigpt.data import make_tokenizer
+
+        with console.status(f"learning a {config.tokenizer} tokenizer from {corpus.name}…") as status:
+            tokenizer = make_tokenizer(config.tokenizer, corpus, config.val_fraction, config.vocab_size,
+                                       lambda done, total: status.update(f"learning {total:,} merges: {done:,}"))
+        source = f"learned from {corpus.name}"
+    describe(console, tokenizer, source, corpus)
+    if text:
+        show_tokens(console, tokenizer, text)
+    return 0
+
+
+def describe(console, tokenizer, source: str, corpus) -> None:
+    """The vocabulary, and how much it compresses the corpus."""
+    corpus_text = "".join(corpus.chunks())
+    tokens = len(tokenizer.encode_array(corpus_text)) if not tokenizer.unknown_characters(corpus_text) else None
+    kind = "byte-level BPE" if tokenizer.kind == "bpe" else "character"
+    merges = f" (256 bytes + {tokenizer.vocab_size - 256:,} merges)" if tokenizer.kind == "bpe" else ""
+    console.print(f"{kind} tokenizer ({source}): {tokenizer.vocab_size:,} tokens{merges}", soft_wrap=True)
+    if tokens:
+        console.print(f"{corpus.name}: {len(corpus_text):,} characters -> {tokens:,} tokens, "
+                      f"{len(corpus_text) / tokens:.2f} characters per token", soft_wrap=True)
+    else:
+        console.print(f"{corpus.name} has characters this tokenizer lacks: no compression figure")
+    longest = sorted(range(tokenizer.vocab_size), key=lambda i: (-len(tokenizer.token_bytes(i)), i))[:LONGEST_SHOWN]
+    console.print("longest tokens: " + "  ".join(repr(tokenizer.decode([i])) for i in longest), soft_wrap=True)
+
+
+def show_tokens(console, tokenizer, text: str) -> None:
+    """text with each token on a coloured background, neighbours alternating, then the ids."""
+    from rich.text import Text
+
+    unknown = tokenizer.unknown_characters(text)
+    if unknown:
+        from minigpt.tokenizer import UnknownCharactersError
+
+        raise UnknownCharactersError(unknown, "a char tokenizer knows only its corpus's characters; "
+                                     "--tokenizer bpe encodes any text")
+    from minigpt.bpe import Utf8Stream
+
+    ids = tokenizer.encode(text)
+    shown, characters, held = Text(), Utf8Stream(), 0
+    for index, token in enumerate(ids):
+        piece = characters.feed(tokenizer.token_bytes(token))
+        held += 1
+        if piece:  # a token that ends inside a character is shown with the tokens that finish it
+            style = SPLIT_STYLE if held > 1 else TOKEN_STYLES[index % 2]
+            shown.append(printable(piece, tab="→").replace("\n", "↵\n"), style=style)
+            held = 0
+    console.print(f"{len(text):,} characters -> {len(ids):,} tokens ({len(text) / max(len(ids), 1):.2f} per token); "
+                  "a character split across tokens is marked", soft_wrap=True)
+    console.print(shown)
+    console.print("ids: " + " ".join(map(str, ids)), soft_wrap=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
