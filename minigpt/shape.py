@@ -12,7 +12,9 @@ timed and the faster one for that model is used: small matrices often run
 faster in float32, even on CPUs with bfloat16 instructions. A bigger
 model learns more from each token but sees fewer of them in the same time;
 below that ratio it ends the budget undertrained, above it a bigger model
-would have done better (the measurements behind the rule are in the README).
+would have done better. When the budget goes over the text many times, the
+learning rate is lowered (learning_rate). The measurements behind the rule
+are in the README.
 
 Timings are cached per machine, device, number format, thread count and
 PyTorch version in the user's cache folder, so the measurement is paid once.
