@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from minigpt.trainer import Trainer
 
 SHAPE_KEYS = ("block_size", "d_model", "n_heads", "n_layers")
+PROGRESS_BAR = 20  # characters of the bar shown while the tokenizer learns its merges
 Start = Literal["auto", "resume", "scratch"]  # resume if a checkpoint exists / insist on one / ignore it
 
 
@@ -87,7 +88,8 @@ def open_session(config: TrainConfig, explicit_keys: Collection[str], data: Path
         config = continued_budget(config, explicit_keys, resume)
     else:
         def merges_learned(done: int, total: int) -> None:
-            progress(f"learning the tokenizer's {total:,} merges: {done / max(total, 1):.0%}")
+            filled = round(PROGRESS_BAR * done / max(total, 1))
+            progress(f"learning the tokenizer {'█' * filled}{'░' * (PROGRESS_BAR - filled)} {done:,}/{total:,} merges")
 
         tokenizer = make_tokenizer(config.tokenizer, corpus, config.val_fraction, config.vocab_size, merges_learned)
         corpus_tokens = _training_tokens(corpus, config, tokenizer)

@@ -140,3 +140,12 @@ def test_minigpt_tokenize_refuses_bad_input_in_one_line(tmp_path, capsys):
     assert tokenize_main(["--data", str(data), "¿qué?"]) == 2
     err = capsys.readouterr().err.strip()
     assert "'¿'" in err and "--tokenizer bpe" in err and len(err.splitlines()) == 1
+
+
+def test_learning_the_merges_reports_progress_to_both_front_ends(tmp_path, bpe_config):
+    data = tmp_path / "input.txt"
+    data.write_text(WORLDLY)
+    messages = []
+    open_session(bpe_config, set(), data, tmp_path / "m.pt", progress=messages.append)
+    learning = [m for m in messages if m.startswith("learning the tokenizer")]
+    assert learning and learning[-1].endswith("44/44 merges") and "░" not in learning[-1], "ends full"
