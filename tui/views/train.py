@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 class TrainView(Horizontal):
     BINDINGS = [
         Binding("l", "toggle_log_scale", "Log/lin", id="log-scale", tooltip="Toggle a log scale for the loss"),
-        Binding("a", "toggle_x_axis", "Step/time", id="x-axis", tooltip="Plot the loss by step or by time used"),
+        Binding("a", "toggle_x_axis", "Axis", id="x-axis", tooltip="Plot the loss by step or by time used"),
     ]
 
     session: var[TrainingSession | None] = var(None)
