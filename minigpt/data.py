@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 
@@ -66,7 +67,7 @@ def _split_chunks(corpus: Corpus, val_fraction: float) -> Iterator[tuple[str, bo
         raise CorpusError(f"{corpus.name}: the file changed while it was being read; try again")
 
 
-def _too_short(corpus: Corpus, block_size: int, val_fraction: float, tokens: bool = False) -> None:
+def _too_short(corpus: Corpus, block_size: int, val_fraction: float, tokens: bool = False) -> NoReturn:
     needed = block_size + 1
     minimum = max(needed / val_fraction, needed / (1 - val_fraction))
     unit = "tokens" if tokens else "characters"
