@@ -41,7 +41,7 @@ import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from itertools import pairwise
+from itertools import chain, pairwise, repeat
 
 import numpy as np
 
@@ -227,31 +227,23 @@ class BPETokenizer:
         return []
 
     def encode(self, text: str) -> list[int]:
-        ids: list[int] = []
-        for chunk in split_text(text):
-            ids += self._encode_chunk(chunk)
-        return ids
+        chunks = split_text(text)
+        for chunk in set(chunks).difference(self._chunk_cache):  # a text repeats its chunks many times:
+            self._chunk_cache[chunk] = self._apply_merges(list(to_bytes(chunk)))  # each is worked out once
+        return list(chain.from_iterable(map(self._chunk_cache.__getitem__, chunks)))
 
     def encode_array(self, text: str) -> np.ndarray:
         return np.array(self.encode(text), dtype=np.int64)
 
-    def _encode_chunk(self, chunk: str) -> list[int]:
-        """A chunk's tokens. A text repeats its chunks many times, so each distinct one
-        is worked out once and then looked up."""
-        ids = self._chunk_cache.get(chunk)
-        if ids is None:
-            ids = self._chunk_cache[chunk] = self._apply_merges(list(to_bytes(chunk)))
-        return ids
-
     def _apply_merges(self, ids: list[int]) -> list[int]:
         # Merge in the order training learned the merges: each round, the adjacent
         # pair that was merged earliest (lowest new id), until no pair is a merge.
-        unmerged = self.vocab_size
+        unmerged = repeat(self.vocab_size)
         while len(ids) > 1:
-            pair = min(pairwise(ids), key=lambda p: self._id_of_pair.get(p, unmerged))
-            if pair not in self._id_of_pair:
+            new_id = min(map(self._id_of_pair.get, pairwise(ids), unmerged))  # a pair's id, or vocab_size
+            if new_id == self.vocab_size:
                 break
-            ids = merge_pair(ids, pair, self._id_of_pair[pair])
+            ids = merge_pair(ids, self.merges[new_id - BYTE_TOKENS], new_id)
         return ids
 
     def token_bytes(self, token_id: int) -> bytes:
