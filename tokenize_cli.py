@@ -71,10 +71,11 @@ def tokenize(args: argparse.Namespace) -> int:
         tokenizer, source = load_checkpoint(args.checkpoint).tokenizer, str(args.checkpoint)
     else:
         from minigpt.data import make_tokenizer
+        from minigpt.session import merges_progress
 
         with console.status(f"learning a {config.tokenizer} tokenizer from {corpus.name}…") as status:
             tokenizer = make_tokenizer(config.tokenizer, corpus, config.val_fraction, config.vocab_size,
-                                       lambda done, total: status.update(f"learning {total:,} merges: {done:,}"))
+                                       lambda done, total: status.update(merges_progress(done, total)))
         source = f"learned from {corpus.name}"
     describe(console, tokenizer, source, corpus)
     if text:

@@ -87,11 +87,8 @@ def open_session(config: TrainConfig, explicit_keys: Collection[str], data: Path
     if resume:
         config = continued_budget(config, explicit_keys, resume)
     else:
-        def merges_learned(done: int, total: int) -> None:
-            filled = round(PROGRESS_BAR * done / max(total, 1))
-            progress(f"learning the tokenizer {'█' * filled}{'░' * (PROGRESS_BAR - filled)} {done:,}/{total:,} merges")
-
-        tokenizer = make_tokenizer(config.tokenizer, corpus, config.val_fraction, config.vocab_size, merges_learned)
+        tokenizer = make_tokenizer(config.tokenizer, corpus, config.val_fraction, config.vocab_size,
+                                   lambda done, total: progress(merges_progress(done, total)))
         corpus_tokens = _training_tokens(corpus, config, tokenizer)
         if choice := choose_shape(config, explicit_keys, corpus_tokens, tokenizer.vocab_size, progress):
             config = apply_overrides(config, choice.settings, source="the shape chosen for the time budget")
@@ -103,6 +100,12 @@ def open_session(config: TrainConfig, explicit_keys: Collection[str], data: Path
     if session.finished:
         notes.append(session.finished_note())
     return session
+
+
+def merges_progress(done: int, total: int) -> str:
+    """A line with a bar, while BPE learns its merges (both front ends show it)."""
+    filled = round(PROGRESS_BAR * done / max(total, 1))
+    return f"learning the tokenizer {'█' * filled}{'░' * (PROGRESS_BAR - filled)} {done:,}/{total:,} merges"
 
 
 def _ignored_tokenizer_keys(config: TrainConfig, explicit_keys: Collection[str], resume: Checkpoint) -> list[str]:

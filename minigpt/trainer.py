@@ -198,19 +198,15 @@ class Trainer:
         self._stop.clear()
         self.clock = BudgetClock(self.config.time_budget, self.time_spent, started)
         tokens_per_step = self.config.batch_size * self.model_config.block_size
-        recent_step_time = None
         self.model.train()
         try:
             while self._keep_training():
-                step_started = time.perf_counter()
                 lr, loss = self._train_step()
-                step_time = time.perf_counter() - step_started
-                # A moving average keeps tokens/s and the ETA steady from step to step.
-                recent_step_time = step_time if recent_step_time is None else 0.9 * recent_step_time + 0.1 * step_time
-                self.clock.step_done()
+                self.clock.step_done()  # its moving average of a step's time keeps tokens/s and the ETA steady
                 self.time_spent = self.clock.used
-                yield StepEvent(self.step, self.config.max_iters, loss, lr, tokens_per_step / recent_step_time,
-                                self.time_spent, *self._eta_and_progress(recent_step_time))
+                step_seconds = self.clock.step_seconds
+                yield StepEvent(self.step, self.config.max_iters, loss, lr, tokens_per_step / step_seconds,
+                                self.time_spent, *self._eta_and_progress(step_seconds))
                 if self._evaluation_due():
                     yield from self._evaluate_and_save()
             if self.config.time_budget and not self._stop.is_set() and self._last_saved_step != self.step:

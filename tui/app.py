@@ -251,7 +251,7 @@ class MiniGPTApp(App[None]):
         last = message.last
         self.progress = replace(self.progress, step=last.step, max_iters=last.max_iters, loss=last.loss,
                                 tokens_per_sec=last.tokens_per_sec, eta=last.eta,
-                                time_used=last.progress * self.progress.time_budget)
+                                time_used=last.elapsed)
 
     def on_evaluated(self, message: Evaluated) -> None:
         event = message.event
