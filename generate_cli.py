@@ -3,13 +3,16 @@
     minigpt-generate --prompt "ROMEO:"
     minigpt-generate --checkpoint my.pt --temperature 0 --max-new-tokens 200
     minigpt-generate --prompt "Q:" --stop "\\n\\n" --seed 1 --save-settings
+    minigpt-generate --prompt-file scene.txt        # or - for standard input
 
 Sampling settings come from the settings file (see minigpt.settings: --settings,
 else $MINIGPT_SETTINGS, else ./minigpt.toml); flags override it for this run
 and change the file only with --save-settings. The prompt is echoed, then
 the continuation streams to stdout, without control characters other than
 newline and tab (no escape sequence reaches the terminal); a summary goes to
-stderr. Ctrl+C stops after the current token.
+stderr. Ctrl+C stops after the current token. Each completion is appended to
+the checkpoint's completions file (minigpt.completions), where the terminal
+app shows it too; --no-record leaves the file alone.
 """
 
 from __future__ import annotations
@@ -26,6 +29,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from minigpt.completions import (
+    CompletionsFileError,
+    StoredCompletion,
+    append_completion,
+    completions_path,
+    new_completion,
+)
 from minigpt.errors import MiniGPTError
 from minigpt.paths import DEFAULT_CHECKPOINT
 from minigpt.settings import (
@@ -37,7 +47,7 @@ from minigpt.settings import (
     save_settings,
     settings_path,
 )
-from minigpt.terminal import printable
+from minigpt.terminal import printable, unescape
 
 if TYPE_CHECKING:
     from minigpt.model import GPT
@@ -49,12 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Complete a prompt with a trained MiniGPT model.")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, metavar="PATH",
                         help=f"model to sample from (default: {DEFAULT_CHECKPOINT})")
-    parser.add_argument("--prompt", default="", metavar="TEXT",
-                        help="text to complete (default: empty, start from a newline)")
+    prompt = parser.add_mutually_exclusive_group()
+    prompt.add_argument("--prompt", default="", type=unescape, metavar="TEXT",
+                        help="text to complete; \\n and \\t work (default: empty, start from a newline)")
+    prompt.add_argument("--prompt-file", type=Path, metavar="PATH",
+                        help="read the prompt from a UTF-8 file, as it is; - reads standard input")
     parser.add_argument("--settings", type=Path, metavar="PATH",
                         help="sampling settings file (default: $MINIGPT_SETTINGS, else ./minigpt.toml)")
     parser.add_argument("--save-settings", action="store_true",
                         help="write the settings of this run (file plus flags) back to the settings file")
+    parser.add_argument("--no-record", action="store_true",
+                        help="do not append the completion to the checkpoint's completions file "
+                             "(default: PATH.completions.jsonl beside the checkpoint)")
     parser.add_argument("--no-cache", action="store_true", help="recompute the whole context for every token (slow)")
     # One token at a time is a chain of small operations: a second thread barely helps, and
     # waiting on it costs milliseconds per operation when other programs busy the cores.
@@ -109,6 +125,7 @@ def generate_text(args: argparse.Namespace) -> int:
     if not args.checkpoint.exists() and args.checkpoint == DEFAULT_CHECKPOINT:
         raise MiniGPTError(f"{args.checkpoint}: no such checkpoint; train one first with minigpt-train "
                            "or pass --checkpoint PATH")
+    prompt = read_prompt(args.prompt_file) if args.prompt_file else args.prompt
     checkpoint = load_checkpoint(args.checkpoint)
     if args.threads > 0:
         import torch
@@ -116,7 +133,36 @@ def generate_text(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     model = checkpoint.build_model("cpu").eval()
     settings = settings.seeded()  # a concrete seed, so the summary can say how to repeat this text
-    return stream(model, checkpoint.tokenizer, args.prompt, settings, use_cache=not args.no_cache)
+    status, text = stream(model, checkpoint.tokenizer, prompt, settings, use_cache=not args.no_cache)
+    if not args.no_record:
+        record(args.checkpoint, new_completion(prompt, text, checkpoint.step, settings, args.checkpoint,
+                                               ended="cancelled" if status == 130 else "done"))
+    return status
+
+
+def read_prompt(path: Path) -> str:
+    """The prompt in path, or on standard input for -, as UTF-8 text."""
+    try:
+        data = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+    except FileNotFoundError:
+        raise MiniGPTError(f"{path}: no such file (--prompt-file)") from None
+    except OSError as e:
+        raise MiniGPTError(f"{path}: cannot be read ({e.strerror or e}) (--prompt-file)") from None
+    name = "standard input" if str(path) == "-" else str(path)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise MiniGPTError(f"{name}: not UTF-8 text (invalid byte 0x{data[e.start]:02x} at offset {e.start}) "
+                           "(--prompt-file)") from None
+
+
+def record(checkpoint: Path, completion: StoredCompletion) -> None:
+    """Append completion to the checkpoint's completions file; a failure is a warning, never an error."""
+    path = completions_path(checkpoint)
+    try:
+        append_completion(path, completion)
+    except CompletionsFileError as e:
+        print(f"minigpt-generate: warning: {e}", file=sys.stderr)
 
 
 def setting_flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -125,34 +171,23 @@ def setting_flags(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in SETTING_NAMES if getattr(args, name) is not None}
 
 
-def unescape(text: str) -> str:
-    """Read \\n, \\t and \\\\ the way people type them on a command line."""
-    escapes = {"n": "\n", "t": "\t", "\\": "\\"}
-    out, chars = [], iter(text)
-    for c in chars:
-        if c == "\\":
-            nxt = next(chars, "")
-            out.append(escapes.get(nxt, c + nxt))
-        else:
-            out.append(c)
-    return "".join(out)
-
-
-def stream(model: GPT, tokenizer: Tokenizer, prompt: str, settings: SamplingSettings, use_cache: bool) -> int:
-    """Echo the prompt, stream the completion to stdout and a summary to stderr.
-    Ctrl+C ends the text after the current token, with exit status 130."""
+def stream(model: GPT, tokenizer: Tokenizer, prompt: str, settings: SamplingSettings,
+           use_cache: bool) -> tuple[int, str]:
+    """Echo the prompt, stream the completion to stdout and a summary to stderr; return the
+    exit status and the text. Ctrl+C ends the text after the current token, with status 130."""
     from minigpt.sampling import generate
 
     ctrl_c = threading.Event()
     # A bad prompt fails here, before any output.
     pieces = generate(model, tokenizer, prompt, settings, use_cache, should_stop=ctrl_c.is_set)
-    started, count, last = time.perf_counter(), 0, prompt[-1:] or "\n"
+    started, count, last, text = time.perf_counter(), 0, prompt[-1:] or "\n", []
     out = sys.stdout
     with ctrl_c_sets(ctrl_c):
         try:
             out.write(printable(prompt))  # never an escape sequence to the terminal
             out.flush()
             for piece in pieces:
+                text.append(piece.text)
                 out.write(printable(piece.text))
                 out.flush()
                 count += 1
@@ -162,14 +197,14 @@ def stream(model: GPT, tokenizer: Tokenizer, prompt: str, settings: SamplingSett
                 out.flush()
         except BrokenPipeError:  # e.g. piped into head: the reader has all it wants
             os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
-            return 0
+            return 0, "".join(text)
         finally:
             pieces.close()
     seconds = time.perf_counter() - started
     how = "stopped by Ctrl+C after" if ctrl_c.is_set() else "generated"
     print(f"[{how} {count} tokens in {seconds:.2f} s, {count / max(seconds, 1e-9):.0f} tokens/s; "
           f"seed {settings.seed}]", file=sys.stderr)
-    return 130 if ctrl_c.is_set() else 0
+    return 130 if ctrl_c.is_set() else 0, "".join(text)
 
 
 @contextmanager

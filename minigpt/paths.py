@@ -1,8 +1,10 @@
 """Where a MiniGPT project keeps its files, relative to the working directory:
 
     data/input.txt          the text to train on (without it, the built-in corpus)
-    checkpoints/model.pt    the model, and checkpoints/model.jsonl, its metrics log
+    checkpoints/model.pt    the model; beside it model.jsonl, its metrics log, and
+                            model.completions.jsonl, its completions (minigpt.completions)
     minigpt.toml            the sampling settings (and the app's [tui] and [keymap])
+    minigpt-history.jsonl   the app's prompt history (minigpt.history)
 
 Every command takes flags to put them elsewhere.
 """
@@ -12,3 +14,4 @@ from pathlib import Path
 DEFAULT_DATA = Path("data/input.txt")
 DEFAULT_CHECKPOINT = Path("checkpoints/model.pt")
 DEFAULT_SETTINGS = Path("minigpt.toml")
+DEFAULT_HISTORY = Path("minigpt-history.jsonl")

@@ -21,3 +21,16 @@ def format_seconds(seconds: float) -> str:
     seconds = int(seconds)
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def unescape(text: str) -> str:
+    """Read \\n, \\t and \\\\ the way people type them on a command line or in a one-line prompt."""
+    escapes = {"n": "\n", "t": "\t", "\\": "\\"}
+    out, chars = [], iter(text)
+    for c in chars:
+        if c == "\\":
+            nxt = next(chars, "")
+            out.append(escapes.get(nxt, c + nxt))
+        else:
+            out.append(c)
+    return "".join(out)

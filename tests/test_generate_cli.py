@@ -199,8 +199,8 @@ def test_ctrl_c_right_after_a_piece_is_written_still_ends_the_line(capsys, monke
     # The prompt ends with a newline, the first piece does not: the line must still be ended.
     first = greedy(model_and_tokenizer, "a\n", 1)
     assert first != "\n"
-    rc = generate_cli.stream(model, tokenizer, "a\n", settings, use_cache=True)
-    assert rc == 130
+    rc, text = generate_cli.stream(model, tokenizer, "a\n", settings, use_cache=True)
+    assert rc == 130 and text == first
     assert out.getvalue() == "a\n" + first + "\n"
     assert "stopped by Ctrl+C after 1 tokens" in capsys.readouterr().err
 
