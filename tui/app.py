@@ -31,6 +31,7 @@ from textual.widgets import TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from minigpt.errors import MiniGPTError
+from minigpt.paths import DEFAULT_HISTORY
 from tui.messages import (
     CheckpointSaved,
     CheckpointSaveFailed,
@@ -124,6 +125,7 @@ class MiniGPTApp(App[None]):
         self.completions.list.focus()
         self.watch(self.completions, "generating", self._completion_running, init=False)
         self.call_after_refresh(self._load)  # after the first paint: the loader spends seconds importing PyTorch
+        self.call_after_refresh(self.completions.open_files, self.options.checkpoint, DEFAULT_HISTORY)
         self._quit_on_sigterm()
 
     def _quit_on_sigterm(self) -> None:

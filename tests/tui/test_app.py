@@ -7,7 +7,6 @@ import sys
 
 from textual import events
 from textual.command import CommandList, CommandPalette
-from textual.widgets import Input
 from tui_helpers import TINY, Messages, complete, completions_ended, make_app, wait_for, wait_loaded, write_settings
 
 from minigpt.checkpoint import load_checkpoint
@@ -18,6 +17,7 @@ from tui.options import parse_options
 from tui.screens.help import HelpScreen
 from tui.widgets.completion_list import PROMPT_SHOWN, Completion, CompletionList
 from tui.widgets.loss_chart import LossChart
+from tui.widgets.prompt import PromptInput
 
 
 def test_startup_path_does_not_import_torch():
@@ -103,7 +103,7 @@ async def test_completion_streams_in_several_updates(workdir):
         assert completion.text == "".join(m.text for m in texts)
         assert len(completion.text) == 400  # one character per token
         assert "400 tokens" in str(completion.query_one(".title").render())
-        assert app.query_one("#prompt", Input).value == ""
+        assert app.query_one("#prompt", PromptInput).text == ""
 
 
 async def test_escape_cancels_and_late_text_is_dropped(workdir):
@@ -162,7 +162,7 @@ async def test_a_one_megabyte_paste_is_completed_and_shown_from_its_end(workdir)
     async with app.run_test() as pilot:
         await wait_loaded(pilot)
         await pilot.press("slash")
-        app.query_one("#prompt", Input).post_message(events.Paste(paste))
+        app.query_one("#prompt", PromptInput).post_message(events.Paste(paste))
         await pilot.press("enter")
         await wait_for(pilot, lambda: completions_ended(app) == 1, "the completion")
         completion = app.query_one(CompletionList).last_completion

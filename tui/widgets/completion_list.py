@@ -1,14 +1,27 @@
-"""The completions and training samples, the newest at the bottom, the latest one streaming."""
+"""The completions and training samples, the newest at the bottom, the latest one streaming.
+
+Up and Down in the list select a completion (click one, too); Escape lets
+go. The actions on a completion are the pane's; the list shows their keys in
+the Footer only while one is selected, so that the Footer of an 80-column
+terminal keeps the app's own keys the rest of the time.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Label, Static
 
 from minigpt.terminal import printable
 from tui.text import TAB
+
+if TYPE_CHECKING:
+    from minigpt.completions import StoredCompletion
 
 MAX_COMPLETIONS = 50  # older ones are removed: the log stays the same size over a long run
 PARAGRAPH_CHARS = 2000  # past this, text goes into a new Static at the next newline
@@ -32,6 +45,7 @@ class Completion(Vertical):
         self._paragraph = self._first_paragraph = Static(classes="paragraph")  # the last one grows
         self._paragraph_text = ""
         self._initial = text
+        self.record: StoredCompletion | None = None  # what the completions file keeps of it, once it has ended
 
     def compose(self) -> ComposeResult:
         yield Label(self.title, classes="title", markup=False)
@@ -70,19 +84,53 @@ class Completion(Vertical):
         self.add_class("-done")
 
 
+# The actions on a completion (run by the completions pane, which binds them too, hidden).
+COMPLETION_ACTIONS = [
+    Binding("c", "continue_completion", "Continue", id="continue", tooltip="Continue the completion with more tokens"),
+    Binding("r", "regenerate_completion", "Regen", id="regenerate",
+            tooltip="Regenerate the completion: the same prompt, a new seed"),
+    Binding("y", "copy_completion", "Copy", id="copy",
+            tooltip="Copy the completion (OSC 52, and to a file beside the checkpoint)"),
+    Binding("i", "inspect_completion", "Inspect", id="inspect", tooltip="Inspect the completion"),
+]
+
+
 class CompletionList(VerticalScroll, can_focus=True):
     """Completions and samples, kept at the bottom while new text arrives
     unless the user has scrolled up to read (Widget.anchor)."""
+
+    # Shown while a completion is selected. The list has no methods for these actions,
+    # so Textual passes the key on to the pane's own binding, which runs it.
+    BINDINGS = [
+        *COMPLETION_ACTIONS,
+        Binding("up", "select(-1)", "Select", show=False, tooltip="Select the completion above"),
+        Binding("down", "select(1)", "Select", show=False, tooltip="Select the completion below"),
+        Binding("escape", "unselect", "Unselect", show=False, tooltip="Let go of the selected completion"),
+    ]
+
+    selected: Completion | None = None
 
     def on_mount(self) -> None:
         self.anchor()
 
     def add_completion(self, completion: Completion) -> Completion:
         self.mount(completion)
+        self._trim()
+        return completion
+
+    def add_earlier(self, completions: list[Completion]) -> None:
+        """Completions from before this launch, above everything shown."""
+        if completions:
+            self.mount_all(completions, before=0 if self.children else None)
+            self._trim()
+
+    def _trim(self) -> None:
         excess = len(self.children) - MAX_COMPLETIONS
         if excess > 0:
-            self.remove_children(list(self.children)[:excess])
-        return completion
+            removed = list(self.children)[:excess]
+            if self.selected in removed:
+                self.select(None)
+            self.remove_children(removed)
 
     def follow(self) -> None:
         """Scroll to the newest text and stay there (after the user asked for new text)."""
@@ -92,3 +140,49 @@ class CompletionList(VerticalScroll, can_focus=True):
     def last_completion(self) -> Completion | None:
         completions = self.query(Completion)
         return completions.last() if completions else None
+
+    @property
+    def target(self) -> Completion | None:
+        """What the actions act on: the selected completion, else the newest the user asked for, else
+        the newest sample."""
+        asked = self.query(".-prompt")
+        return self.selected or (asked.last(Completion) if asked else self.last_completion)
+
+    def select(self, completion: Completion | None) -> None:
+        if self.selected is not None:
+            self.selected.remove_class("-selected")
+        self.selected = completion
+        if completion is not None:
+            completion.add_class("-selected")
+            self.release_anchor()  # stay on it while new text arrives below
+            self.scroll_to_widget(completion, animate=False, top=True)
+        self.refresh_bindings()
+
+    def action_select(self, offset: int) -> None:
+        completions = list(self.query(Completion))
+        if not completions:
+            return
+        if self.selected is None:
+            index = len(completions) - 1 if offset < 0 else None  # Up picks the newest; Down, nothing
+        else:
+            index = completions.index(self.selected) + offset
+            index = None if index >= len(completions) else max(index, 0)  # below the newest: let go
+        self.select(None if index is None else completions[index])
+        if index is None:
+            self.follow()
+
+    def action_unselect(self) -> None:
+        self.select(None)
+        self.follow()
+
+    def on_click(self, event: events.Click) -> None:
+        widget = event.widget
+        while widget is not None and widget is not self and not isinstance(widget, Completion):
+            widget = widget.parent
+        if isinstance(widget, Completion):
+            self.select(widget)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in {binding.action for binding in COMPLETION_ACTIONS} or action == "unselect":
+            return self.selected is not None
+        return True
