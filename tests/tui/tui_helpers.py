@@ -48,12 +48,12 @@ async def wait_loaded(pilot: Pilot) -> None:
 
 async def complete(pilot: Pilot, prompt: str) -> None:
     """Type prompt and Enter into the prompt, pressing / first to focus it if need be
-    (and waiting for the focus, so that no letter can act as a key)."""
+    (and waiting for the focus, so that no letter can act as a key); a newline is Ctrl+J."""
     field = pilot.app.query_one("#prompt")
     if pilot.app.focused is not field:
         await pilot.press("slash")
         await wait_for(pilot, lambda: pilot.app.focused is field, "the prompt's focus")
-    await pilot.press(*prompt, "enter")
+    await pilot.press(*("ctrl+j" if c == "\n" else c for c in prompt), "enter")
 
 
 def completions_ended(app: MiniGPTApp) -> int:
