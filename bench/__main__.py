@@ -7,6 +7,7 @@
     python -m bench stream              # 100,000 tokens into the generation pane: key latency
     python -m bench corpus              # fetch a second corpus (Paradise Lost) into data/
     python -m bench tokenizer           # byte-level BPE: learning and encoding speed
+    python -m bench completions         # a 10,000-entry completions file: load time, the app's first paint
     python -m bench nanogpt --repo DIR  # karpathy/nanoGPT's CPU recipe in a wall-clock budget, to compare
 
 A subcommand is a Command in COMMANDS: a help line and the module of bench/
@@ -47,6 +48,8 @@ COMMANDS: dict[str, Command] = {
     "stream": Command("one long completion into minigpt-tui's generation pane: key latency and memory", "soak",
                       "add_stream_arguments", "run_stream"),
     "tokenizer": Command("byte-level BPE: seconds to learn 1,024 and 4,096 tokens, encoding MB/s", "tokenizer"),
+    "completions": Command("a 10,000-entry completions file: seconds to load the newest, and minigpt-tui's "
+                           "first paint with it", "completions"),
     "corpus": Command("fetch a second corpus for the budget benchmarks (Paradise Lost, from PyPI)", "corpus"),
     "nanogpt": Command("karpathy/nanoGPT's CPU recipe on a corpus: the val loss reached in a wall-clock budget",
                        "nanogpt"),

@@ -46,7 +46,6 @@ import torch
 from textual import events
 from textual.message import Message
 from textual.pilot import Pilot
-from textual.widgets import Input
 
 from bench.interrupt import claim_signals, received, run_async
 from minigpt import config as cfg
@@ -56,6 +55,7 @@ from minigpt.trainer import StepEvent, Trainer
 from tui.app import MiniGPTApp
 from tui.messages import TrainingProgress
 from tui.options import Options
+from tui.widgets.prompt import PromptInput
 
 FIRST_SCREEN_MARKER = b"loss by step"  # the chart's title, in the first frame
 APP_CHECK_INTERVAL = 0.1  # seconds between two checks that the app still runs
@@ -153,7 +153,7 @@ class TimedApp(MiniGPTApp):
 
     def _display(self, screen, renderable) -> None:  # Textual's hook for a finished screen update
         if renderable is not None and self.expected is not None:
-            if self.query_one("#prompt", Input).value == self.expected:
+            if self.query_one("#prompt", PromptInput).text == self.expected:
                 self.shown_at, self.expected = time.perf_counter(), None
                 self.shown.set()
         super()._display(screen, renderable)
@@ -285,20 +285,21 @@ def latency_summary(seconds: list[float]) -> str:
 
 async def type_a_key(app: TimedApp, character: str) -> float:
     """Send one key as the terminal driver would; seconds until a screen update shows it."""
-    prompt = app.query_one("#prompt", Input)
-    if len(prompt.value) >= 40:
-        prompt.value = ""
+    prompt = app.query_one("#prompt", PromptInput)
+    if len(prompt.text) >= 40:
+        prompt.text = ""
         await asyncio.sleep(0.05)
     app.shown.clear()
-    app.expected = prompt.value + character
+    app.expected = prompt.text + character
     sent = time.perf_counter()
     app.post_message(events.Key(character, character))
     await app.shown.wait()
     return app.shown_at - sent
 
 
-def first_paint_seconds(timeout: float = 20.0) -> float:
-    """Start minigpt-tui in a 120x40 pseudo-terminal and time its first screen."""
+def first_paint_seconds(timeout: float = 20.0, prepare: Callable[[Path], object] | None = None) -> float:
+    """Start minigpt-tui in a 120x40 pseudo-terminal and time its first screen; prepare(folder),
+    if given, first puts files in the project folder (the checkpoint is folder/model.pt)."""
     controller, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     os.set_blocking(controller, False)
@@ -306,6 +307,8 @@ def first_paint_seconds(timeout: float = 20.0) -> float:
     command = [script] if script else [sys.executable, "-m", "tui.app"]
     with tempfile.TemporaryDirectory() as folder:
         env = {**os.environ, "MINIGPT_SETTINGS": str(Path(folder, "minigpt.toml"))}
+        if prepare:
+            prepare(Path(folder))
         started = time.perf_counter()
         process = subprocess.Popen([*command, "--checkpoint", str(Path(folder, "model.pt"))],
                                    stdin=terminal, stdout=terminal, stderr=terminal, env=env, cwd=folder)

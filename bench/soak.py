@@ -24,12 +24,12 @@ from pathlib import Path
 
 from textual import events
 from textual.pilot import Pilot
-from textual.widgets import Input
 
 from bench.app import TimedApp, headless_app, latency_summary, type_a_key
 from bench.interrupt import run_async
 from minigpt import config as cfg
 from minigpt.errors import MiniGPTError
+from tui.widgets.prompt import PromptInput
 
 PROMPT = "The "  # in the vocabulary of the built-in corpus and of Tiny Shakespeare
 ENDLESS = 10_000_000  # max_iters for a run that outlasts any soak
@@ -84,7 +84,7 @@ async def complete(app: TimedApp, pilot: Pilot, max_new_tokens: int) -> None:
         raise MiniGPTError(f"the corpus lacks the prompt's characters {unknown!r}: use another --data")
     app.sampling = replace(app.sampling, max_new_tokens=max_new_tokens, seed=-1)
     app.action_focus_prompt()
-    app.query_one("#prompt", Input).value = PROMPT
+    app.query_one("#prompt", PromptInput).text = PROMPT
     await pilot.pause()  # focus moves on the next refresh
     # Posted as the terminal driver would: pilot.press() would wait for the whole stream to end.
     app.post_message(events.Key("enter", "\r"))

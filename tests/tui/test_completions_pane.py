@@ -14,8 +14,8 @@ from minigpt.completions import completions_path, load_recent, new_completion
 from minigpt.history import load_history
 from minigpt.sampling import generate
 from minigpt.settings import SamplingSettings
-from tui.views.completions import CompletionsPane, EarlierLoaded
-from tui.widgets.completion_list import MAX_COMPLETIONS, Completion, CompletionList
+from tui.views.completions import EARLIER_SHOWN, CompletionsPane, EarlierLoaded
+from tui.widgets.completion_list import Completion, CompletionList
 from tui.widgets.prompt import PromptInput
 
 FILE = "checkpoints/model.completions.jsonl"
@@ -234,6 +234,6 @@ async def test_only_the_newest_of_a_long_file_are_shown(workdir):
     app = make_app()
     async with app.run_test() as pilot:
         await files_read(pilot)
-        await wait_for(pilot, lambda: len(asked(app)) == MAX_COMPLETIONS, "the newest completions")
-        assert asked(app)[-1].record.step == 2999 and asked(app)[0].record.step == 3000 - MAX_COMPLETIONS
+        await wait_for(pilot, lambda: len(asked(app)) == EARLIER_SHOWN, "the newest completions")
+        assert asked(app)[-1].record.step == 2999 and asked(app)[0].record.step == 3000 - EARLIER_SHOWN
     assert completions_path(workdir / "checkpoints/model.pt") == file

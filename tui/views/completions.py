@@ -46,7 +46,7 @@ from minigpt.terminal import unescape
 from minigpt.tokenizer import UnknownCharactersError
 from tui.messages import CompletionEnded, CompletionText
 from tui.text import format_loss
-from tui.widgets.completion_list import COMPLETION_ACTIONS, MAX_COMPLETIONS, Completion, CompletionList
+from tui.widgets.completion_list import COMPLETION_ACTIONS, Completion, CompletionList
 from tui.widgets.prompt import PromptInput
 
 if TYPE_CHECKING:  # these import PyTorch, which the app loads after its first paint
@@ -55,6 +55,7 @@ if TYPE_CHECKING:  # these import PyTorch, which the app loads after its first p
     from minigpt.trainer import EvalEvent
 
 EVERY_COMPLETION = 10**9  # for the export: all that the file holds
+EARLIER_SHOWN = 20  # completions from earlier launches shown at start: Textual mounts one in about 20 ms
 
 
 @dataclass
@@ -139,7 +140,7 @@ class CompletionsPane(Vertical):
 
     @work(thread=True, exit_on_error=False, group="files", name="load completions")
     def _load_earlier(self, file: Path, history_file: Path) -> None:
-        loaded, history = load_recent(file, MAX_COMPLETIONS), load_history(history_file)
+        loaded, history = load_recent(file, EARLIER_SHOWN), load_history(history_file)
         problems = [p for p in (loaded.problem, history.problem) if p]
         self.post_message(EarlierLoaded(loaded.completions, history, problems))
 
