@@ -13,6 +13,7 @@ from textual import events
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import TextArea
+from textual.widgets.text_area import EditResult
 
 
 class PromptInput(TextArea):
@@ -56,9 +57,10 @@ class PromptInput(TextArea):
     def action_newline(self) -> None:
         self.insert("\n")
 
-    def clear(self) -> None:  # type: ignore[override]  # also ends a walk through the history
-        super().clear()
+    def clear(self) -> EditResult:
+        """Empty the prompt, and end a walk through the history."""
         self._walk = None
+        return super().clear()
 
     def action_cursor_up(self, select: bool = False) -> None:
         if select or not self.cursor_at_first_line or not self._step_history(-1):
