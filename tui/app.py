@@ -346,9 +346,15 @@ class MiniGPTApp(App[None]):
         return " / ".join(self.get_key_display(replace(binding, key=key.strip())) for key in keys)
 
     def all_bindings(self) -> list[tuple[DOMNode, Binding]]:
-        """Every binding of the app and its views, with the node whose action it runs."""
-        nodes: list[DOMNode] = [self, self.query_one(TrainView), self.completions]
-        return [(node, b) for node in nodes for b in node.BINDINGS if isinstance(b, Binding)]
+        """Every binding of the app and its views, with the node whose action it runs (once per id:
+        the completion list shows some of the pane's)."""
+        nodes: list[DOMNode] = [self, self.query_one(TrainView), self.completions, self.completions.list]
+        found: dict[str | None, tuple[DOMNode, Binding]] = {}
+        for node in nodes:
+            for binding in node.BINDINGS:
+                if isinstance(binding, Binding) and binding.id not in found:
+                    found[binding.id] = (node, binding)
+        return list(found.values())
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Every action of the app and its views that can run now, and Textual's own (theme, keys...)."""

@@ -103,9 +103,10 @@ class CompletionList(VerticalScroll, can_focus=True):
     # so Textual passes the key on to the pane's own binding, which runs it.
     BINDINGS = [
         *COMPLETION_ACTIONS,
-        Binding("up", "select(-1)", "Select", show=False, tooltip="Select the completion above"),
-        Binding("down", "select(1)", "Select", show=False, tooltip="Select the completion below"),
-        Binding("escape", "unselect", "Unselect", show=False, tooltip="Let go of the selected completion"),
+        Binding("up", "select(-1)", "Select", id="select-up", show=False, tooltip="Select the completion above"),
+        Binding("down", "select(1)", "Select", id="select-down", show=False, tooltip="Select the completion below"),
+        Binding("escape", "unselect", "Unselect", id="unselect", show=False,
+                tooltip="Let go of the selected completion"),
     ]
 
     selected: Completion | None = None
