@@ -27,7 +27,7 @@ from minigpt.sampling import generate, processed_probabilities, start_tokens
 from minigpt.settings import SamplingSettings
 from minigpt.tokenizer import Tokenizer
 
-CANDIDATES = 16  # next-token candidates kept per step
+CANDIDATES = 20  # next-token candidates kept per step
 LENS_TOP = 3  # predictions kept per layer and position by the logit lens
 REPLAY_TOKENS = 64  # most tokens replay() generates
 
@@ -110,9 +110,11 @@ def trace(model: GPT, tokens: list[int]) -> Trace:
 def replay(model: GPT, tokenizer: Tokenizer, prompt: str, settings: SamplingSettings,
            max_tokens: int = REPLAY_TOKENS) -> Inspection:
     """Generate from prompt as the sampler does (settings seeded: keep its seed to
-    replay the same text), up to max_tokens tokens, and inspect it."""
+    replay the same text), up to max_tokens tokens and no more than fill the
+    block, and inspect it."""
     settings = settings.seeded()
     prompt_tokens = start_tokens(prompt, tokenizer, model.config.block_size)
+    max_tokens = max(min(max_tokens, model.config.block_size - len(prompt_tokens)), 1)
     picks: list[tuple[int, torch.Tensor, torch.Tensor]] = []  # token, raw, processed
 
     def observe(logits: torch.Tensor, processed: torch.Tensor, token: int) -> None:

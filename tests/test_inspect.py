@@ -2,6 +2,7 @@
 lens, and the steps of a text, against the model and the sampler themselves."""
 
 import math
+from dataclasses import replace
 from itertools import islice
 
 import pytest
@@ -94,14 +95,18 @@ def test_with_the_same_seed_the_view_shows_drawn_the_token_the_sampler_draws(mod
         assert any(c.token == step.token for c in step.candidates)
 
 
-def test_replay_past_the_block_keeps_the_last_block_of_tokens(model, tokenizer):
+def test_replay_fills_the_block_at_most(model, tokenizer):
     settings = SamplingSettings(temperature=1.0, seed=3, max_new_tokens=40)
     sampled = [p.token for p in generate(model, tokenizer, "ab", settings)]
-    inspection = replay(model, tokenizer, "ab", settings)
-    assert inspection.tokens == (tokens(tokenizer, "ab") + sampled)[-BLOCK:]
-    assert inspection.prompt_length == 0
-    assert [s.token for s in inspection.steps] == sampled[-(BLOCK - 1):]  # positions 1.. of the window
-    assert [s.position for s in inspection.steps] == list(range(1, BLOCK))
+    assert len(replay(model, tokenizer, "ab", settings).steps) == BLOCK - 2  # no more than fill the block
+    inspection = replay(model, tokenizer, "ab", settings, max_tokens=BLOCK)
+    assert len(inspection.steps) == BLOCK - 2
+    prompt = "abcdefghijklmnopqrstuvwxyz"  # past the block: its last BLOCK tokens, then one more
+    sampled = [p.token for p in generate(model, tokenizer, prompt, replace(settings, max_new_tokens=1))]
+    inspection = replay(model, tokenizer, prompt, settings)
+    assert inspection.tokens == (tokens(tokenizer, prompt) + sampled)[-BLOCK:]
+    assert inspection.prompt_length == BLOCK - 1
+    assert [s.token for s in inspection.steps] == sampled and inspection.steps[0].position == BLOCK - 1
 
 
 @pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: f"seed{s.seed}")

@@ -30,3 +30,13 @@ def format_loss(loss: float | None) -> str:
     if loss is None:
         return "–"
     return f"{loss:.4f}" if math.isfinite(loss) else str(loss)
+
+
+VISIBLE_WHITESPACE = {"\n": "⏎", " ": "␣", "\t": "⇥"}
+
+
+def visible_token(label: str) -> str:
+    """A token's text with its whitespace made visible (a space as ␣, a newline
+    as ⏎) and nothing that could move the cursor: for labels, where a blank
+    would read as nothing at all."""
+    return "".join(VISIBLE_WHITESPACE.get(c, c) for c in printable(label)) or "∅"

@@ -67,6 +67,9 @@ class CompletionsPane(Vertical):
         title = f"sample at step {event.step:,} · val loss {format_loss(event.val_loss)}"
         self.list.add_completion(Completion(title, text=event.sample, classes="-sample"))
 
+    def current_prompt(self) -> str:
+        return self.query_one("#prompt", Input).value
+
     def focus_prompt(self) -> None:
         self.query_one("#prompt", Input).focus()
 
