@@ -50,7 +50,7 @@ class Step:
     candidates: list[Candidate]  # the kept tokens most likely first, then the removed ones
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensors have no one truth value: equal only to itself
 class Trace:
     """The model re-run on one window of tokens: T positions, L layers, H heads."""
 
@@ -60,7 +60,7 @@ class Trace:
     logits: torch.Tensor  # (T, V): the model's output
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Inspection:
     tokens: list[int]  # the window: the prompt's tokens, then the text's
     prompt_length: int

@@ -46,7 +46,7 @@ SMALL_MAP_SIDE = 16
 HINT = "Press 3 to inspect the prompt you are writing (/), or else the last completion"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # each computation is news, even of the same weights
 class Inspected:
     """A finished computation: the inspection and the text of each of its tokens."""
 
