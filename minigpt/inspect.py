@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import torch
 
@@ -32,8 +33,7 @@ LENS_TOP = 3  # predictions kept per layer and position by the logit lens
 REPLAY_TOKENS = 64  # most tokens replay() generates
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):  # a tuple: thousands are made per update, each must cost little
     token: int
     raw: float  # probability at temperature 1, nothing removed
     processed: float  # after penalty, temperature, top-k, top-p: 0 if removed
@@ -115,21 +115,25 @@ def replay(model: GPT, tokenizer: Tokenizer, prompt: str, settings: SamplingSett
     settings = settings.seeded()
     prompt_tokens = start_tokens(prompt, tokenizer, model.config.block_size)
     max_tokens = max(min(max_tokens, model.config.block_size - len(prompt_tokens)), 1)
-    picks: list[tuple[int, torch.Tensor, torch.Tensor]] = []  # token, raw, processed
+    drawn: list[int] = []
+    logits: list[torch.Tensor] = []
+    processed: list[torch.Tensor] = []
 
-    def observe(logits: torch.Tensor, processed: torch.Tensor, token: int) -> None:
-        picks.append((token, torch.softmax(logits.float(), dim=-1), processed))
+    def observe(row: torch.Tensor, probs: torch.Tensor, token: int) -> None:
+        drawn.append(token)
+        logits.append(row.float())
+        processed.append(probs)
 
     short = replace(settings, max_new_tokens=min(settings.max_new_tokens, max_tokens))
     for _ in generate(model, tokenizer, prompt, short, observe=observe):
         pass
-    tokens = prompt_tokens + [token for token, _, _ in picks]
-    window = _window_start(len(tokens), model.config.block_size)
-    steps = [_step(i - window, token, raw, processed)
-             for i, (token, raw, processed) in enumerate(picks, start=len(prompt_tokens)) if i > window]
+    tokens = prompt_tokens + drawn
+    window = _window_start(len(tokens), model.config.block_size)  # only a prompt of a whole block moves it
+    keep = slice(max(window + 1 - len(prompt_tokens), 0), None)  # steps with a position of at least 1
+    positions = range(len(tokens) - window - len(drawn[keep]), len(tokens) - window)
+    steps = _steps(positions, drawn[keep], torch.softmax(torch.stack(logits[keep]), -1), torch.stack(processed[keep]))
     window_tokens = tokens[window:]
-    return Inspection(window_tokens, max(len(prompt_tokens) - window, 0), steps,
-                      trace(model, window_tokens), settings)
+    return Inspection(window_tokens, len(prompt_tokens) - window, steps, trace(model, window_tokens), settings)
 
 
 def score(model: GPT, tokenizer: Tokenizer, prompt: str, text: str, settings: SamplingSettings) -> Inspection:
@@ -137,22 +141,17 @@ def score(model: GPT, tokenizer: Tokenizer, prompt: str, text: str, settings: Sa
     distribution the sampler would draw from under settings, and that token.
     The window is the last block_size tokens of prompt and text."""
     prompt_tokens = start_tokens(prompt, tokenizer, model.config.block_size)
-    text_tokens = tokenizer.encode(text) if text else []
-    tokens = prompt_tokens + text_tokens
+    tokens = prompt_tokens + (tokenizer.encode(text) if text else [])
     window = _window_start(len(tokens), model.config.block_size)
     window_tokens = tokens[window:]
     prompt_length = max(len(prompt_tokens) - window, 0)
     traced = trace(model, window_tokens)
-    raw = torch.softmax(traced.logits, dim=-1)
-    seen = torch.zeros(model.config.vocab_size, dtype=torch.bool, device=traced.logits.device)
     first = max(prompt_length, 1)
-    seen[tokens[:window + first]] = True  # as the sampler's picker starts: every token before the first step
-    steps = []
-    for position in range(first, len(window_tokens)):
-        token = window_tokens[position]
-        processed = processed_probabilities(traced.logits[position - 1], settings, seen)
-        steps.append(_step(position, token, raw[position - 1], processed))
-        seen[token] = True
+    logits = traced.logits[first - 1:-1]  # row s predicts the token at position first + s
+    targets = window_tokens[first:]
+    seen = _seen_before(tokens[:window + first], targets, model.config.vocab_size, logits.device)
+    steps = _steps(range(first, len(window_tokens)), targets, torch.softmax(logits, -1),
+                   processed_probabilities(logits, settings, seen))
     return Inspection(window_tokens, prompt_length, steps, traced, settings)
 
 
@@ -160,17 +159,31 @@ def _window_start(length: int, block_size: int) -> int:
     return max(length - block_size, 0)
 
 
-def _step(position: int, token: int, raw: torch.Tensor, processed: torch.Tensor) -> Step:
-    """The step's candidates: the kept tokens, most likely first, then the removed
-    ones by their raw probability; the drawn token is always among them."""
+def _seen_before(context: list[int], targets: list[int], vocab_size: int, device: torch.device) -> torch.Tensor:
+    """(S, V): the tokens the sampler's picker has seen before each target is drawn,
+    the context's and the targets' before it (for the repetition penalty)."""
+    seen = torch.zeros(vocab_size, dtype=torch.bool, device=device)
+    seen[context] = True
+    drawn = torch.nn.functional.one_hot(torch.tensor(targets, device=device), vocab_size).long()
+    return seen | (drawn.cumsum(0) - drawn > 0)
+
+
+def _steps(positions: range, tokens: list[int], raw: torch.Tensor, processed: torch.Tensor) -> list[Step]:
+    """A Step per token, from the raw and processed distributions (S, V) it was drawn
+    from. The candidates: the kept tokens, most likely first, then the removed ones
+    by their raw probability; the drawn token is always among them."""
+    if not tokens:
+        return []
     rank = torch.where(processed > 0, processed + 1.0, raw)  # every kept token above every removed one
-    chosen = torch.topk(rank, min(CANDIDATES, rank.numel())).indices.tolist()
-    if token not in chosen:
-        chosen[-1] = token
-    ids = torch.tensor(chosen, device=raw.device)
-    candidates = [Candidate(t, r, p) for t, r, p in zip(chosen, raw[ids].tolist(), processed[ids].tolist(),
-                                                         strict=True)]
-    return Step(position, token, float(raw[token]), float(processed[token]), candidates)
+    chosen = rank.topk(min(CANDIDATES, rank.size(-1)), dim=-1).indices
+    drawn = torch.tensor(tokens, device=raw.device).unsqueeze(-1)
+    missing = ~(chosen == drawn).any(-1)
+    chosen[missing, -1] = drawn[missing, 0]
+    ids, raws, kept = chosen.tolist(), raw.gather(-1, chosen).tolist(), processed.gather(-1, chosen).tolist()
+    drawn_raw, drawn_kept = raw.gather(-1, drawn)[:, 0].tolist(), processed.gather(-1, drawn)[:, 0].tolist()
+    return [Step(position, token, drawn_raw[s], drawn_kept[s],
+                 list(map(Candidate, ids[s], raws[s], kept[s])))
+            for s, (position, token) in enumerate(zip(positions, tokens, strict=True))]
 
 
 def token_labels(tokenizer: Tokenizer, tokens: list[int]) -> list[str]:

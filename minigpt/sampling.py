@@ -126,10 +126,11 @@ def _sample_uncached(model: GPT, tokens: list[int], picker: _TokenPicker) -> Ite
 def processed_probabilities(logits: torch.Tensor, settings: SamplingSettings,
                             seen: torch.Tensor | None = None) -> torch.Tensor:
     """The distribution the sampler draws the next token from, over the whole
-    vocabulary: logits (V,) after the repetition penalty (on the tokens marked
-    in seen), the temperature, top-k and top-p. Removed tokens have probability 0;
-    temperature 0 (greedy) puts all of it on the most likely token. The sampler
-    and the Inspect view both call this, so they cannot disagree."""
+    vocabulary: logits (..., V) after the repetition penalty (on the tokens
+    marked in seen, of the same shape), the temperature, top-k and top-p.
+    Removed tokens have probability 0; temperature 0 (greedy) puts all of it
+    on the most likely token. The sampler calls it on one row, the Inspect view
+    on a row per step of a text, so the two cannot disagree."""
     logits = logits.float()
     penalty = settings.repetition_penalty
     if penalty != 1.0 and seen is not None:
@@ -137,21 +138,21 @@ def processed_probabilities(logits: torch.Tensor, settings: SamplingSettings,
         penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
         logits = torch.where(seen, penalised, logits)
     if settings.temperature == 0:
-        return torch.zeros_like(logits).scatter_(0, logits.argmax().view(1), 1.0)
+        return torch.zeros_like(logits).scatter_(-1, logits.argmax(-1, keepdim=True), 1.0)
     probs = torch.softmax(logits / settings.temperature, dim=-1)
     if settings.top_k == 0 and settings.top_p == 1.0:
         return probs
     # Top-k and top-p both keep a prefix of the tokens sorted by probability.
-    sorted_probs, order = torch.sort(probs, descending=True)
+    sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
     removed = torch.zeros_like(sorted_probs, dtype=torch.bool)
     if settings.top_k:
-        removed[settings.top_k:] = True
-        sorted_probs = sorted_probs.masked_fill(removed, 0.0) / sorted_probs[: settings.top_k].sum()
+        removed[..., settings.top_k:] = True
+        sorted_probs = sorted_probs.masked_fill(removed, 0.0) / sorted_probs[..., : settings.top_k].sum(-1, True)
     if settings.top_p < 1.0:
         # Drop a token when the tokens before it already reach top_p; the first always stays.
-        removed |= sorted_probs.cumsum(0) - sorted_probs >= settings.top_p
-    kept = probs.masked_fill(removed.scatter(0, order, removed), 0.0)
-    return kept / kept.sum()
+        removed |= sorted_probs.cumsum(-1) - sorted_probs >= settings.top_p
+    kept = probs.masked_fill(removed.scatter(-1, order, removed), 0.0)
+    return kept / kept.sum(-1, keepdim=True)
 
 
 PickObserver = Callable[[torch.Tensor, torch.Tensor, int], None]
