@@ -188,5 +188,5 @@ def _steps(positions: range, tokens: list[int], raw: torch.Tensor, processed: to
 
 def token_labels(tokenizer: Tokenizer, tokens: list[int]) -> list[str]:
     """The text of each token as it stands alone: with bpe, a token holding part
-    of a character's bytes shows that part as U+FFFD."""
-    return [tokenizer.token_bytes(token).decode("utf-8", errors="replace") for token in tokens]
+    of a character's bytes shows those bytes as escapes (\\xe2)."""
+    return [tokenizer.token_bytes(token).decode("utf-8", errors="backslashreplace") for token in tokens]

@@ -27,7 +27,7 @@ from textual.widgets import Label
 from textual.worker import Worker, WorkerState
 
 from minigpt.tokenizer import UnknownCharactersError
-from tui.text import one_line, visible_token
+from tui.text import format_probability, one_line, visible_token
 from tui.widgets.attention_map import AttentionData, AttentionGrid, AttentionMap, SmallMap
 from tui.widgets.logit_lens import LensColumn, LogitLens
 from tui.widgets.probability_bars import Bar, ProbabilityBars
@@ -203,7 +203,8 @@ class InspectView(Vertical, can_focus=True):
         step = steps[self.step]
         position = step.position
         self._title(f"token {self.step + 1}/{len(steps)}: {visible_token(labels[position])} drawn at "
-                    f"{step.processed:.0%} (raw {step.raw:.0%}) · perplexity {inspection.perplexity:.2f} · "
+                    f"{format_probability(step.processed)} (raw {format_probability(step.raw)}) · "
+                    f"perplexity {inspection.perplexity:.2f} · "
                     f"{self.inspected.source}")
         drawn = {s.position: s.raw for s in steps}
         strip = Strip([StripToken(label, token, drawn.get(i)) for i, (label, token)
@@ -216,8 +217,10 @@ class InspectView(Vertical, can_focus=True):
         self._show_lens(inspection, position - 1)
 
     def _label(self, token: int) -> str:
+        from minigpt.inspect import token_labels  # PyTorch is loaded: there is a session
+
         assert self.session is not None
-        return self.session.trainer.tokenizer.token_bytes(token).decode("utf-8", errors="replace")
+        return token_labels(self.session.trainer.tokenizer, [token])[0]
 
     def _show_attention(self, inspection: Inspection, labels: list[str], position: int) -> None:
         """The attention of the queries up to the one predicting the current token."""

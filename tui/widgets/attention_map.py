@@ -32,7 +32,10 @@ class SmallMap:
 
 
 def shade(weight: float) -> str:
-    return SHADES[min(round(weight * (len(SHADES) - 1) + 0.49), len(SHADES) - 1)] if weight > 0 else SHADES[0]
+    """The cell of a weight: blank for none (the future, under the causal mask), a dot at least for any."""
+    if weight <= 0:
+        return SHADES[0]
+    return SHADES[min(max(int(weight * (len(SHADES) - 1) + 0.5), 1), len(SHADES) - 1)]
 
 
 def fit(data: AttentionData, width: int, height: int) -> AttentionData:

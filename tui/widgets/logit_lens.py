@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from tui.text import visible_token
+from tui.text import format_probability, visible_token
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class LogitLens(Widget):
                     continue
                 label, probability = column.predictions[rank]
                 name = "match" if rank == 0 and column.matches_output else "other"
-                cell = f"{visible_token(label)[:width - 6]} {probability:4.0%}"
+                cell = f"{visible_token(label)[:max(width - 8, 1)]} {format_probability(probability)}"
                 line.append(cell[:width - 1].ljust(width), self.get_component_rich_style(f"logit-lens--{name}"))
             lines.append(line)
         return Text("\n").join(lines)
