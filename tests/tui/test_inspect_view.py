@@ -30,6 +30,13 @@ async def inspected(pilot, after=None) -> None:
                    "the inspection")
 
 
+async def open_view(pilot) -> None:
+    """Wait for the model, press 3 and wait for the view to show what it inspects."""
+    await wait_loaded(pilot)
+    await pilot.press("3")
+    await inspected(pilot)
+
+
 async def type_prompt(pilot, text: str) -> None:
     """Type text into the prompt without completing it, then leave the prompt."""
     field = pilot.app.query_one("#prompt")
@@ -64,9 +71,7 @@ async def test_key_3_generates_from_the_prompt_and_shows_drawn_what_the_sampler_
 async def test_arrows_step_through_the_text_and_the_cursor_follows(workdir):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_loaded(pilot)
-        await pilot.press("3")
-        await inspected(pilot)
+        await open_view(pilot)
         steps = view(app).inspected.inspection.steps
         assert len(steps) > 3 and title(app).startswith(f"token 1/{len(steps)}")
         strip = app.query_one("#inspect-text", TokenStrip)
@@ -90,9 +95,7 @@ async def test_arrows_step_through_the_text_and_the_cursor_follows(workdir):
 async def test_layer_and_head_keys_switch_the_attention_shown(workdir):
     app = make_app()  # the tiny preset: 2 layers of 2 heads
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_loaded(pilot)
-        await pilot.press("3")
-        await inspected(pilot)
+        await open_view(pilot)
         await pilot.press("end")
         box = app.query_one("#inspect-attention")
         attention_map = app.query_one(AttentionMap)
@@ -143,9 +146,7 @@ async def test_while_training_the_view_refreshes_only_while_on_screen(workdir, m
     monkeypatch.setattr("tui.views.inspect.REFRESH_SECONDS", 0.2)
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_loaded(pilot)
-        await pilot.press("3")
-        await inspected(pilot)
+        await open_view(pilot)
         await pilot.press("t")
         first = view(app).inspected
         await wait_for(pilot, lambda: view(app).inspected is not first and app.session.trainer.step > 0,
@@ -165,9 +166,7 @@ async def test_while_training_the_view_refreshes_only_while_on_screen(workdir, m
 async def test_the_footer_fits_at_80_columns_and_the_palette_has_inspect(workdir):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_loaded(pilot)
-        await pilot.press("3")
-        await inspected(pilot)
+        await open_view(pilot)
         await wait_for(pilot, lambda: any(k.action == "step(-1)" for k in app.query(FooterKey)), "the view's keys")
         keys = {k.description: k for k in app.query(FooterKey)}
         assert {"Step", "Heads", "Help", "Quit"} <= set(keys)
