@@ -102,9 +102,12 @@ def trace(model: GPT, tokens: list[int]) -> Trace:
         x = x + block.mlp(block.ln_mlp(x))
         residuals.append(x)
         maps.append(weights)
-    lens = [torch.softmax(model.head(model.ln_final(r)).float(), dim=-1).topk(LENS_TOP) for r in residuals]
+    lens = []  # only each layer's top predictions: all of them would be (L + 1) x T x V numbers
+    for residual in residuals:
+        logits = model.head(model.ln_final(residual)).float()  # after the last block: the model's output
+        lens.append(torch.softmax(logits, dim=-1).topk(LENS_TOP))
     return Trace(attention=torch.stack(maps).float(), lens_tokens=torch.stack([t.indices for t in lens]),
-                 lens_probs=torch.stack([t.values for t in lens]), logits=model.head(model.ln_final(x)).float())
+                 lens_probs=torch.stack([t.values for t in lens]), logits=logits)
 
 
 def replay(model: GPT, tokenizer: Tokenizer, prompt: str, settings: SamplingSettings,

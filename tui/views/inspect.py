@@ -52,7 +52,8 @@ class Inspected:
 
     inspection: Inspection
     labels: list[str]
-    source: str  # what was inspected, e.g. "prompt 'ROMEO:'"
+    source: str  # what was inspected and on which weights, for the title
+    weights_step: int  # the training step of the snapshot
 
 
 class InspectView(Vertical, can_focus=True):
@@ -130,6 +131,7 @@ class InspectView(Vertical, can_focus=True):
     def _compute(self, trainer: Trainer, prompt: str, text: str, settings: SamplingSettings) -> Inspected:
         from minigpt.inspect import replay, score, token_labels
 
+        step = trainer.step  # read before the snapshot, which may be a step newer, never older
         model = trainer.snapshot()
         if text:
             inspection = score(model, trainer.tokenizer, prompt, text, settings)
@@ -138,7 +140,7 @@ class InspectView(Vertical, can_focus=True):
             inspection = replay(model, trainer.tokenizer, prompt, settings)
             source = f"generated from {prompt!r}"
         return Inspected(inspection, token_labels(trainer.tokenizer, inspection.tokens),
-                         f"{source}, weights of step {trainer.step:,}, seed {settings.seed}")
+                         f"{source}, weights of step {step:,}, seed {settings.seed}", step)
 
     def _refresh_while_training(self) -> None:
         if self.run_state == "training" and self.is_on_screen and not (self._worker and self._worker.is_running):
