@@ -127,6 +127,8 @@ async def app_run(config: cfg.TrainConfig, args: argparse.Namespace
         renders = await render_times(view, pilot, args.repeats)
         app.action_show_view("train-view")
         await pilot.press("t")
+        print(f"inside the app: training {bounds[3]:,} steps, the Inspect view open from step {bounds[1]:,} "
+              f"to {bounds[2]:,}...")
         await reach(bounds[1])
         app.action_inspect()
         refreshes, last = 0, view.inspected
