@@ -162,14 +162,32 @@ async def test_while_training_the_view_refreshes_only_while_on_screen(workdir, m
         await wait_for(pilot, lambda: app.run_state == "idle", "the stop")
 
 
+def footer_end(app, descriptions: set[str]) -> int:
+    """The column where the footer's keys end (they must end before the palette's key begins)."""
+    keys = {k.description: k for k in app.query(FooterKey) if k.description != "palette"}
+    assert descriptions <= set(keys)
+    return max(k.region.right for k in keys.values())
+
+
+def palette_start(app) -> int:
+    return next(k.region.x for k in app.query(FooterKey) if k.description == "palette")
+
+
 async def test_the_footer_fits_at_80_columns_and_the_palette_has_inspect(workdir):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await open_view(pilot)
         await wait_for(pilot, lambda: any(k.action == "step(-1)" for k in app.query(FooterKey)), "the view's keys")
-        keys = {k.description: k for k in app.query(FooterKey)}
-        assert {"Step", "Heads", "Help", "Quit"} <= set(keys)
-        assert all(k.region.right <= 80 and k.region.width > 0 for k in keys.values())
+        assert footer_end(app, {"Step", "Head", "Train", "Help", "Quit"}) <= palette_start(app)
+        # Training adds Stop: the view's keys take no more room than the training view's.
+        await pilot.press("t")
+        await wait_for(pilot, lambda: any(k.action == "stop_training" for k in app.query(FooterKey)), "Stop")
+        inspecting = footer_end(app, {"Step", "Head", "Pause", "Stop", "Help"})
+        await pilot.press("1")
+        await wait_for(pilot, lambda: any(k.description == "Log/lin" for k in app.query(FooterKey)), "view 1's keys")
+        assert inspecting <= footer_end(app, {"Log/lin", "Pause", "Stop", "Help"})
+        await pilot.press("x")
+        await wait_for(pilot, lambda: app.run_state == "idle", "the stop")
         titles = {c.title for c in app.get_system_commands(app.screen)}
         assert {"Inspect the model on the prompt, or else the last completion", "Step forward through the text",
                 "Next attention head, then the average over heads, then every layer x head"} <= titles

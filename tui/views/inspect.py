@@ -65,7 +65,7 @@ class InspectView(Vertical, can_focus=True):
         Binding("home", "step(-1000000)", "First", show=False, id="inspect-first", tooltip="Go to the first step"),
         Binding("end", "step(1000000)", "Last", show=False, id="inspect-last", tooltip="Go to the last step"),
         # One footer entry for layers and heads: at 80 columns the footer has no room for two.
-        Binding("left_square_bracket", "layer(-1)", "Heads", key_display="[]h", id="inspect-layer",
+        Binding("left_square_bracket", "layer(-1)", "Head", key_display="[]h", id="inspect-layer",
                 tooltip="Show the previous layer's attention (] the next, h the next head)"),
         Binding("right_square_bracket", "layer(1)", "Layer", show=False, id="inspect-layer-next",
                 tooltip="Show the next layer's attention"),
