@@ -30,7 +30,7 @@ from bench.app import _tokens_per_sec, headless_app
 from bench.interrupt import run_async
 from minigpt import config as cfg
 from minigpt.corpus import choose_corpus
-from minigpt.inspect import replay, score, trace
+from minigpt.inspect import REPLAY_TOKENS, replay, score, trace
 from minigpt.settings import SamplingSettings
 from minigpt.trainer import Trainer
 from tui.messages import TrainingProgress
@@ -96,7 +96,8 @@ def library_updates(trainer: Trainer, repeats: int) -> None:
         "snapshot of the weights": lambda: trainer.snapshot(),
         f"attention + logit lens ({block} tokens)": lambda: trace(model, trainer.tokenizer.encode(text)),
         f"score a text of {block} tokens": lambda: score(model, trainer.tokenizer, "", text, SETTINGS),
-        "replay a generation (64 tokens)": lambda: replay(model, trainer.tokenizer, text[: block // 2], SETTINGS),
+        f"replay a generation ({min(REPLAY_TOKENS, block - block // 2)} tokens)":
+            lambda: replay(model, trainer.tokenizer, text[: block // 2], SETTINGS),
     }
     for name, work in figures.items():
         print(f"library {name:<36} {1000 * median_seconds(work, repeats):7.1f} ms")
