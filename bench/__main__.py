@@ -5,6 +5,7 @@
     python -m bench tui                 # minigpt-tui: its cost to training, key latency, first paint
     python -m bench soak --minutes 30   # minigpt-tui for half an hour: memory and file handles
     python -m bench stream              # 100,000 tokens into the generation pane: key latency
+    python -m bench inspect             # the Inspect view: one update of each view, its cost to training
     python -m bench corpus              # fetch a second corpus (Paradise Lost) into data/
     python -m bench tokenizer           # byte-level BPE: learning and encoding speed
     python -m bench completions         # a 10,000-entry completions file: load time, the app's first paint
@@ -47,6 +48,8 @@ COMMANDS: dict[str, Command] = {
                     "add_soak_arguments", "run_soak"),
     "stream": Command("one long completion into minigpt-tui's generation pane: key latency and memory", "soak",
                       "add_stream_arguments", "run_stream"),
+    "inspect": Command("the Inspect view: one update of each view, and training tokens/s with it open vs closed",
+                       "inspect"),
     "tokenizer": Command("byte-level BPE: seconds to learn 1,024 and 4,096 tokens, encoding MB/s", "tokenizer"),
     "completions": Command("a 10,000-entry completions file: seconds to load the newest, and minigpt-tui's "
                            "first paint with it", "completions"),

@@ -45,7 +45,8 @@ def start_tokens(prompt: str, tokenizer: Tokenizer, block_size: int) -> list[int
 
 
 def generate(model: GPT, tokenizer: Tokenizer, prompt: str, settings: SamplingSettings,
-             use_cache: bool = True, *, should_stop: Callable[[], bool] | None = None) -> Iterator[Piece]:
+             use_cache: bool = True, *, should_stop: Callable[[], bool] | None = None,
+             observe: PickObserver | None = None) -> Iterator[Piece]:
     """Stream one Piece per sampled token, as soon as it is sampled.
 
     Stop early by closing the generator, or with should_stop (e.g. an
@@ -54,7 +55,8 @@ def generate(model: GPT, tokenizer: Tokenizer, prompt: str, settings: SamplingSe
     here, before anything is generated.
 
     A seed of -1 draws a fresh one; to know it (and repeat the text later),
-    pass settings.seeded() and keep its seed.
+    pass settings.seeded() and keep its seed. observe, if given, hears of
+    every pick with the distribution it was drawn from (the Inspect view).
 
     The model is only read (pass it in eval mode: it is never switched), no
     autograd, and all randomness comes from a private generator, so sampling
@@ -63,7 +65,8 @@ def generate(model: GPT, tokenizer: Tokenizer, prompt: str, settings: SamplingSe
         raise ValueError("the model is in training mode with dropout on; call model.eval() before sampling")
     tokens = start_tokens(prompt, tokenizer, model.config.block_size)
     settings = settings.seeded()
-    picker = _TokenPicker(settings, model.config.vocab_size, tokens, settings.seed, next(model.parameters()).device)
+    picker = _TokenPicker(settings, model.config.vocab_size, tokens, settings.seed, next(model.parameters()).device,
+                          observe)
     sample = _sample_cached if use_cache else _sample_uncached
     return _pieces(sample(model, tokens, picker), tokenizer, settings, should_stop)
 
@@ -120,46 +123,67 @@ def _sample_uncached(model: GPT, tokens: list[int], picker: _TokenPicker) -> Ite
             window_start = len(tokens) - max(1, block_size // 2)
 
 
+def processed_probabilities(logits: torch.Tensor, settings: SamplingSettings,
+                            seen: torch.Tensor | None = None) -> torch.Tensor:
+    """The distribution the sampler draws the next token from, over the whole
+    vocabulary: logits (..., V) after the repetition penalty (on the tokens
+    marked in seen, of the same shape), the temperature, top-k and top-p.
+    Removed tokens have probability 0; temperature 0 (greedy) puts all of it
+    on the most likely token. The sampler calls it on one row, the Inspect view
+    on a row per step of a text, so the two cannot disagree."""
+    logits = logits.float()
+    penalty = settings.repetition_penalty
+    if penalty != 1.0 and seen is not None:
+        # CTRL-style: move the logits of tokens already seen toward "less likely".
+        penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
+        logits = torch.where(seen, penalised, logits)
+    if settings.temperature == 0:
+        return torch.zeros_like(logits).scatter_(-1, logits.argmax(-1, keepdim=True), 1.0)
+    probs = torch.softmax(logits / settings.temperature, dim=-1)
+    if settings.top_k == 0 and settings.top_p == 1.0:
+        return probs
+    # Top-k and top-p both keep a prefix of the tokens sorted by probability.
+    sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
+    removed = torch.zeros_like(sorted_probs, dtype=torch.bool)
+    if settings.top_k:
+        removed[..., settings.top_k:] = True
+        sorted_probs = sorted_probs.masked_fill(removed, 0.0) / sorted_probs[..., : settings.top_k].sum(-1, True)
+    if settings.top_p < 1.0:
+        # Drop a token when the tokens before it already reach top_p; the first always stays.
+        removed |= sorted_probs.cumsum(-1) - sorted_probs >= settings.top_p
+    kept = probs.masked_fill(removed.scatter(-1, order, removed), 0.0)
+    return kept / kept.sum(-1, keepdim=True)
+
+
+PickObserver = Callable[[torch.Tensor, torch.Tensor, int], None]
+"""Told of every token the sampler picks: (logits, processed probabilities, token)."""
+
+
 class _TokenPicker:
     """Turns a row of logits into the next token under the sampling settings."""
 
     def __init__(self, settings: SamplingSettings, vocab_size: int, context: list[int], seed: int,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", observe: PickObserver | None = None) -> None:
         self.settings = settings
         self.generator = torch.Generator(device=device).manual_seed(seed)
         self.seen = torch.zeros(vocab_size, dtype=torch.bool, device=device)
         self.seen[context] = True
         self.input = torch.zeros((1, 1), dtype=torch.long, device=device)  # reused every step
+        self.observe = observe
 
     def as_input(self, token: int) -> torch.Tensor:
         return self.input.fill_(token)
 
     def pick(self, logits: torch.Tensor) -> int:
-        penalty = self.settings.repetition_penalty
-        if penalty == 1.0:
-            return self._pick(logits)
-        # CTRL-style: move the logits of tokens already seen toward "less likely".
-        penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
-        token = self._pick(torch.where(self.seen, penalised, logits))
+        probs = processed_probabilities(logits, self.settings, self.seen)
+        if self.settings.temperature == 0:
+            token = int(probs.argmax())
+        else:
+            token = int(torch.multinomial(probs, 1, generator=self.generator))
+        if self.observe is not None:
+            self.observe(logits, probs, token)
         self.seen[token] = True
         return token
-
-    def _pick(self, logits: torch.Tensor) -> int:
-        s = self.settings
-        if s.temperature == 0:
-            return int(logits.argmax())
-        logits = logits.float() / s.temperature
-        if s.top_k == 0 and s.top_p == 1.0:
-            return int(torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=self.generator))
-        # Top-k and top-p both keep a prefix of the tokens sorted by probability.
-        logits, order = torch.sort(logits, descending=True)
-        if s.top_k:
-            logits = logits[: s.top_k]
-        probs = torch.softmax(logits, dim=-1)
-        if s.top_p < 1.0:
-            # Drop a token when the tokens before it already reach top_p; the first always stays.
-            probs = probs.masked_fill(probs.cumsum(0) - probs >= s.top_p, 0.0)
-        return int(order[torch.multinomial(probs, 1, generator=self.generator)])
 
 
 class _StopFilter:

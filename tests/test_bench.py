@@ -118,6 +118,14 @@ def test_the_app_benchmark_ends_on_a_signal_while_the_app_trains(signum, tmp_pat
 
 
 @pytest.mark.parametrize("signum", SIGNALS)
+def test_the_inspect_benchmark_ends_on_a_signal_while_the_app_trains(signum, tmp_path, corpus_file):
+    bench = Benchmark(["inspect", "--preset", "tiny", "--block-size", "16", "--repeats", "1", "--steps", "1000000",
+                       "--threads", "1", "--data", str(corpus_file)], tmp_path)
+    bench.wait_for("inside the app: training")
+    check_ended_cleanly(bench, bench.signal_and_wait(signum), signum)
+
+
+@pytest.mark.parametrize("signum", SIGNALS)
 def test_the_budget_benchmark_ends_on_a_signal_and_takes_its_child_with_it(signum, tmp_path, corpus_file):
     bench = Benchmark(["train", "--preset", "tiny", "--set", "max_iters=1000000", "--budget", "600",
                        "--data", str(corpus_file)], tmp_path)

@@ -47,6 +47,7 @@ from tui.preferences import read_keymap, read_theme, with_theme
 from tui.screens.settings import SettingsResult, SettingsScreen
 from tui.text import one_line
 from tui.views.completions import CompletionsPane
+from tui.views.inspect import InspectView
 from tui.views.log import LogView
 from tui.views.train import TrainView
 from tui.widgets.footer import AppFooter
@@ -76,6 +77,8 @@ class MiniGPTApp(App[None]):
         Binding("1", "show_view('train-view')", "Chart", id="view-train", show=False,
                 tooltip="Show the loss chart and completions"),
         Binding("2", "show_view('log-view')", "Log", id="view-log", show=False, tooltip="Show the event log"),
+        Binding("3", "inspect", "Inspect", id="view-inspect", show=False,
+                tooltip="Inspect the model on the prompt, or else the last completion"),
         Binding("question_mark,f1", "help", "Help", id="help", tooltip="Show help and every key"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Quit (saving first while training)"),
     ]
@@ -93,6 +96,7 @@ class MiniGPTApp(App[None]):
     chart: LossChart
     completions: CompletionsPane
     event_log: LogView
+    inspector: InspectView
 
     def __init__(self, options: Options) -> None:
         super().__init__()
@@ -112,6 +116,9 @@ class MiniGPTApp(App[None]):
                 yield TrainView(id="train").data_bind(MiniGPTApp.session, MiniGPTApp.sampling)
             with TabPane("Log", id="log-view"):
                 yield LogView(id="log")
+            with TabPane("Inspect", id="inspect-view"):
+                yield InspectView(id="inspect").data_bind(MiniGPTApp.session, MiniGPTApp.sampling,
+                                                          MiniGPTApp.run_state)
         yield StatusBar(id="status").data_bind(state=MiniGPTApp.run_state, generating=MiniGPTApp.generating,
                                                message=MiniGPTApp.load_message, progress=MiniGPTApp.progress,
                                                info=MiniGPTApp.run_info)
@@ -122,6 +129,7 @@ class MiniGPTApp(App[None]):
         self.chart = self.query_one(LossChart)
         self.completions = self.query_one(CompletionsPane)
         self.event_log = self.query_one(LogView)
+        self.inspector = self.query_one(InspectView)
         self.completions.list.focus()
         self.watch(self.completions, "generating", self._completion_running, init=False)
         self.call_after_refresh(self._load)  # after the first paint: the loader spends seconds importing PyTorch
@@ -307,7 +315,25 @@ class MiniGPTApp(App[None]):
     def action_show_view(self, view: str) -> None:
         self.query_one(TabbedContent).active = view
         # Focus something in the new view: a focused widget left in the hidden one would switch back to it.
-        (self.event_log if view == "log-view" else self.completions.list).focus()
+        focused = {"log-view": self.event_log, "inspect-view": self.inspector}
+        focused.get(view, self.completions.list).focus()
+
+    def action_inspect(self) -> None:
+        """The Inspect view, on the prompt being written, or else on the selected (or last) completion."""
+        prompt = self.completions.current_prompt()
+        completion = self.completions.selected_completion
+        if prompt or completion is None:
+            self.inspector.inspect(prompt, "")
+        else:
+            self.inspector.inspect(completion.prompt, completion.text)
+        self.action_show_view("inspect-view")
+
+    def on_completions_pane_inspect_requested(self, message: CompletionsPane.InspectRequested) -> None:
+        settings = message.settings
+        if settings is not None and message.seed is not None:
+            settings = replace(settings, seed=message.seed)  # the draws that made this completion
+        self.inspector.inspect(message.prompt, message.text, settings)
+        self.action_show_view("inspect-view")
 
     def action_settings(self) -> None:
         assert self.sampling is not None and self.settings_path is not None
@@ -348,7 +374,8 @@ class MiniGPTApp(App[None]):
     def all_bindings(self) -> list[tuple[DOMNode, Binding]]:
         """Every binding of the app and its views, with the node whose action it runs (once per id:
         the completion list shows some of the pane's)."""
-        nodes: list[DOMNode] = [self, self.query_one(TrainView), self.completions, self.completions.list]
+        nodes: list[DOMNode] = [self, self.query_one(TrainView), self.completions, self.completions.list,
+                                self.inspector]
         found: dict[str | None, tuple[DOMNode, Binding]] = {}
         for node in nodes:
             for binding in node.BINDINGS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 
 from minigpt.terminal import printable
 
@@ -30,3 +31,19 @@ def format_loss(loss: float | None) -> str:
     if loss is None:
         return "–"
     return f"{loss:.4f}" if math.isfinite(loss) else str(loss)
+
+
+VISIBLE_WHITESPACE = {"\n": "⏎", " ": "␣", "\t": "⇥"}
+
+
+def visible_token(label: str) -> str:
+    """A token's text for a label: whitespace made visible (a space as ␣, a
+    newline as ⏎), and any other control character, which could move the
+    cursor, written as its escape (\\x01)."""
+    return "".join(VISIBLE_WHITESPACE.get(c) or (f"\\x{ord(c):02x}" if unicodedata.category(c) in ("Cc", "Cs")
+                                                 else c) for c in label)
+
+
+def format_probability(p: float) -> str:
+    """0.413 -> 41%, 0.0413 -> 4.1%, 0.00413 -> 0.41%: two figures, whatever the size."""
+    return f"{p:.0%}" if p >= 0.1 else f"{p:.1%}" if p >= 0.01 else f"{p:.2%}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from textual import events
+from textual.widgets import TabbedContent
 from tui_helpers import Messages, complete, completions_ended, make_app, wait_for, wait_loaded, write_settings
 
 from minigpt.checkpoint import load_checkpoint
@@ -150,6 +151,10 @@ async def test_actions_on_the_newest_and_the_selected_completion(workdir):
         request = messages.of(CompletionsPane.InspectRequested)[0]
         assert (request.prompt, request.text, request.settings, request.seed) == (
             again.prompt, again.text, again.settings, again.seed)
+        await wait_for(pilot, lambda: app.query_one(TabbedContent).active == "inspect-view", "the Inspect view")
+        await wait_for(pilot, lambda: app.inspector.inspected is not None, "the inspection")
+        assert app.inspector.inspected.inspection.settings.seed == again.seed  # the draws that made it
+        await pilot.press("1")  # back to the completions
 
         await pilot.press("e")
         export = workdir / "checkpoints/model.completions.md"

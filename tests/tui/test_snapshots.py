@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input
 from textual.widgets._footer import FooterKey
-from tui_helpers import make_app, wait_for, wait_loaded
+from tui_helpers import make_app, wait_for, wait_loaded, write_settings
 
 from tui.screens.settings import SettingsScreen
+from tui.views.inspect import InspectView
 
 
 def train_key_shown(app) -> bool:
@@ -37,3 +38,20 @@ def test_main_screen(workdir, snap_compare, size):
 
 def test_settings_screen(workdir, snap_compare):
     assert snap_compare(make_app(), terminal_size=(80, 24), run_before=settings_open)
+
+
+async def inspect_open(pilot) -> None:
+    """The Inspect view on a generation from the empty prompt, five tokens in."""
+    await loaded(pilot)
+    await pilot.press("3")
+    view = pilot.app.query_one(InspectView)
+    await wait_for(pilot, lambda: view.inspected is not None, "the inspection")
+    await pilot.press(*["right"] * 5)
+    await wait_for(pilot, lambda: view.step == 5 and any(k.action == "step(-1)" for k in pilot.app.query(FooterKey)),
+                   "the fifth step and the view's footer")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_inspect_view(workdir, snap_compare, size):
+    write_settings(workdir, "[sampling]\nseed = 3\ntop_k = 8\n")  # a fixed draw, and removed tokens to grey
+    assert snap_compare(make_app(), terminal_size=size, run_before=inspect_open)

@@ -1,0 +1,195 @@
+"""Looking inside the model: what it predicts at each step of a text, where
+each head attends, and what each layer would predict (the logit lens).
+
+Everything here runs on a snapshot of the weights (Trainer.snapshot()), so
+training goes on while it is computed, and nothing stays in the model: the
+blocks are re-run explicitly on one window of tokens, reading each layer's
+own weights, with no hooks and no extra tensors kept during training.
+
+Two ways to get the steps of a text:
+- replay(): generate from a prompt, exactly as the sampler does (the very
+  generator, told of every pick), so the same seed draws the same tokens;
+- score(): a text already written (a completion, a training sample), read
+  in one forward pass; each step shows what the model makes of the token
+  that is there.
+Both use sampling.processed_probabilities, the sampler's own distribution.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import NamedTuple
+
+import torch
+
+from minigpt.model import GPT
+from minigpt.sampling import generate, processed_probabilities, start_tokens
+from minigpt.settings import SamplingSettings
+from minigpt.tokenizer import Tokenizer
+
+CANDIDATES = 20  # next-token candidates kept per step
+LENS_TOP = 3  # predictions kept per layer and position by the logit lens
+REPLAY_TOKENS = 64  # most tokens replay() generates
+
+
+class Candidate(NamedTuple):  # a tuple: thousands are made per update, each must cost little
+    token: int
+    raw: float  # probability at temperature 1, nothing removed
+    processed: float  # after penalty, temperature, top-k, top-p: 0 if removed
+
+
+@dataclass(frozen=True)
+class Step:
+    """One token of the text and what the model considered there."""
+
+    position: int  # of the token, in Inspection.tokens
+    token: int
+    raw: float  # the token's raw probability
+    processed: float
+    candidates: list[Candidate]  # the kept tokens most likely first, then the removed ones
+
+
+@dataclass(frozen=True, eq=False)  # tensors have no one truth value: equal only to itself
+class Trace:
+    """The model re-run on one window of tokens: T positions, L layers, H heads."""
+
+    attention: torch.Tensor  # (L, H, T, T): row i is how position i spreads its attention
+    lens_tokens: torch.Tensor  # (L + 1, T, LENS_TOP): each layer's top predictions, 0 = the embeddings
+    lens_probs: torch.Tensor  # (L + 1, T, LENS_TOP)
+    logits: torch.Tensor  # (T, V): the model's output
+
+
+@dataclass(frozen=True, eq=False)
+class Inspection:
+    tokens: list[int]  # the window: the prompt's tokens, then the text's
+    prompt_length: int
+    steps: list[Step]  # one per token after the prompt
+    trace: Trace
+    settings: SamplingSettings  # seeded
+
+    @property
+    def perplexity(self) -> float:
+        """exp of the mean surprise of the drawn tokens, at temperature 1 (nan without steps)."""
+        if not self.steps:
+            return math.nan
+        return math.exp(-sum(math.log(max(s.raw, 1e-12)) for s in self.steps) / len(self.steps))
+
+
+def attention_weights(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(D)) with the causal mask: (H, T, D) twice -> (H, T, T)."""
+    T = q.size(-2)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+    future = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(diagonal=1)
+    return torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
+
+
+@torch.inference_mode()
+def trace(model: GPT, tokens: list[int]) -> Trace:
+    """Re-run the blocks on tokens (at most block_size of them) step by step, as
+    model.py's forward does, keeping each head's attention weights and the
+    residual stream after each block."""
+    c = model.config
+    device = next(model.parameters()).device
+    idx = torch.tensor(tokens, device=device)
+    T, H, D = len(tokens), c.n_heads, c.d_model // c.n_heads
+    x = model.token_embedding(idx) + model.position_embedding(torch.arange(T, device=device))
+    residuals, maps = [x], []
+    for block in model.blocks:
+        q, k, v = block.attn.qkv(block.ln_attn(x)).view(T, 3, H, D).permute(1, 2, 0, 3)  # 3 x (H, T, D)
+        weights = attention_weights(q, k)
+        x = x + block.attn.proj((weights @ v).transpose(0, 1).reshape(T, c.d_model))
+        x = x + block.mlp(block.ln_mlp(x))
+        residuals.append(x)
+        maps.append(weights)
+    lens = []  # only each layer's top predictions: all of them would be (L + 1) x T x V numbers
+    for residual in residuals:
+        logits = model.head(model.ln_final(residual)).float()  # after the last block: the model's output
+        lens.append(torch.softmax(logits, dim=-1).topk(LENS_TOP))
+    return Trace(attention=torch.stack(maps).float(), lens_tokens=torch.stack([t.indices for t in lens]),
+                 lens_probs=torch.stack([t.values for t in lens]), logits=logits)
+
+
+def replay(model: GPT, tokenizer: Tokenizer, prompt: str, settings: SamplingSettings,
+           max_tokens: int = REPLAY_TOKENS) -> Inspection:
+    """Generate from prompt as the sampler does (settings seeded: keep its seed to
+    replay the same text), up to max_tokens tokens and no more than fill the
+    block, and inspect it."""
+    settings = settings.seeded()
+    prompt_tokens = start_tokens(prompt, tokenizer, model.config.block_size)
+    max_tokens = max(min(max_tokens, model.config.block_size - len(prompt_tokens)), 1)
+    drawn: list[int] = []
+    logits: list[torch.Tensor] = []
+    processed: list[torch.Tensor] = []
+
+    def observe(row: torch.Tensor, probs: torch.Tensor, token: int) -> None:
+        drawn.append(token)
+        logits.append(row.float())
+        processed.append(probs)
+
+    short = replace(settings, max_new_tokens=min(settings.max_new_tokens, max_tokens))
+    for _ in generate(model, tokenizer, prompt, short, observe=observe):
+        pass
+    tokens = prompt_tokens + drawn
+    window = _window_start(len(tokens), model.config.block_size)  # only a prompt of a whole block moves it
+    keep = slice(max(window + 1 - len(prompt_tokens), 0), None)  # steps with a position of at least 1
+    positions = range(len(tokens) - window - len(drawn[keep]), len(tokens) - window)
+    steps = _steps(positions, drawn[keep], torch.softmax(torch.stack(logits[keep]), -1), torch.stack(processed[keep]))
+    window_tokens = tokens[window:]
+    return Inspection(window_tokens, len(prompt_tokens) - window, steps, trace(model, window_tokens), settings)
+
+
+def score(model: GPT, tokenizer: Tokenizer, prompt: str, text: str, settings: SamplingSettings) -> Inspection:
+    """Inspect a text already written after prompt: at each of its tokens, the
+    distribution the sampler would draw from under settings, and that token.
+    The window is the last block_size tokens of prompt and text."""
+    prompt_tokens = start_tokens(prompt, tokenizer, model.config.block_size)
+    tokens = prompt_tokens + (tokenizer.encode(text) if text else [])
+    window = _window_start(len(tokens), model.config.block_size)
+    window_tokens = tokens[window:]
+    prompt_length = max(len(prompt_tokens) - window, 0)
+    traced = trace(model, window_tokens)
+    first = max(prompt_length, 1)
+    logits = traced.logits[first - 1:-1]  # row s predicts the token at position first + s
+    targets = window_tokens[first:]
+    seen = _seen_before(tokens[:window + first], targets, model.config.vocab_size, logits.device)
+    steps = _steps(range(first, len(window_tokens)), targets, torch.softmax(logits, -1),
+                   processed_probabilities(logits, settings, seen))
+    return Inspection(window_tokens, prompt_length, steps, traced, settings)
+
+
+def _window_start(length: int, block_size: int) -> int:
+    return max(length - block_size, 0)
+
+
+def _seen_before(context: list[int], targets: list[int], vocab_size: int, device: torch.device) -> torch.Tensor:
+    """(S, V): the tokens the sampler's picker has seen before each target is drawn,
+    the context's and the targets' before it (for the repetition penalty)."""
+    seen = torch.zeros(vocab_size, dtype=torch.bool, device=device)
+    seen[context] = True
+    drawn = torch.nn.functional.one_hot(torch.tensor(targets, device=device), vocab_size).long()
+    return seen | (drawn.cumsum(0) - drawn > 0)
+
+
+def _steps(positions: range, tokens: list[int], raw: torch.Tensor, processed: torch.Tensor) -> list[Step]:
+    """A Step per token, from the raw and processed distributions (S, V) it was drawn
+    from. The candidates: the kept tokens, most likely first, then the removed ones
+    by their raw probability; the drawn token is always among them."""
+    if not tokens:
+        return []
+    rank = torch.where(processed > 0, processed + 1.0, raw)  # every kept token above every removed one
+    chosen = rank.topk(min(CANDIDATES, rank.size(-1)), dim=-1).indices
+    drawn = torch.tensor(tokens, device=raw.device).unsqueeze(-1)
+    missing = ~(chosen == drawn).any(-1)
+    chosen[missing, -1] = drawn[missing, 0]
+    ids, raws, kept = chosen.tolist(), raw.gather(-1, chosen).tolist(), processed.gather(-1, chosen).tolist()
+    drawn_raw, drawn_kept = raw.gather(-1, drawn)[:, 0].tolist(), processed.gather(-1, drawn)[:, 0].tolist()
+    return [Step(position, token, drawn_raw[s], drawn_kept[s],
+                 list(map(Candidate, ids[s], raws[s], kept[s])))
+            for s, (position, token) in enumerate(zip(positions, tokens, strict=True))]
+
+
+def token_labels(tokenizer: Tokenizer, tokens: list[int]) -> list[str]:
+    """The text of each token as it stands alone: with bpe, a token holding part
+    of a character's bytes shows those bytes as escapes (\\xe2)."""
+    return [tokenizer.token_bytes(token).decode("utf-8", errors="backslashreplace") for token in tokens]
