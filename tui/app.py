@@ -36,6 +36,7 @@ from tui.messages import (
     CheckpointSaveFailed,
     Evaluated,
     LoadProgress,
+    RunLogFailed,
     SessionReady,
     SettingsLoaded,
     TrainingPaused,
@@ -208,7 +209,7 @@ class MiniGPTApp(App[None]):
             return
         from tui.training import TrainingRun
 
-        self._run = TrainingRun(self.session.trainer, self.post_message)
+        self._run = TrainingRun(self.session, self.post_message)
         self.run_state = "training"
         self.log_line(f"training from step {self.session.trainer.step:,}")
         self._train(self._run)
@@ -273,6 +274,10 @@ class MiniGPTApp(App[None]):
         self.notify(f"{message.event.error}; the previous checkpoint is intact", title="Checkpoint not saved",
                     severity="error", timeout=15)
         self.log_line(f"save failed: {message.event.error}")
+
+    def on_run_log_failed(self, message: RunLogFailed) -> None:
+        self.notify(message.text, title="Metrics log", severity="warning", timeout=15)
+        self.log_line(f"warning: {message.text}")
 
     def on_training_paused(self, message: TrainingPaused) -> None:
         if message.paused and self.session:

@@ -61,6 +61,14 @@ class CheckpointSaveFailed(Message):
         self.event = event
 
 
+class RunLogFailed(Message):
+    """The run's metrics log cannot be written (reported once; training goes on)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
 class TrainingPaused(Message):
     """The training thread has stopped pulling steps (or started again)."""
 
