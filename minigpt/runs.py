@@ -20,6 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from minigpt.runlog import log_path
+
 XAxis = Literal["step", "tokens", "time"]
 YAxis = Literal["loss", "bpc"]
 X_KEYS = {"step": "step", "tokens": "tokens", "time": "elapsed"}
@@ -40,7 +42,8 @@ class Run:
     path: Path
     info: dict = field(default_factory=dict)  # the latest session's run line ({} for a log older than run lines)
     started: float | None = None  # Unix time the run's first session started
-    evals: list[dict] = field(default_factory=list)
+    evals: list[dict] = field(default_factory=list, repr=False)
+    train: list[dict] = field(default_factory=list, repr=False)  # the step lines
     last_step: dict | None = None  # the latest line with a step
 
     @property
@@ -93,6 +96,14 @@ class Run:
         x_key, y_key = X_KEYS[x], Y_KEYS[y]
         return [(e[x_key], e[y_key]) for e in self.evals if _is_number(e.get(x_key))]
 
+    def chart_points(self) -> tuple[list[tuple[int, float, float]], list[tuple[int, float, float]]]:
+        """The train and validation losses as (step, seconds used, loss), as the app's chart takes them."""
+        def points(records: list[dict], loss: str) -> list[tuple[int, float, float]]:
+            return [(r["step"], r["elapsed"], r[loss]) for r in records
+                    if _is_number(r.get("elapsed")) and _is_number(r.get(loss))]
+
+        return points(self.train, "loss"), points(self.evals, "val_loss")
+
     def samples(self) -> list[Sample]:
         """The sample drawn at each evaluation (logs from before samples were logged have none)."""
         return [Sample(int(e["step"]), e["val_loss"], e["sample"]) for e in self.evals
@@ -112,6 +123,12 @@ def load_runs(folder: Path) -> tuple[list[Run], list[str]]:
         if run is not None:
             runs.append(run)
     return runs, warnings
+
+
+def run_of_checkpoint(checkpoint: Path) -> tuple[Run | None, list[str]]:
+    """The run saved at checkpoint, as its log tells it (None for a run without a log), and the log's warnings."""
+    log, warnings = log_path(checkpoint), []
+    return (read_run(log, log.stem, warnings) if log.exists() else None), warnings
 
 
 def read_run(path: Path, name: str, warnings: list[str]) -> Run | None:
@@ -152,7 +169,7 @@ def _add(run: Run, record: dict) -> bool:
     kind = record.get("event")
     if kind == "run":
         if record.get("resumed_from") == 0:  # a new run in the same log: the older one is replaced
-            run.evals, run.last_step, run.started = [], None, None
+            run.evals, run.train, run.last_step, run.started = [], [], None, None
         run.info = record
         run.started = run.started or record.get("started")
         return True
@@ -162,7 +179,9 @@ def _add(run: Run, record: dict) -> bool:
         if not all(_is_number(record.get(key)) for key in EVAL_KEYS):
             return False
         run.evals.append(record)
-    elif kind != "step":
+    elif kind == "step":
+        run.train.append(record)
+    else:
         return False
     run.last_step = record
     if run.started is None and _is_number(record.get("time")):

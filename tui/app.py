@@ -31,11 +31,13 @@ from textual.widgets import TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from minigpt.errors import MiniGPTError
+from minigpt.runs import Sample, run_of_checkpoint
 from tui.messages import (
     CheckpointSaved,
     CheckpointSaveFailed,
     Evaluated,
     LoadProgress,
+    RunHistory,
     RunLogFailed,
     SessionReady,
     SettingsLoaded,
@@ -48,9 +50,10 @@ from tui.screens.settings import SettingsResult, SettingsScreen
 from tui.text import one_line
 from tui.views.completions import CompletionsPane
 from tui.views.log import LogView
+from tui.views.samples import SamplesView
 from tui.views.train import TrainView
 from tui.widgets.footer import AppFooter
-from tui.widgets.loss_chart import LossChart
+from tui.widgets.loss_chart import LossChart, RunScale
 from tui.widgets.status_bar import Progress, RunInfo, StatusBar
 
 if TYPE_CHECKING:
@@ -76,6 +79,8 @@ class MiniGPTApp(App[None]):
         Binding("1", "show_view('train-view')", "Chart", id="view-train", show=False,
                 tooltip="Show the loss chart and completions"),
         Binding("2", "show_view('log-view')", "Log", id="view-log", show=False, tooltip="Show the event log"),
+        Binding("4", "show_view('samples-view')", "Samples", id="view-samples", show=False,
+                tooltip="Show the samples of every evaluation, two side by side"),
         Binding("question_mark,f1", "help", "Help", id="help", tooltip="Show help and every key"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Quit (saving first while training)"),
     ]
@@ -93,6 +98,7 @@ class MiniGPTApp(App[None]):
     chart: LossChart
     completions: CompletionsPane
     event_log: LogView
+    samples: SamplesView
 
     def __init__(self, options: Options) -> None:
         super().__init__()
@@ -112,6 +118,8 @@ class MiniGPTApp(App[None]):
                 yield TrainView(id="train").data_bind(MiniGPTApp.session, MiniGPTApp.sampling)
             with TabPane("Log", id="log-view"):
                 yield LogView(id="log")
+            with TabPane("Samples", id="samples-view"):
+                yield SamplesView(id="samples")
         yield StatusBar(id="status").data_bind(state=MiniGPTApp.run_state, generating=MiniGPTApp.generating,
                                                message=MiniGPTApp.load_message, progress=MiniGPTApp.progress,
                                                info=MiniGPTApp.run_info)
@@ -122,6 +130,7 @@ class MiniGPTApp(App[None]):
         self.chart = self.query_one(LossChart)
         self.completions = self.query_one(CompletionsPane)
         self.event_log = self.query_one(LogView)
+        self.samples = self.query_one(SamplesView)
         self.completions.list.focus()
         self.watch(self.completions, "generating", self._completion_running, init=False)
         self.call_after_refresh(self._load)  # after the first paint: the loader spends seconds importing PyTorch
@@ -152,6 +161,8 @@ class MiniGPTApp(App[None]):
         session = open_session(options.config, options.explicit_keys, options.data, options.checkpoint,
                                "scratch" if options.from_scratch else "auto",
                                lambda text: self.post_message(LoadProgress(text)))
+        if session.resumed:
+            self.post_message(RunHistory(*run_of_checkpoint(session.checkpoint)))
         self.post_message(SessionReady(session))
 
     def on_load_progress(self, message: LoadProgress) -> None:
@@ -172,9 +183,22 @@ class MiniGPTApp(App[None]):
             self.log_line(f"settings: {problem}")
         self.refresh_bindings()
 
+    def on_run_history(self, message: RunHistory) -> None:
+        if message.run:
+            train, val = message.run.chart_points()
+            self.chart.add_train_losses(train)
+            for point in val:
+                self.chart.add_val_loss(*point)
+            self.samples.add_samples(message.run.samples())
+        for warning in message.warnings:
+            self.notify(warning, title="Metrics log", severity="warning", timeout=10)
+            self.log_line(f"warning: {warning}")
+
     def on_session_ready(self, message: SessionReady) -> None:
         self.session = session = message.session
         trainer = session.trainer
+        self.chart.scale = RunScale(trainer.config.batch_size * trainer.model_config.block_size,
+                                    trainer.splits.train_chars_per_token, trainer.splits.val_chars_per_token)
         if session.resumed:
             checkpoint = f"{session.checkpoint} (loaded, step {trainer.step:,})"
             self.notify(f"Loaded {session.checkpoint} at step {trainer.step:,}", title="Checkpoint")
@@ -259,6 +283,7 @@ class MiniGPTApp(App[None]):
         self.chart.add_val_loss(event.step, event.elapsed, event.val_loss)
         self.progress = replace(self.progress, val_loss=event.val_loss)
         self.completions.add_sample(event)
+        self.samples.add_samples([Sample(event.step, event.val_loss, event.sample)])
         self.log_line(f"step {event.step:,}: train {event.train_loss:.4f}  val {event.val_loss:.4f}  "
                       f"({event.val_bpc:.3f} bits/char)")
 
@@ -310,7 +335,8 @@ class MiniGPTApp(App[None]):
     def action_show_view(self, view: str) -> None:
         self.query_one(TabbedContent).active = view
         # Focus something in the new view: a focused widget left in the hidden one would switch back to it.
-        (self.event_log if view == "log-view" else self.completions.list).focus()
+        focus = {"log-view": self.event_log, "samples-view": self.samples}
+        focus.get(view, self.completions.list).focus()
 
     def action_settings(self) -> None:
         assert self.sampling is not None and self.settings_path is not None
@@ -350,7 +376,7 @@ class MiniGPTApp(App[None]):
 
     def all_bindings(self) -> list[tuple[DOMNode, Binding]]:
         """Every binding of the app and its views, with the node whose action it runs."""
-        nodes: list[DOMNode] = [self, self.query_one(TrainView), self.completions]
+        nodes: list[DOMNode] = [self, self.query_one(TrainView), self.completions, self.samples]
         return [(node, b) for node in nodes for b in node.BINDINGS if isinstance(b, Binding)]
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
