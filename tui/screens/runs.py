@@ -18,13 +18,13 @@ from textual.widgets.selection_list import Selection
 from textual.worker import Worker, WorkerState
 
 from minigpt.runs import Run, load_runs
-from tui.text import format_loss
 
 
 def describe(run: Run) -> str:
-    """One line of the list: the run, its size and tokenizer, how far it got."""
+    """One line of the list: the run, its size and tokenizer, how far it got (in bits per character,
+    the measure that compares tokenizers)."""
     bpc = f"{run.best_val_bpc:.3f}" if run.best_val_bpc is not None else "–"
-    return f"{run.label} · {run.steps:,} steps · best val {format_loss(run.best_val_loss)} ({bpc} bits/char)"
+    return f"{run.label} · {run.steps:,} steps · best val {bpc} bits/char"
 
 
 class RunsScreen(ModalScreen[list[Run] | None]):
@@ -76,4 +76,4 @@ class RunsScreen(ModalScreen[list[Run] | None]):
         listing.focus()
 
     def action_apply(self) -> None:
-        self.dismiss([self.runs[index] for index in self.query_one(SelectionList).selected])
+        self.dismiss([self.runs[index] for index in sorted(self.query_one(SelectionList).selected)])  # as listed

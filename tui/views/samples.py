@@ -90,7 +90,8 @@ class SamplesView(Vertical, can_focus=True):
             return
         count = len(self.samples)
         timeline = self.query_one(SampleTimeline)
-        timeline.count, timeline.left, timeline.right = count, self.left, self.right
+        timeline.steps = tuple(sample.step for sample in self.samples)
+        timeline.left, timeline.right = self.left, self.right
         if count:
             timeline.border_subtitle = f"steps {self.samples[0].step:,} to {self.samples[-1].step:,}"
         for side in ("left", "right"):

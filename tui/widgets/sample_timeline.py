@@ -14,22 +14,29 @@ from tui.text import TAB, format_loss
 
 
 class SampleTimeline(Widget):
-    """One row: a dot for each evaluation (buckets of them when there are more
-    than columns), with the two sides' places marked L and R."""
+    """One row, a track from the first evaluation's step to the latest's: a dot
+    at each evaluation, the two sides' samples marked L and R."""
 
-    count: reactive[int] = reactive(0)
-    left: reactive[int] = reactive(0)
+    steps: reactive[tuple[int, ...]] = reactive(())
+    left: reactive[int] = reactive(0)  # indices into steps
     right: reactive[int] = reactive(0)
 
     def render(self) -> RenderResult:
-        if not self.count:
+        if not self.steps:
             return "[dim]no samples yet[/]"
-        cells = min(self.count, max(self.size.width, 1))
-        row = ["[dim]·[/]"] * cells
-        left, right = (index * cells // self.count for index in (self.left, self.right))
+        width = max(self.size.width, 1)
+        row = ["[dim]─[/]"] * width
+        for index in range(len(self.steps)):
+            row[self._column(index, width)] = "[dim]•[/]"
+        left, right = self._column(self.left, width), self._column(self.right, width)
         row[left] = "[bold $text-accent]L[/]"
         row[right] = "[bold]◆[/]" if right == left else "[bold $text-primary]R[/]"
         return "".join(row)  # markup: the colours follow the theme
+
+    def _column(self, index: int, width: int) -> int:
+        """Where the sample at index lies on the track: by its step."""
+        first, last = self.steps[0], self.steps[-1]
+        return round((self.steps[index] - first) / (last - first) * (width - 1)) if last > first else 0
 
 
 class SampleCard(Static):
