@@ -38,12 +38,16 @@ def run_record(trainer: Trainer, corpus: str, started: float) -> dict:
     from minigpt.device import dtype_name
 
     return {"event": "run", "format": FORMAT, "started": round(started, 3), "resumed_from": trainer.step,
-            "elapsed": trainer.time_spent, "tokens": trainer.step * trainer.config.batch_size
-            * trainer.model_config.block_size,
+            "elapsed": trainer.time_spent, "tokens": tokens_seen(trainer, trainer.step),
             "parameters": trainer.num_parameters, "model": asdict(trainer.model_config),
             "tokenizer": trainer.tokenizer.kind, "vocab_size": trainer.tokenizer.vocab_size,
             "chars_per_token": round(trainer.splits.train_chars_per_token, 4), "corpus": corpus,
             "device": trainer.device.type, "dtype": dtype_name(trainer.dtype), "config": trainer.config.to_dict()}
+
+
+def tokens_seen(trainer: Trainer, step: int) -> int:
+    """Training tokens seen by the end of step (at this run's batch and block sizes)."""
+    return step * trainer.config.batch_size * trainer.model_config.block_size
 
 
 class RunLog:
@@ -54,7 +58,8 @@ class RunLog:
     def __init__(self, path: Path, trainer: Trainer, corpus: str,
                  on_error: Callable[[str], None] = lambda message: None) -> None:
         """corpus: the name of the text the run trains on."""
-        self.path, self.trainer, self.on_error = path, trainer, on_error
+        self.path = path.absolute()  # the log goes where the run started, whatever the directory is by then
+        self.trainer, self.on_error = trainer, on_error
         self.failed = False
         self._run_line: dict | None = run_record(trainer, corpus, time.time())  # until it is written
         self._last_step: StepEvent | None = None  # the latest step, and whether it has its line
@@ -74,7 +79,8 @@ class RunLog:
             self._write({"event": "eval", "step": event.step, "train_loss": event.train_loss,
                          "val_loss": event.val_loss, "train_bpc": event.train_bpc, "val_bpc": event.val_bpc,
                          "tokens_per_sec": self._last_step.tokens_per_sec if self._last_step else 0.0,
-                         "elapsed": event.elapsed, "tokens": self._tokens(event.step), "sample": event.sample})
+                         "elapsed": event.elapsed, "tokens": tokens_seen(self.trainer, event.step),
+                         "sample": event.sample})
 
     def finish(self) -> None:
         """The session's last step, if its line is not written yet (the run's last learning rate too)."""
@@ -85,10 +91,7 @@ class RunLog:
         self._last_step_logged = True
         self._write({"event": "step", "step": event.step, "loss": event.loss, "lr": event.lr,
                      "tokens_per_sec": event.tokens_per_sec, "elapsed": event.elapsed,
-                     "tokens": self._tokens(event.step)})
-
-    def _tokens(self, step: int) -> int:
-        return step * self.trainer.config.batch_size * self.trainer.model_config.block_size
+                     "tokens": tokens_seen(self.trainer, event.step)})
 
     def _write(self, record: dict) -> None:
         record["time"] = round(time.time(), 3)

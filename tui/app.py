@@ -31,6 +31,7 @@ from textual.widgets import TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from minigpt.errors import MiniGPTError
+from minigpt.runlog import tokens_seen
 from minigpt.runs import Sample, run_of_checkpoint
 from tui.messages import (
     CheckpointSaved,
@@ -197,8 +198,8 @@ class MiniGPTApp(App[None]):
     def on_session_ready(self, message: SessionReady) -> None:
         self.session = session = message.session
         trainer = session.trainer
-        self.chart.scale = RunScale(trainer.config.batch_size * trainer.model_config.block_size,
-                                    trainer.splits.train_chars_per_token, trainer.splits.val_chars_per_token)
+        self.chart.scale = RunScale(tokens_seen(trainer, step=1), trainer.splits.train_chars_per_token,
+                                    trainer.splits.val_chars_per_token)
         if session.resumed:
             checkpoint = f"{session.checkpoint} (loaded, step {trainer.step:,})"
             self.notify(f"Loaded {session.checkpoint} at step {trainer.step:,}", title="Checkpoint")

@@ -105,17 +105,22 @@ class LossChart(PlotextPlot):
         plt.xlabel(X_LABELS[self.x_axis] if labelled else "")
         plt.ylabel(Y_LABELS[self.y_axis] if labelled else "")
         self.border_subtitle = f"⣀ train  x val  · {'log' if self.log_scale else 'linear'}"
-        xs = []
-        for series, chars_per_token, draw in ((self.train, self.scale.train_chars_per_token, self._line),
-                                              (self.val, self.scale.val_chars_per_token, self._points)):
-            if series:
-                x, y = self._xs(series), self._ys(series, chars_per_token)
-                draw(x, y)
-                xs += x[:1] + x[-1:]
-        for run, colour in zip(self.overlays, OVERLAY_COLOURS * len(self.overlays), strict=False):
+        xs: list[float] = []  # the first and last x of every curve, for the ticks
+        if self.train:
+            x = self._xs(self.train)
+            plt.plot(x, self._ys(self.train, self.scale.train_chars_per_token), marker="braille",
+                     color=self._colour("primary"))
+            xs += x[:1] + x[-1:]
+        if self.val:
+            x = self._xs(self.val)
+            plt.scatter(x, self._ys(self.val, self.scale.val_chars_per_token), marker="x",
+                        color=self._colour("accent"))
+            xs += x[:1] + x[-1:]
+        for number, run in enumerate(self.overlays):
             if points := run.curve(self.x_axis, self.y_axis):
                 x, y = (list(column) for column in zip(*points, strict=True))
-                plt.plot(x, y, marker="braille", color=self._colour(colour), label=run.label)
+                colour = self._colour(OVERLAY_COLOURS[number % len(OVERLAY_COLOURS)])
+                plt.plot(x, y, marker="braille", color=colour, label=run.label)
                 xs += x[:1] + x[-1:]
         if xs:
             ticks = _ticks(min(xs), max(xs))
@@ -133,12 +138,6 @@ class LossChart(PlotextPlot):
         if self.y_axis == "loss":
             return losses
         return [loss / (math.log(2) * chars_per_token) for loss in losses]  # nats per token -> bits per character
-
-    def _line(self, x: list[float], y: list[float]) -> None:
-        self.plt.plot(x, y, marker="braille", color=self._colour("primary"))
-
-    def _points(self, x: list[float], y: list[float]) -> None:
-        self.plt.scatter(x, y, marker="x", color=self._colour("accent"))
 
     def _tick_label(self, tick: int) -> str:
         """Whole steps, a count of tokens (1.2k, 3.4M) or m:ss."""
