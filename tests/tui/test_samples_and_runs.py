@@ -18,6 +18,11 @@ def samples_shown(app) -> tuple[str, str]:
     return tuple(app.query_one(f"#sample-{side}", SampleCard).border_title for side in ("left", "right"))
 
 
+async def open_picker(pilot) -> None:
+    await pilot.press("r")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, RunsScreen) and pilot.app.screen.runs, "the runs picker")
+
+
 async def train_to(pilot, samples: int) -> None:
     app = pilot.app
     await pilot.press("t")
@@ -126,8 +131,7 @@ async def test_the_chart_axes_switch_and_other_runs_are_overlaid(workdir):
         await pilot.press("b")
         await wait_for(pilot, lambda: chart.y_axis == "bpc" and chart.border_title == "bits/char by step", "bits")
 
-        await pilot.press("r")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.runs, "the runs picker")
+        await open_picker(pilot)
         assert [run.name for run in app.screen.runs] == ["big", "small"]  # not this run's own log
         await pilot.press("down", "space", "enter")
         await wait_for(pilot, lambda: not isinstance(app.screen, RunsScreen), "the picker to close")
@@ -135,14 +139,12 @@ async def test_the_chart_axes_switch_and_other_runs_are_overlaid(workdir):
         drawn = chart.plt.uncolorize(chart.plt.build())
         assert "small (0.06M d64x2, char)" in drawn
 
-        await pilot.press("r")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.runs, "the runs picker")
+        await open_picker(pilot)
         await pilot.press("space", "escape")  # ticks big, then cancels: the chart stays as it was
         await wait_for(pilot, lambda: not isinstance(app.screen, RunsScreen), "the picker to close")
         assert [run.name for run in chart.overlays] == ["small"]
 
-        await pilot.press("r")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.runs, "the runs picker")
+        await open_picker(pilot)
         await pilot.press("space", "enter")  # small stays ticked; big too
         await wait_for(pilot, lambda: [run.name for run in chart.overlays] == ["big", "small"], "two overlays")
         drawn = chart.plt.uncolorize(chart.plt.build())
