@@ -11,17 +11,20 @@ design's behaviour); --from-scratch starts over, --resume insists on one.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from minigpt import config as cfg
 from minigpt.errors import MiniGPTError
 from minigpt.paths import DEFAULT_CHECKPOINT, DEFAULT_DATA
 from minigpt.terminal import format_seconds, printable
+
+if TYPE_CHECKING:
+    from minigpt.runlog import RunLog
 
 PROGRAM_START = time.monotonic()  # a time budget counts the program's start-up too
 
@@ -65,6 +68,7 @@ def train(args: argparse.Namespace) -> int:
 
     from minigpt.checkpoint import CheckpointError
     from minigpt.corpus import download_shakespeare
+    from minigpt.runlog import RunLog, log_path
     from minigpt.session import open_session
 
     console = Console(stderr=True)
@@ -87,8 +91,9 @@ def train(args: argparse.Namespace) -> int:
     if session.finished:
         return 0
     trainer = session.trainer
-    log_path = args.log or args.out.with_suffix(".jsonl")
-    outcome = run_with_progress(console, trainer, log_path, show_samples=not args.no_sample)
+    log = RunLog(args.log or log_path(args.out), trainer, session.corpus.name,
+                 on_error=lambda message: console.print(f"warning: {message}", markup=False))
+    outcome = run_with_progress(console, trainer, log, show_samples=not args.no_sample)
     if outcome.save_error:
         raise CheckpointError(f"{outcome.save_error}; the training since the last good save is lost, and any "
                               "earlier checkpoint there is intact; free some space or pass another --out, then run "
@@ -121,7 +126,7 @@ class RunOutcome:
     save_error: str | None = None  # why the latest save failed, if it did
 
 
-def run_with_progress(console, trainer, log_path: Path, show_samples: bool) -> RunOutcome:
+def run_with_progress(console, trainer, log: RunLog, show_samples: bool) -> RunOutcome:
     """Drive the trainer with a progress bar.
 
     The first Ctrl+C (or SIGTERM, as `kill` and service managers send) asks the
@@ -147,27 +152,19 @@ def run_with_progress(console, trainer, log_path: Path, show_samples: bool) -> R
     fields = ("{task.fields[where]}  loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[speed]}  "
               "{task.fields[left]}")
     columns = [TextColumn("[bold]train"), BarColumn(), TextColumn(fields)]
-    log = MetricsLog(log_path, console)
-    last_step, logged_step = None, None
     try:
         with Progress(*columns, console=console) as progress:
             task = progress.add_task("train", total=1.0, where=where(trainer, trainer.step), loss="-", val="-",
                                      speed="-", left="")
-            last_tps = 0.0
             for event in trainer.run(started=PROGRAM_START):
+                log.record(event)
                 if isinstance(event, StepEvent):
-                    last_tps, last_step = event.tokens_per_sec, event
                     left = "left" if trainer.config.time_budget else "ETA"
                     progress.update(task, completed=event.progress, where=where(trainer, event.step),
                                     loss=f"{event.loss:.4f}", speed=f"{event.tokens_per_sec:,.0f} tok/s",
                                     left=f"{left} {format_seconds(event.eta)}")
-                    if event.step % 10 == 0:
-                        logged_step = log_step(log, event)
                 elif isinstance(event, EvalEvent):
                     progress.update(task, val=f"{event.val_loss:.4f}")
-                    log.write({"event": "eval", "step": event.step, "train_loss": event.train_loss,
-                                    "val_loss": event.val_loss, "train_bpc": event.train_bpc,
-                                    "val_bpc": event.val_bpc, "tokens_per_sec": last_tps})
                     progress.console.print(f"step {event.step}: train {event.train_loss:.4f}  val {event.val_loss:.4f}"
                                            f" ({event.val_bpc:.3f} bits/char)")
                     if show_samples:
@@ -178,8 +175,7 @@ def run_with_progress(console, trainer, log_path: Path, show_samples: bool) -> R
                                            " and training goes on")
                 elif isinstance(event, SavedEvent):
                     outcome.save_error = None
-            if last_step is not None and last_step is not logged_step:
-                log_step(log, last_step)  # the run's last learning rate too
+            log.finish()
     finally:
         if not outcome.stopped_by:
             for stop_signal, handler in previous.items():
@@ -193,32 +189,6 @@ def where(trainer, step: int) -> str:
     if budget:
         return f"{format_seconds(trainer.time_spent)}/{format_seconds(budget)} step {step:,}"
     return f"{step:,}/{trainer.config.max_iters:,}"
-
-
-def log_step(log: MetricsLog, event) -> object:
-    log.write({"event": "step", "step": event.step, "loss": event.loss, "lr": event.lr,
-               "tokens_per_sec": event.tokens_per_sec, "elapsed": event.elapsed})
-    return event
-
-
-class MetricsLog:
-    """The JSON-lines metrics log, opened for each record. A failed write (a
-    full disk) is reported once and training goes on: the log must not cost the run."""
-
-    def __init__(self, path: Path, console) -> None:
-        self.path, self.console, self.failed = path, console, False
-
-    def write(self, record: dict) -> None:
-        record["time"] = round(time.time(), 3)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a") as log:
-                log.write(json.dumps(record) + "\n")
-        except OSError as e:
-            if not self.failed:
-                self.console.print(f"warning: cannot write the metrics log {self.path} ({e.strerror or e}); "
-                                   "training goes on", markup=False)
-            self.failed = True
 
 
 if __name__ == "__main__":

@@ -32,11 +32,15 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from minigpt.errors import MiniGPTError
 from minigpt.paths import DEFAULT_HISTORY
+from minigpt.runlog import tokens_seen
+from minigpt.runs import Sample, run_of_checkpoint
 from tui.messages import (
     CheckpointSaved,
     CheckpointSaveFailed,
     Evaluated,
     LoadProgress,
+    RunHistory,
+    RunLogFailed,
     SessionReady,
     SettingsLoaded,
     TrainingPaused,
@@ -49,9 +53,10 @@ from tui.text import one_line
 from tui.views.completions import CompletionsPane
 from tui.views.inspect import InspectView
 from tui.views.log import LogView
+from tui.views.samples import SamplesView
 from tui.views.train import TrainView
 from tui.widgets.footer import AppFooter
-from tui.widgets.loss_chart import LossChart
+from tui.widgets.loss_chart import LossChart, RunScale
 from tui.widgets.status_bar import Progress, RunInfo, StatusBar
 
 if TYPE_CHECKING:
@@ -79,6 +84,8 @@ class MiniGPTApp(App[None]):
         Binding("2", "show_view('log-view')", "Log", id="view-log", show=False, tooltip="Show the event log"),
         Binding("3", "inspect", "Inspect", id="view-inspect", show=False,
                 tooltip="Inspect the model on the prompt, or else the last completion"),
+        Binding("4", "show_view('samples-view')", "Samples", id="view-samples", show=False,
+                tooltip="Show the samples of every evaluation, two side by side"),
         Binding("question_mark,f1", "help", "Help", id="help", tooltip="Show help and every key"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Quit (saving first while training)"),
     ]
@@ -97,6 +104,7 @@ class MiniGPTApp(App[None]):
     completions: CompletionsPane
     event_log: LogView
     inspector: InspectView
+    samples: SamplesView
 
     def __init__(self, options: Options) -> None:
         super().__init__()
@@ -119,6 +127,8 @@ class MiniGPTApp(App[None]):
             with TabPane("Inspect", id="inspect-view"):
                 yield InspectView(id="inspect").data_bind(MiniGPTApp.session, MiniGPTApp.sampling,
                                                           MiniGPTApp.run_state)
+            with TabPane("Samples", id="samples-view"):
+                yield SamplesView(id="samples")
         yield StatusBar(id="status").data_bind(state=MiniGPTApp.run_state, generating=MiniGPTApp.generating,
                                                message=MiniGPTApp.load_message, progress=MiniGPTApp.progress,
                                                info=MiniGPTApp.run_info)
@@ -130,6 +140,7 @@ class MiniGPTApp(App[None]):
         self.completions = self.query_one(CompletionsPane)
         self.event_log = self.query_one(LogView)
         self.inspector = self.query_one(InspectView)
+        self.samples = self.query_one(SamplesView)
         self.completions.list.focus()
         self.watch(self.completions, "generating", self._completion_running, init=False)
         self.call_after_refresh(self._load)  # after the first paint: the loader spends seconds importing PyTorch
@@ -161,6 +172,8 @@ class MiniGPTApp(App[None]):
         session = open_session(options.config, options.explicit_keys, options.data, options.checkpoint,
                                "scratch" if options.from_scratch else "auto",
                                lambda text: self.post_message(LoadProgress(text)))
+        if session.resumed:
+            self.post_message(RunHistory(*run_of_checkpoint(session.checkpoint)))
         self.post_message(SessionReady(session))
 
     def on_load_progress(self, message: LoadProgress) -> None:
@@ -181,9 +194,22 @@ class MiniGPTApp(App[None]):
             self.log_line(f"settings: {problem}")
         self.refresh_bindings()
 
+    def on_run_history(self, message: RunHistory) -> None:
+        if message.run:
+            train, val = message.run.chart_points()
+            self.chart.add_train_losses(train)
+            for point in val:
+                self.chart.add_val_loss(*point)
+            self.samples.add_samples(message.run.samples())
+        for warning in message.warnings:
+            self.notify(warning, title="Metrics log", severity="warning", timeout=10)
+            self.log_line(f"warning: {warning}")
+
     def on_session_ready(self, message: SessionReady) -> None:
         self.session = session = message.session
         trainer = session.trainer
+        self.chart.scale = RunScale(tokens_seen(trainer, step=1), trainer.splits.train_chars_per_token,
+                                    trainer.splits.val_chars_per_token)
         if session.resumed:
             checkpoint = f"{session.checkpoint} (loaded, step {trainer.step:,})"
             self.notify(f"Loaded {session.checkpoint} at step {trainer.step:,}", title="Checkpoint")
@@ -218,7 +244,7 @@ class MiniGPTApp(App[None]):
             return
         from tui.training import TrainingRun
 
-        self._run = TrainingRun(self.session.trainer, self.post_message)
+        self._run = TrainingRun(self.session, self.post_message)
         self.run_state = "training"
         self.log_line(f"training from step {self.session.trainer.step:,}")
         self._train(self._run)
@@ -268,6 +294,7 @@ class MiniGPTApp(App[None]):
         self.chart.add_val_loss(event.step, event.elapsed, event.val_loss)
         self.progress = replace(self.progress, val_loss=event.val_loss)
         self.completions.add_sample(event)
+        self.samples.add_samples([Sample(event.step, event.val_loss, event.sample)])
         self.log_line(f"step {event.step:,}: train {event.train_loss:.4f}  val {event.val_loss:.4f}  "
                       f"({event.val_bpc:.3f} bits/char)")
 
@@ -283,6 +310,10 @@ class MiniGPTApp(App[None]):
         self.notify(f"{message.event.error}; the previous checkpoint is intact", title="Checkpoint not saved",
                     severity="error", timeout=15)
         self.log_line(f"save failed: {message.event.error}")
+
+    def on_run_log_failed(self, message: RunLogFailed) -> None:
+        self.notify(message.text, title="Metrics log", severity="warning", timeout=15)
+        self.log_line(f"warning: {message.text}")
 
     def on_training_paused(self, message: TrainingPaused) -> None:
         if message.paused and self.session:
@@ -315,7 +346,7 @@ class MiniGPTApp(App[None]):
     def action_show_view(self, view: str) -> None:
         self.query_one(TabbedContent).active = view
         # Focus something in the new view: a focused widget left in the hidden one would switch back to it.
-        focused = {"log-view": self.event_log, "inspect-view": self.inspector}
+        focused = {"log-view": self.event_log, "inspect-view": self.inspector, "samples-view": self.samples}
         focused.get(view, self.completions.list).focus()
 
     def action_inspect(self) -> None:
@@ -375,7 +406,7 @@ class MiniGPTApp(App[None]):
         """Every binding of the app and its views, with the node whose action it runs (once per id:
         the completion list shows some of the pane's)."""
         nodes: list[DOMNode] = [self, self.query_one(TrainView), self.completions, self.completions.list,
-                                self.inspector]
+                                self.inspector, self.samples]
         found: dict[str | None, tuple[DOMNode, Binding]] = {}
         for node in nodes:
             for binding in node.BINDINGS:

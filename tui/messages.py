@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:  # these modules import PyTorch, which the app loads after its first paint
+    from minigpt.runs import Run
     from minigpt.session import TrainingSession
     from minigpt.settings import LoadedSettings
     from minigpt.trainer import EvalEvent, SavedEvent, SaveFailedEvent, StepEvent
@@ -32,6 +33,15 @@ class SessionReady(Message):
     def __init__(self, session: TrainingSession) -> None:
         super().__init__()
         self.session = session
+
+
+class RunHistory(Message):
+    """A resumed run's earlier sessions, read from its metrics log, and what could not be read of it."""
+
+    def __init__(self, run: Run | None, warnings: list[str]) -> None:
+        super().__init__()
+        self.run = run
+        self.warnings = warnings
 
 
 class TrainingProgress(Message):
@@ -59,6 +69,14 @@ class CheckpointSaveFailed(Message):
     def __init__(self, event: SaveFailedEvent) -> None:
         super().__init__()
         self.event = event
+
+
+class RunLogFailed(Message):
+    """The run's metrics log cannot be written (reported once; training goes on)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
 
 
 class TrainingPaused(Message):

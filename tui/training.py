@@ -15,20 +15,32 @@ from collections.abc import Callable, Iterator
 from textual.message import Message
 from textual.worker import Worker
 
+from minigpt.runlog import RunLog, log_path
+from minigpt.session import TrainingSession
 from minigpt.trainer import EvalEvent, Event, SavedEvent, SaveFailedEvent, StepEvent, Trainer
-from tui.messages import CheckpointSaved, CheckpointSaveFailed, Evaluated, TrainingPaused, TrainingProgress
+from tui.messages import (
+    CheckpointSaved,
+    CheckpointSaveFailed,
+    Evaluated,
+    RunLogFailed,
+    TrainingPaused,
+    TrainingProgress,
+)
 
 PROGRESS_INTERVAL = 0.5  # seconds between progress messages: each costs the UI thread, and so training, CPU
 PAUSE_POLL = 0.05  # seconds between checks for resume, save or quit while paused
 
 
 class TrainingRun:
-    """One training session. run() is called in the worker thread; pause(),
-    resume(), stop() and request_save() may be called from any thread."""
+    """One training session, kept in the run's metrics log as minigpt-train keeps it.
+    run() is called in the worker thread; pause(), resume(), stop() and
+    request_save() may be called from any thread."""
 
-    def __init__(self, trainer: Trainer, post: Callable[[Message], object]) -> None:
-        self.trainer = trainer
+    def __init__(self, session: TrainingSession, post: Callable[[Message], object]) -> None:
+        self.trainer = trainer = session.trainer
         self._post = post
+        self.log = RunLog(log_path(session.checkpoint), trainer, session.corpus.name,
+                          on_error=lambda text: post(RunLogFailed(text)))
         self._paused = threading.Event()
         self._save_requested = threading.Event()
         self._losses: list[tuple[int, float, float]] = []  # step, seconds, loss
@@ -59,6 +71,7 @@ class TrainingRun:
                 self._between_steps(worker)
         finally:
             events.close()
+            self.log.finish()
             self._flush()
 
     def _between_steps(self, worker: Worker) -> None:
@@ -81,6 +94,7 @@ class TrainingRun:
             self._handle(event)
 
     def _handle(self, event: Event) -> None:
+        self.log.record(event)
         if isinstance(event, StepEvent):
             self._losses.append((event.step, event.elapsed, event.loss))
             self._last_step = event

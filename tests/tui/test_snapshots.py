@@ -6,10 +6,16 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input
 from textual.widgets._footer import FooterKey
-from tui_helpers import make_app, wait_for, wait_loaded, write_settings
+from tui_helpers import fake_run_log, make_app, wait_for, wait_loaded, write_settings
 
+from minigpt.runs import Sample
+from tui.screens.runs import RunsScreen
 from tui.screens.settings import SettingsScreen
 from tui.views.inspect import InspectView
+
+SAMPLES = [Sample(100, 4.1706, "ta  eh\nTiwlaa i e ,sdrn\nem  rhoe tnaaee"),
+           Sample(500, 2.4312, "Thas the wer thy lome,\nAnd sall the dot he his hance."),
+           Sample(1000, 1.8027, "ROMEO:\nWhat say the king? I will not stay the night,\nFor he is gone.")]
 
 
 def train_key_shown(app) -> bool:
@@ -55,3 +61,44 @@ async def inspect_open(pilot) -> None:
 def test_inspect_view(workdir, snap_compare, size):
     write_settings(workdir, "[sampling]\nseed = 3\ntop_k = 8\n")  # a fixed draw, and removed tokens to grey
     assert snap_compare(make_app(), terminal_size=size, run_before=inspect_open)
+async def samples_view(pilot) -> None:
+    await loaded(pilot)
+    pilot.app.samples.add_samples(SAMPLES)
+    await pilot.press("4", "left")  # the first sample beside the one before the latest
+    await wait_for(pilot, lambda: pilot.app.query_one("#views").active == "samples-view"
+                   and pilot.app.samples.right == 1, "the samples view")
+
+
+async def runs_picker(pilot) -> None:
+    await loaded(pilot)
+    await pilot.press("r")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, RunsScreen) and pilot.app.screen.runs, "the runs")
+    await pilot.press("space")
+
+
+async def runs_overlaid(pilot) -> None:
+    await runs_picker(pilot)
+    await pilot.press("down", "space", "enter", "b")
+    await wait_for(pilot, lambda: len(pilot.app.chart.overlays) == 2 and pilot.app.chart.y_axis == "bpc",
+                   "the overlays")
+
+
+def two_runs(workdir) -> None:
+    fake_run_log(workdir / "checkpoints/small.jsonl", 64, list(range(100, 1100, 100)))
+    fake_run_log(workdir / "checkpoints/big.jsonl", 256, list(range(100, 700, 100)), tokenizer="bpe")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_samples_view(workdir, snap_compare, size):
+    assert snap_compare(make_app(), terminal_size=size, run_before=samples_view)
+
+
+def test_runs_picker(workdir, snap_compare):
+    two_runs(workdir)
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=runs_picker)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_runs_overlaid_on_the_chart(workdir, snap_compare, size):
+    two_runs(workdir)
+    assert snap_compare(make_app(), terminal_size=size, run_before=runs_overlaid)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -65,3 +66,17 @@ def write_settings(workdir: Path, text: str) -> Path:
     path = workdir / "minigpt.toml"
     path.write_text(text)
     return path
+
+
+def fake_run_log(path: Path, d_model: int, steps: list[int], tokenizer: str = "char") -> None:
+    """A run's metrics log as minigpt.runlog writes it, with made-up figures."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [{"event": "run", "format": 1, "started": 1_780_000_000.0, "resumed_from": 0, "elapsed": 0.0,
+              "tokens": 0, "parameters": 1000 * d_model, "model": {"d_model": d_model, "n_layers": 2},
+              "tokenizer": tokenizer, "vocab_size": 512, "time": 1_780_000_000.0}]
+    for step in steps:
+        loss = 2.0 + 64 / d_model - step / 2000
+        lines.append({"event": "eval", "step": step, "train_loss": loss, "val_loss": loss, "train_bpc": loss / 0.7,
+                      "val_bpc": loss / 0.7, "tokens_per_sec": 1000.0, "elapsed": step / 10, "tokens": step * 256,
+                      "sample": f"sample {step}", "time": 1_780_000_000.0 + step / 10})
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))

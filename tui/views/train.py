@@ -1,5 +1,6 @@
 """The training view (key 1): the loss chart beside the completions pane, or
-above it in a narrow terminal."""
+above it in a narrow terminal. Its keys choose the chart's axes and the
+other runs (of the checkpoint's folder) whose curves it overlays."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from textual.containers import Horizontal
 from textual.reactive import var
 
 from tui.views.completions import CompletionsPane
-from tui.widgets.loss_chart import LossChart
+from tui.widgets.loss_chart import X_AXES, LossChart
 
 if TYPE_CHECKING:
+    from minigpt.runs import Run
     from minigpt.session import TrainingSession
     from minigpt.settings import SamplingSettings
 
@@ -21,7 +23,12 @@ if TYPE_CHECKING:
 class TrainView(Horizontal):
     BINDINGS = [
         Binding("l", "toggle_log_scale", "Log/lin", id="log-scale", tooltip="Toggle a log scale for the loss"),
-        Binding("a", "toggle_x_axis", "Axis", id="x-axis", tooltip="Plot the loss by step or by time used"),
+        Binding("a", "toggle_x_axis", "Axis", id="x-axis",
+                tooltip="Plot the loss by step, by training tokens seen or by time used"),
+        Binding("b", "toggle_y_axis", "Bits", id="y-axis", show=False,
+                tooltip="Plot the loss in nats per token or in bits per character"),
+        Binding("r", "pick_runs", "Runs", id="runs", show=False,  # the footer is full at 80 columns
+                tooltip="Overlay other runs' validation curves"),
     ]
 
     session: var[TrainingSession | None] = var(None)
@@ -37,4 +44,27 @@ class TrainView(Horizontal):
 
     def action_toggle_x_axis(self) -> None:
         chart = self.query_one(LossChart)
-        chart.x_axis = "time" if chart.x_axis == "step" else "step"
+        chart.x_axis = X_AXES[(X_AXES.index(chart.x_axis) + 1) % len(X_AXES)]
+
+    def action_toggle_y_axis(self) -> None:
+        chart = self.query_one(LossChart)
+        chart.y_axis = "bpc" if chart.y_axis == "loss" else "loss"
+
+    def action_pick_runs(self) -> None:
+        from minigpt.runlog import log_path
+        from tui.screens.runs import RunsScreen
+
+        assert self.session is not None  # check_action enables this only with a session
+        chart = self.query_one(LossChart)
+        screen = RunsScreen(self.session.checkpoint.parent, log_path(self.session.checkpoint),
+                            {run.path for run in chart.overlays})
+        self.app.push_screen(screen, self._runs_picked)
+
+    def _runs_picked(self, runs: list[Run] | None) -> None:
+        if runs is not None:
+            self.query_one(LossChart).set_overlays(runs)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "pick_runs":
+            return None if self.session is None else True
+        return True

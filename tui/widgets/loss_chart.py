@@ -1,9 +1,12 @@
 """The live loss chart: train loss as a line, validation loss as marked points,
-against the step or against the time the run has used."""
+against the step, the training tokens seen or the time the run has used, in
+nats per token or bits per character; and, overlaid, the validation curves of
+other runs (read from their logs), named in a legend by size and tokenizer."""
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual.app import RenderResult
@@ -11,28 +14,44 @@ from textual.color import Color
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
+from minigpt.runs import Run, XAxis, YAxis
 from minigpt.terminal import format_seconds
+from tui.text import format_count
 from tui.widgets.chart_series import DownsampledSeries
 
 REPLOT_INTERVAL = 1.0  # seconds: the chart redraws at most once a second: each redraw costs the trainer CPU
 LABELS_MIN_HEIGHT = 12  # rows; a shorter chart keeps its row for data (the border title names the axes)
 CAPACITY = 512  # points kept per curve; about twice a wide terminal's braille resolution
 TICKS = 5
-XAxis = Literal["step", "time"]
-COLUMN = {"step": 0, "time": 1}  # points are (step, seconds, loss)
+X_AXES: tuple[XAxis, ...] = ("step", "tokens", "time")
+X_LABELS = {"step": "step", "tokens": "tokens seen", "time": "time (m:ss)"}
+Y_LABELS = {"loss": "loss", "bpc": "bits/char"}
+OVERLAY_COLOURS = ("secondary", "warning", "success", "error", "foreground")  # theme variables, one a run
+
+
+@dataclass(frozen=True)
+class RunScale:
+    """What turns this run's (step, seconds, loss) points into tokens and bits per character."""
+
+    tokens_per_step: int = 0
+    train_chars_per_token: float = 1.0
+    val_chars_per_token: float = 1.0
 
 
 class LossChart(PlotextPlot):
-    """Train and validation loss against step or time. Points arrive in
-    batches; the plot is rebuilt on a timer, only when something changed."""
+    """Train and validation loss against step, tokens or time. Points arrive
+    in batches; the plot is rebuilt on a timer, only when something changed."""
 
     log_scale: reactive[bool] = reactive(False)
     x_axis: reactive[XAxis] = reactive("step")
+    y_axis: reactive[YAxis] = reactive("loss")
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.train = DownsampledSeries(CAPACITY)
         self.val = DownsampledSeries(CAPACITY)
+        self.scale = RunScale()
+        self.overlays: list[Run] = []
         self._stale = True
 
     def on_mount(self) -> None:
@@ -51,11 +70,22 @@ class LossChart(PlotextPlot):
         self.val.extend([(step, seconds, loss)])
         self._stale = True
 
+    def set_overlays(self, runs: list[Run]) -> None:
+        """Other runs whose validation curves are drawn over this one's."""
+        self.overlays = runs
+        self.replot()
+
     def watch_log_scale(self) -> None:
         self.replot()
 
-    def watch_x_axis(self, x_axis: XAxis) -> None:
-        self.border_title = f"loss by {x_axis}"
+    def watch_x_axis(self) -> None:
+        self._title()
+
+    def watch_y_axis(self) -> None:
+        self._title()
+
+    def _title(self) -> None:
+        self.border_title = f"{Y_LABELS[self.y_axis]} by {self.x_axis}"
         self.replot()
 
     def on_resize(self) -> None:
@@ -69,24 +99,49 @@ class LossChart(PlotextPlot):
         self._stale = False
         plt = self.plt
         plt.clear_data()
-        log = self.log_scale and bool(self.train or self.val)  # plotext cannot take the log of nothing
+        log = self.log_scale and bool(self.train or self.val or self.overlays)  # plotext cannot take the log of nothing
         plt.yscale("log" if log else "linear")
         labelled = self.size.height >= LABELS_MIN_HEIGHT
-        plt.xlabel(("step" if self.x_axis == "step" else "time (m:ss)") if labelled else "")
-        plt.ylabel("loss" if labelled else "")
+        plt.xlabel(X_LABELS[self.x_axis] if labelled else "")
+        plt.ylabel(Y_LABELS[self.y_axis] if labelled else "")
         self.border_subtitle = f"⣀ train  x val  · {'log' if self.log_scale else 'linear'}"
-        x = COLUMN[self.x_axis]
-        train_xs, val_xs = self.train.column(x), self.val.column(x)
+        xs: list[float] = []  # the first and last x of every curve, for the ticks
         if self.train:
-            plt.plot(train_xs, self.train.column(2), marker="braille", color=self._colour("primary"))
+            x = self._xs(self.train)
+            plt.plot(x, self._ys(self.train, self.scale.train_chars_per_token), marker="braille",
+                     color=self._colour("primary"))
+            xs += x[:1] + x[-1:]
         if self.val:
-            plt.scatter(val_xs, self.val.column(2), marker="x", color=self._colour("accent"))
-        ends = train_xs[:1] + train_xs[-1:] + val_xs[:1] + val_xs[-1:]
-        if ends:
-            ticks = _ticks(min(ends), max(ends))
-            labels = [str(t) if self.x_axis == "step" else format_seconds(t) for t in ticks]
-            plt.xticks(ticks, labels)
+            x = self._xs(self.val)
+            plt.scatter(x, self._ys(self.val, self.scale.val_chars_per_token), marker="x",
+                        color=self._colour("accent"))
+            xs += x[:1] + x[-1:]
+        for number, run in enumerate(self.overlays):
+            if points := run.curve(self.x_axis, self.y_axis):
+                x, y = (list(column) for column in zip(*points, strict=True))
+                colour = self._colour(OVERLAY_COLOURS[number % len(OVERLAY_COLOURS)])
+                plt.plot(x, y, marker="braille", color=colour, label=run.label)
+                xs += x[:1] + x[-1:]
+        if xs:
+            ticks = _ticks(min(xs), max(xs))
+            plt.xticks(ticks, [self._tick_label(t) for t in ticks])
         self.refresh()
+
+    def _xs(self, series: DownsampledSeries) -> list[float]:
+        if self.x_axis == "time":
+            return series.column(1)
+        steps = series.column(0)
+        return [step * self.scale.tokens_per_step for step in steps] if self.x_axis == "tokens" else steps
+
+    def _ys(self, series: DownsampledSeries, chars_per_token: float) -> list[float]:
+        losses = series.column(2)
+        if self.y_axis == "loss":
+            return losses
+        return [loss / (math.log(2) * chars_per_token) for loss in losses]  # nats per token -> bits per character
+
+    def _tick_label(self, tick: int) -> str:
+        """Whole steps, a count of tokens (1.2k, 3.4M) or m:ss."""
+        return {"step": str, "tokens": format_count, "time": format_seconds}[self.x_axis](tick)
 
     def render(self) -> RenderResult:
         try:
