@@ -205,7 +205,7 @@ def run_with_progress(console, trainer, log_path: Path, show_samples: bool) -> R
             if last_step is not None and last_step is not logged_step:
                 log_step(log, last_step)  # the run's last learning rate too
     finally:
-        if not outcome.stopped_by:
+        if not (outcome.stopped_by or trainer.stop_requested):  # stopping (maybe by another rank): let it end
             for stop_signal, handler in previous.items():
                 signal.signal(stop_signal, handler)
     return outcome

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -153,12 +155,36 @@ def test_a_killed_rank_ends_the_run_with_one_clear_error_and_a_loadable_checkpoi
     assert kept.step >= 4 and kept.step % 2 == 0  # one of the saves, whole
 
 
+def test_sigterm_to_one_rank_stops_every_rank_at_the_same_step_with_one_save(tmp_path, corpus_file):
+    if not Path("/proc/self/environ").exists():
+        pytest.skip("finds the rank's process through /proc (Linux)")
+    args = ["--standalone", "--nproc_per_node=2"] + CLI_ARGS + ["--max-iters", "1000000", "--set", "eval_interval=50"]
+    process = launch(args, tmp_path, start_new_session=True)
+    try:
+        wait_for(tmp_path / "m.jsonl", process, lambda record: record["event"] == "step")
+        os.kill(rank_pid(process.pid, rank=1), signal.SIGTERM)  # not rank 0: the collective must tell it
+        _, output = finish(process)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert "error:" not in output, output[-3000:]
+    stopped = re.findall(r"stopped at step (\d+); checkpoint saved to m.pt", output)
+    assert len(stopped) == 1, output[-3000:]  # rank 0 says it, once
+    kept = load_checkpoint(tmp_path / "m.pt")
+    assert kept.step == int(stopped[0]) and len(kept.rng_state["batch_streams"]) == 2
+
+
 def wait_for_saves(log: Path, process: subprocess.Popen, after_step: int) -> None:
     """Wait until the metrics log shows an evaluation (and so a save) past after_step."""
+    wait_for(log, process, lambda record: record["event"] == "eval" and record["step"] > after_step)
+
+
+def wait_for(log: Path, process: subprocess.Popen, wanted: Callable[[dict], bool]) -> None:
+    """Wait until the metrics log holds a record that is wanted."""
     deadline = time.monotonic() + LAUNCH_TIMEOUT
-    while not any(record["event"] == "eval" and record["step"] > after_step for record in logged(log)):
+    while not any(wanted(record) for record in logged(log)):
         assert process.poll() is None, finish(process)[1][-3000:]
-        assert time.monotonic() < deadline, "no save came"
+        assert time.monotonic() < deadline, "the run did not get that far"
         time.sleep(0.05)
 
 
