@@ -51,16 +51,15 @@ class World:
     def device(self, device: torch.device) -> torch.device:
         """The device this rank trains on: its own GPU on a machine with several."""
         if device.type == "cuda" and self.is_distributed:
-            torch.cuda.set_device(self.local_rank)
             return torch.device("cuda", self.local_rank)
         return device
 
-    def agree(self, values: list[float], device: torch.device) -> list[float]:
+    def agree(self, values: list[float]) -> list[float]:
         """Each value's maximum over the ranks: one small collective, which every
         rank must reach (so that a decision to stop or evaluate is the same everywhere)."""
         if not self.is_distributed:
             return values
-        tensor = torch.tensor(values, dtype=torch.float64, device=_comm_device(device))
+        tensor = torch.tensor(values, dtype=torch.float64, device=_comm_device())
         _collective(dist.all_reduce, tensor, op=dist.ReduceOp.MAX)
         return tensor.tolist()
 
@@ -68,7 +67,7 @@ class World:
         """A scalar tensor averaged over the ranks."""
         if not self.is_distributed:
             return value
-        tensor = value.detach().to(torch.float64).reshape(1).to(_comm_device(value.device))
+        tensor = value.detach().to(_comm_device(), torch.float64).reshape(1)
         _collective(dist.all_reduce, tensor, op=dist.ReduceOp.SUM)
         return tensor / self.size
 
@@ -78,9 +77,10 @@ class World:
             return [tensors]
         gathered = []
         for tensor in tensors:
-            parts = [torch.empty_like(tensor) for _ in range(self.size)]
-            _collective(dist.all_gather, parts, tensor)
-            gathered.append(parts)
+            local = tensor.to(_comm_device())
+            parts = [torch.empty_like(local) for _ in range(self.size)]
+            _collective(dist.all_gather, parts, local)
+            gathered.append([part.to(tensor.device) for part in parts])
         return [list(by_rank) for by_rank in zip(*gathered, strict=True)]
 
     def share_from_main(self, value: object) -> object:
@@ -88,12 +88,14 @@ class World:
         if not self.is_distributed:
             return value
         data = json.dumps(value).encode() if self.is_main else b""
-        length = torch.tensor([len(data)], dtype=torch.int64)
+        length = torch.tensor([len(data)], dtype=torch.int64, device=_comm_device())
         _collective(dist.broadcast, length, src=0)
-        buffer = torch.frombuffer(bytearray(data), dtype=torch.uint8) if self.is_main else \
-            torch.empty(int(length), dtype=torch.uint8)
+        buffer = torch.zeros(int(length), dtype=torch.uint8)
+        if self.is_main:
+            buffer = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        buffer = buffer.to(_comm_device())
         _collective(dist.broadcast, buffer, src=0)
-        return json.loads(bytes(buffer.tolist()).decode())
+        return json.loads(bytes(buffer.cpu().tolist()).decode())
 
 
 SINGLE = World()
@@ -120,6 +122,8 @@ def join(world: World, device_name: str) -> World:
     from minigpt.device import pick_device
 
     backend = "nccl" if pick_device(device_name).type == "cuda" else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(world.local_rank)  # before the group: NCCL works on the current GPU
     try:
         dist.init_process_group(backend, rank=world.rank, world_size=world.size,
                                 timeout=timedelta(seconds=timeout_seconds()))
@@ -173,9 +177,9 @@ def _collective(operation, *args, **kwargs) -> None:
         raise lost_peer(e) from None
 
 
-def _comm_device(device: torch.device) -> torch.device:
-    # NCCL exchanges tensors on the GPU, gloo on the CPU.
-    return device if dist.get_backend() == "nccl" else torch.device("cpu")
+def _comm_device() -> torch.device:
+    # NCCL exchanges tensors on this rank's GPU, gloo on the CPU.
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 def _first_line(error: BaseException) -> str:

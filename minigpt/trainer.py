@@ -192,7 +192,7 @@ class Trainer:
         if world.rank:
             torch.manual_seed(config.seed + world.rank)  # the same weights everywhere, but each rank its own dropout
         self.optimizer = make_optimizer(self.model, config, self.device)
-        self.streams = self._batch_streams(range(config.grad_accum))
+        self.streams = self._batch_streams()
         self.notes: list[str] = []  # what the user should know about a resume
         self.step = 0
         self.best_val_loss = float("inf")
@@ -212,19 +212,14 @@ class Trainer:
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=device_ids)
 
-    def _batch_streams(self, slots: range) -> list[BatchSampler]:
+    def _batch_streams(self) -> list[BatchSampler]:
         """A batch sampler for each micro-batch of an optimizer step (slot) that
         this rank runs: rank r has slots r*k to r*k+k-1, each seeded by its slot.
         The streams belong to the slots, not to the ranks, so the same data comes
         whatever the number of processes sharing them."""
-        mine = slots[self.world.rank * self.micro_steps:(self.world.rank + 1) * self.micro_steps]
+        first = self.world.rank * self.micro_steps
         return [BatchSampler(self.splits.train, self.config.batch_size, self.model_config.block_size,
-                             self.config.seed + slot) for slot in mine]
-
-    @property
-    def batches(self) -> BatchSampler:
-        """The first batch stream of this rank: the only one of a single process without grad_accum."""
-        return self.streams[0]
+                             self.config.seed + slot) for slot in range(first, first + self.micro_steps)]
 
     @property
     def finished(self) -> bool:
@@ -294,8 +289,7 @@ class Trainer:
         done = self.step >= self.config.max_iters
         evaluate = bool(budget and main and not (stop_asked or out_of_time or done) and self.clock.time_to_evaluate())
         progress = self.clock.progress(self.config.eval_iters) if budget and main else 0.0
-        stop_asked, out_of_time, evaluate, progress = self.world.agree(
-            [stop_asked, out_of_time, evaluate, progress], self.device)
+        stop_asked, out_of_time, evaluate, progress = self.world.agree([stop_asked, out_of_time, evaluate, progress])
         if stop_asked:
             self._stop.set()  # asked on another rank: this one ends the same way
         self._progress = progress if budget else None
