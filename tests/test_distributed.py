@@ -24,9 +24,12 @@ import pytest
 import torch
 from distributed_worker import GRAD_ACCUMS, STEPS, tiny_config
 
+from minigpt import config as cfg
 from minigpt.checkpoint import load_checkpoint, save_checkpoint
+from minigpt.config import ConfigError
 from minigpt.corpus import open_corpus
-from minigpt.trainer import StepEvent, Trainer
+from minigpt.distributed import DistributedError, from_environment, timeout_seconds
+from minigpt.trainer import StepEvent, Trainer, micro_steps
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 WORKER = Path(__file__).with_name("distributed_worker.py")
@@ -202,3 +205,43 @@ def rank_pid(torchrun_pid: int, rank: int) -> int:
         if f"RANK={rank}".encode() in variables:
             return int(child)
     raise AssertionError(f"no rank {rank} among torchrun's children {children}")
+
+
+# In this process, without torchrun: the rules that need no second rank.
+
+def test_grad_accum_must_be_shared_evenly_among_the_processes():
+    assert micro_steps(8, 4) == 2 and micro_steps(3, 1) == 3
+    with pytest.raises(ConfigError, match=r"grad_accum = 3 must be a multiple of the 2 processes.*--grad-accum 2"):
+        micro_steps(3, 2)
+    with pytest.raises(ConfigError, match="grad_accum = 0: expected a value from 1"):
+        cfg.resolve("tiny", assignments=["grad_accum=0"])
+
+
+@pytest.mark.parametrize("variables, message", [
+    ({"RANK": "one", "WORLD_SIZE": "2"}, "RANK='one', WORLD_SIZE='2': expected integers"),
+    ({"RANK": "2", "WORLD_SIZE": "2"}, "RANK=2 with WORLD_SIZE=2: expected 0 <= RANK < WORLD_SIZE"),
+    ({"RANK": "0", "WORLD_SIZE": "2", "MINIGPT_DIST_TIMEOUT": "soon"},
+     "MINIGPT_DIST_TIMEOUT='soon': expected a positive number of seconds"),
+])
+def test_a_bad_torchrun_environment_is_one_clear_error(monkeypatch, variables, message):
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(DistributedError, match=re.escape(message)):
+        from_environment()
+        timeout_seconds()
+
+
+def test_outside_torchrun_there_is_one_process(monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    assert from_environment() is None
+
+
+def test_a_resume_with_another_grad_accum_keeps_the_streams_it_has_and_says_so(tmp_path, corpus_file):
+    first, _ = unbroken_run(corpus_file, 1, 3)
+    save_checkpoint(tmp_path / "one.pt", first.checkpoint())
+    resumed = Trainer(tiny_config(2), open_corpus(corpus_file), resume=load_checkpoint(tmp_path / "one.pt"))
+    assert resumed.notes == ["the checkpoint holds 1 batch stream(s) and grad_accum is 2: the new ones start from "
+                             "their seed, so the data order differs from an unbroken run's"]
+    assert torch.equal(resumed.streams[0].generator.get_state(), first.streams[0].generator.get_state())
+    fresh = Trainer(tiny_config(2), open_corpus(corpus_file))
+    assert torch.equal(resumed.streams[1].generator.get_state(), fresh.streams[1].generator.get_state())
