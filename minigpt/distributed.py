@@ -63,6 +63,19 @@ class World:
         _collective(dist.all_reduce, tensor, op=dist.ReduceOp.MAX)
         return tensor.tolist()
 
+    def require_same(self, values: dict[str, int]) -> None:
+        """Stop, on every rank, if any of these differs between the ranks: they
+        would otherwise train different models without a word."""
+        if not self.is_distributed:
+            return
+        numbers = list(values.values())
+        agreed = self.agree(numbers + [-number for number in numbers])
+        for (name, _), highest, lowest in zip(values.items(), agreed, agreed[len(numbers):], strict=False):
+            if highest != -lowest:
+                raise DistributedError(f"the ranks disagree on {name} ({-lowest:,.0f} on one, {highest:,.0f} on "
+                                       "another): every machine must read the same corpus, config and checkpoint "
+                                       "(put --data and --out in a folder they share)")
+
     def mean(self, value: torch.Tensor) -> torch.Tensor:
         """A scalar tensor averaged over the ranks."""
         if not self.is_distributed:

@@ -186,6 +186,8 @@ class Trainer:
         check_fits_in_memory(self.model_config, config.batch_size, self.device)
         self.splits = split_corpus(corpus, self.tokenizer, config.val_fraction, self.model_config.block_size)
 
+        world.require_same({"the corpus's length in characters": corpus.length, "the vocabulary's size":
+                            self.tokenizer.vocab_size, "the step to resume from": resume.step if resume else 0})
         self.model = GPT(self.model_config).to(self.device)  # saved and sampled: never wrapped
         self.eval_model = torch.compile(self.model) if config.compile else self.model
         self.forward_model = self._wrap_for_ranks(self.eval_model)  # what training steps call

@@ -134,6 +134,19 @@ def test_two_nodes_on_localhost_train_once_and_resume_in_one_process(tmp_path, c
     assert_close(resumed.model.state_dict(), alone.model.state_dict())
 
 
+def test_ranks_that_read_different_corpora_stop_with_one_clear_error(tmp_path, corpus_file, corpus_text):
+    (tmp_path / "other.txt").write_text(corpus_text + "more")
+    port = free_port()
+    node = ["--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}",
+            f"--rdzv_id=minigpt-test-{port}"]
+    nodes = [launch(node + CLI_ARGS + ["--max-iters", "4"] + data, tmp_path) for data in ([], ["--data", "other.txt"])]
+    for status, output in (finish(process) for process in nodes):
+        assert status != 0
+        errors = [line for line in output.splitlines() if "error:" in line and line.startswith("minigpt-train")]
+        assert len(errors) == 1 and "the ranks disagree on the corpus's length in characters" in errors[0], output
+    assert not (tmp_path / "m.pt").exists()
+
+
 def test_a_killed_rank_ends_the_run_with_one_clear_error_and_a_loadable_checkpoint(tmp_path, corpus_file):
     if not Path("/proc/self/environ").exists():
         pytest.skip("finds the rank's process through /proc (Linux)")
