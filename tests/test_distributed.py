@@ -67,6 +67,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def two_nodes() -> list[str]:
+    """torchrun's flags for one of two "machines" (1 process each) meeting by c10d rendezvous on this one."""
+    port = free_port()
+    return ["--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}",
+            f"--rdzv_id=minigpt-test-{port}"]
+
+
 def unbroken_run(corpus: Path, grad_accum: int, steps: int) -> tuple[Trainer, list[float]]:
     """The same training in this process alone, with grad_accum micro-batches a step."""
     trainer = Trainer(replace(tiny_config(grad_accum), max_iters=steps), open_corpus(corpus))
@@ -107,10 +114,7 @@ def test_two_ranks_hold_one_model_equal_to_one_process_with_accumulation(tmp_pat
 
 
 def test_two_nodes_on_localhost_train_once_and_resume_in_one_process(tmp_path, corpus_file):
-    port = free_port()
-    node = ["--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}",
-            f"--rdzv_id=minigpt-test-{port}"]
-    args = node + CLI_ARGS + ["--max-iters", "4", "--set", "eval_interval=2"]
+    args = two_nodes() + CLI_ARGS + ["--max-iters", "4", "--set", "eval_interval=2"]
     nodes = [launch(args, tmp_path) for _ in range(2)]
     results = [finish(process) for process in nodes]
     for status, output in results:
@@ -136,9 +140,7 @@ def test_two_nodes_on_localhost_train_once_and_resume_in_one_process(tmp_path, c
 
 def test_ranks_that_read_different_corpora_stop_with_one_clear_error(tmp_path, corpus_file, corpus_text):
     (tmp_path / "other.txt").write_text(corpus_text + "more")
-    port = free_port()
-    node = ["--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}",
-            f"--rdzv_id=minigpt-test-{port}"]
+    node = two_nodes()
     nodes = [launch(node + CLI_ARGS + ["--max-iters", "4"] + data, tmp_path) for data in ([], ["--data", "other.txt"])]
     for status, output in (finish(process) for process in nodes):
         assert status != 0
