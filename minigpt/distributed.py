@@ -69,10 +69,11 @@ class World:
         if not self.is_distributed:
             return
         numbers = list(values.values())
-        agreed = self.agree(numbers + [-number for number in numbers])
-        for (name, _), highest, lowest in zip(values.items(), agreed, agreed[len(numbers):], strict=False):
-            if highest != -lowest:
-                raise DistributedError(f"the ranks disagree on {name} ({-lowest:,.0f} on one, {highest:,.0f} on "
+        agreed = self.agree(numbers + [-number for number in numbers])  # the maxima, and minus the minima
+        highest, lowest = agreed[:len(numbers)], [-value for value in agreed[len(numbers):]]
+        for name, high, low in zip(values, highest, lowest, strict=True):
+            if high != low:
+                raise DistributedError(f"the ranks disagree on {name} ({low:,.0f} on one, {high:,.0f} on "
                                        "another): every machine must read the same corpus, config and checkpoint "
                                        "(put --data and --out in a folder they share)")
 
@@ -103,10 +104,8 @@ class World:
         data = json.dumps(value).encode() if self.is_main else b""
         length = torch.tensor([len(data)], dtype=torch.int64, device=_comm_device())
         _collective(dist.broadcast, length, src=0)
-        buffer = torch.zeros(int(length), dtype=torch.uint8)
-        if self.is_main:
-            buffer = torch.frombuffer(bytearray(data), dtype=torch.uint8)
-        buffer = buffer.to(_comm_device())
+        buffer = (torch.frombuffer(bytearray(data), dtype=torch.uint8) if self.is_main
+                  else torch.zeros(int(length), dtype=torch.uint8)).to(_comm_device())
         _collective(dist.broadcast, buffer, src=0)
         return json.loads(bytes(buffer.cpu().tolist()).decode())
 
