@@ -75,10 +75,13 @@ def train(args: argparse.Namespace, world=None) -> int:
         return train_one(args, config, explicit_keys, world)
     from minigpt.distributed import join, leave
 
+    finished_cleanly = False
     try:
-        return train_one(args, config, explicit_keys, join(world, config.device))
+        status = train_one(args, config, explicit_keys, join(world, config.device))
+        finished_cleanly = True
+        return status
     finally:
-        leave()
+        leave(finished_cleanly)
 
 
 def train_one(args: argparse.Namespace, config, explicit_keys, world) -> int:

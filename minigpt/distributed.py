@@ -145,10 +145,19 @@ def join(world: World, device_name: str) -> World:
     return world
 
 
-def leave() -> None:
-    """Leave the process group, if this process joined one."""
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def leave(finished_cleanly: bool) -> None:
+    """Leave the process group, if this process joined one. After a clean end
+    every rank first waits for the others: a rank that tore its group down while
+    another still exchanged could abort it (gloo's threads, at exit). After an
+    error the others may never come, so none is waited for."""
+    if not dist.is_initialized():
+        return
+    if finished_cleanly:
+        try:
+            _collective(dist.barrier)
+        except DistributedError:
+            pass  # another rank has gone already: nothing left to wait for
+    dist.destroy_process_group()
 
 
 def timeout_seconds() -> float:

@@ -48,11 +48,9 @@ def train(grad_accum: int, corpus_path: str, world: World) -> dict:
 def main(corpus_path: str, out: str) -> None:
     torch.set_num_threads(1)
     world = join(from_environment(), "cpu")
-    try:
-        for grad_accum in GRAD_ACCUMS:
-            torch.save(train(grad_accum, corpus_path, world), Path(out) / f"rank{world.rank}-accum{grad_accum}.pt")
-    finally:
-        leave()
+    for grad_accum in GRAD_ACCUMS:
+        torch.save(train(grad_accum, corpus_path, world), Path(out) / f"rank{world.rank}-accum{grad_accum}.pt")
+    leave(finished_cleanly=True)
 
 
 if __name__ == "__main__":
