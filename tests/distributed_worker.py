@@ -11,6 +11,7 @@ that should not have one shows).
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
@@ -34,15 +35,19 @@ def tiny_config(grad_accum: int) -> cfg.TrainConfig:
 
 def train(grad_accum: int, corpus_path: str, world: World) -> dict:
     trainer = Trainer(tiny_config(grad_accum), open_corpus(corpus_path), world=world)
-    syncs: list[int] = []  # the step during whose backward each gradient exchange came
+    exchanges: list[int] = []  # a bucket each; the hook holds no reference to the trainer, so nothing outlives it
 
     def counting_hook(state, bucket):  # no annotations: DDP checks them, and they are strings here
-        syncs.append(trainer.step)
+        exchanges.append(bucket.index())
         return allreduce_hook(state, bucket)
 
     trainer.forward_model.register_comm_hook(None, counting_hook)
-    losses = [event.loss for event in trainer.run() if isinstance(event, StepEvent)]
-    return {"weights": trainer.model.state_dict(), "losses": losses, "syncs": syncs}
+    losses, exchanged = [], []  # exchanged: the gradient exchanges so far, after each step
+    for event in trainer.run():
+        if isinstance(event, StepEvent):
+            losses.append(event.loss)
+            exchanged.append(len(exchanges))
+    return {"weights": trainer.model.state_dict(), "losses": losses, "exchanged": exchanged}
 
 
 def main(corpus_path: str, out: str) -> None:
@@ -50,6 +55,7 @@ def main(corpus_path: str, out: str) -> None:
     world = join(from_environment(), "cpu")
     for grad_accum in GRAD_ACCUMS:
         torch.save(train(grad_accum, corpus_path, world), Path(out) / f"rank{world.rank}-accum{grad_accum}.pt")
+    gc.collect()  # the DDP wrappers and their hooks go while the process group is still there
     leave(finished_cleanly=True)
 
 
