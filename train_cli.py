@@ -3,6 +3,7 @@
     minigpt-train                          # default preset, data/input.txt or the built-in corpus
     minigpt-train --preset quick --data my.txt
     minigpt-train --config run.toml --set lr=1e-3 --max-iters 5000
+    torchrun --standalone --nproc_per_node=2 -m train_cli --grad-accum 2   # one model, two processes (DDP)
 
 Training resumes from the checkpoint at --out when one exists (the original
 design's behaviour); --from-scratch starts over, --resume insists on one.
@@ -11,6 +12,7 @@ design's behaviour); --from-scratch starts over, --resume insists on one.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -51,18 +53,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    program = "minigpt-train"
     try:
-        return train(args)
+        world = None
+        if "WORLD_SIZE" in os.environ:  # under torchrun; only then is PyTorch imported this early
+            from minigpt.distributed import from_environment
+
+            world = from_environment()
+            if world and not world.is_main:
+                program += f" (rank {world.rank})"  # each rank says what stopped it
+        return train(args, world)
     except MiniGPTError as e:  # every expected failure is one clear line
-        print(f"minigpt-train: error: {e}", file=sys.stderr)
+        print(f"{program}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl+C before training started: nothing to save
         print("minigpt-train: interrupted before training started; nothing was written", file=sys.stderr)
         return 130
 
 
-def train(args: argparse.Namespace) -> int:
+def train(args: argparse.Namespace, world=None) -> int:
+    """world: this process's place in a torchrun run, or None outside torchrun."""
     config, explicit_keys = cfg.from_arguments(args)
+    if world is None:
+        return train_one(args, config, explicit_keys, world)
+    from minigpt.distributed import join, leave
+
+    finished_cleanly = False
+    try:
+        status = train_one(args, config, explicit_keys, join(world, config.device))
+        finished_cleanly = True
+        return status
+    finally:
+        leave(finished_cleanly)
+
+
+def train_one(args: argparse.Namespace, config, explicit_keys, world) -> int:
+    """Train as the only process, or as one rank of a torchrun run: rank 0 alone shows and logs."""
 
     from rich.console import Console
 
@@ -71,7 +97,7 @@ def train(args: argparse.Namespace) -> int:
     from minigpt.runlog import RunLog, log_path
     from minigpt.session import open_session
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, quiet=bool(world and not world.is_main))
     if args.download:
         target = args.data or DEFAULT_DATA
         if target.exists():
@@ -82,7 +108,8 @@ def train(args: argparse.Namespace) -> int:
         args.data = target
     start = "scratch" if args.from_scratch else "resume" if args.resume else "auto"
     with console.status("starting…") as status:  # the corpus, a checkpoint, the tokenizer's merges, the shape
-        session = open_session(config, explicit_keys, args.data, args.out, start, progress=status.update)
+        session = open_session(config, explicit_keys, args.data, args.out, start, progress=status.update,
+                               world=world)
     if session.shape_choice:
         console.print(session.shape_choice, markup=False, soft_wrap=True)  # one line, also in a log
     describe_run(console, session)
@@ -92,15 +119,16 @@ def train(args: argparse.Namespace) -> int:
         return 0
     trainer = session.trainer
     log = RunLog(args.log or log_path(args.out), trainer, session.corpus.name,
-                 on_error=lambda message: console.print(f"warning: {message}", markup=False))
+                 on_error=lambda message: console.print(f"warning: {message}", markup=False)) \
+        if not world or world.is_main else None  # under torchrun, rank 0 alone logs
     outcome = run_with_progress(console, trainer, log, show_samples=not args.no_sample)
     if outcome.save_error:
         raise CheckpointError(f"{outcome.save_error}; the training since the last good save is lost, and any "
                               "earlier checkpoint there is intact; free some space or pass another --out, then run "
                               "again")
-    if outcome.stopped_by:
+    if outcome.stopped_by or trainer.stop_requested:  # by a signal here, or (under torchrun) on another rank
         console.print(f"stopped at step {trainer.step}; checkpoint saved to {args.out}")
-        return 128 + outcome.stopped_by  # the shell's convention: 130 for Ctrl+C, 143 for SIGTERM
+        return 128 + (outcome.stopped_by or signal.SIGTERM)  # the shell's convention: 130 for Ctrl+C, 143 for SIGTERM
     console.print(f"done: step {trainer.step}, best val loss {trainer.best_val_loss:.4f}, saved to {args.out}")
     return 0
 
@@ -126,7 +154,7 @@ class RunOutcome:
     save_error: str | None = None  # why the latest save failed, if it did
 
 
-def run_with_progress(console, trainer, log: RunLog, show_samples: bool) -> RunOutcome:
+def run_with_progress(console, trainer, log: RunLog | None, show_samples: bool) -> RunOutcome:
     """Drive the trainer with a progress bar.
 
     The first Ctrl+C (or SIGTERM, as `kill` and service managers send) asks the
@@ -157,7 +185,8 @@ def run_with_progress(console, trainer, log: RunLog, show_samples: bool) -> RunO
             task = progress.add_task("train", total=1.0, where=where(trainer, trainer.step), loss="-", val="-",
                                      speed="-", left="")
             for event in trainer.run(started=PROGRAM_START):
-                log.record(event)
+                if log:
+                    log.record(event)
                 if isinstance(event, StepEvent):
                     left = "left" if trainer.config.time_budget else "ETA"
                     progress.update(task, completed=event.progress, where=where(trainer, event.step),
@@ -175,9 +204,10 @@ def run_with_progress(console, trainer, log: RunLog, show_samples: bool) -> RunO
                                            " and training goes on")
                 elif isinstance(event, SavedEvent):
                     outcome.save_error = None
-            log.finish()
+            if log:
+                log.finish()
     finally:
-        if not outcome.stopped_by:
+        if not (outcome.stopped_by or trainer.stop_requested):  # stopping (maybe by another rank): let it end
             for stop_signal, handler in previous.items():
                 signal.signal(stop_signal, handler)
     return outcome

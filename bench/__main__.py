@@ -10,6 +10,7 @@
     python -m bench tokenizer           # byte-level BPE: learning and encoding speed
     python -m bench completions         # a 10,000-entry completions file: load time, the app's first paint
     python -m bench nanogpt --repo DIR  # karpathy/nanoGPT's CPU recipe in a wall-clock budget, to compare
+    python -m bench ddp                 # torchrun: 1 process x 2 threads against 2 processes x 1 thread; DDP on CUDA
 
 A subcommand is a Command in COMMANDS: a help line and the module of bench/
 with its two functions, one adding its flags to an argparse parser and one
@@ -56,6 +57,8 @@ COMMANDS: dict[str, Command] = {
     "corpus": Command("fetch a second corpus for the budget benchmarks (Paradise Lost, from PyPI)", "corpus"),
     "nanogpt": Command("karpathy/nanoGPT's CPU recipe on a corpus: the val loss reached in a wall-clock budget",
                        "nanogpt"),
+    "ddp": Command("torchrun (DDP): tokens/s of 1 process x N threads against N processes x 1 thread; on CUDA, "
+                   "DDP's overhead and an NCCL run", "ddp"),
 }
 
 

@@ -85,7 +85,7 @@ def run_throughput(args: argparse.Namespace) -> None:
         next(runs)
     _sync(device)
     seconds = time.perf_counter() - started
-    tokens_per_sec = args.steps * config.batch_size * config.block_size / seconds
+    tokens_per_sec = args.steps * config.batch_size * config.block_size * config.grad_accum / seconds
     model_flops = tokens_per_sec * trainer.model.flops_per_token()
     peak = {d: matmul_flops(d, device) for d in sorted({torch.float32, dtype}, key=str)}
     name = dtype_name(dtype)

@@ -59,7 +59,10 @@ class TrainConfig:
     vocab_size: int = _setting(1024, "bpe only: tokens in the vocabulary, the 256 bytes included", low=256,
                                high=32_768)
     # optimisation
-    batch_size: int = _setting(24, "sequences per step", low=1, high=65536)
+    batch_size: int = _setting(24, "sequences per micro-batch", low=1, high=65536)
+    grad_accum: int = _setting(1, "micro-batches per optimizer step, over all the processes of a torchrun run "
+                               "(a multiple of their number): a step sees batch_size x block_size x grad_accum "
+                               "tokens on any number of processes", low=1, high=4096)
     lr: float = _setting(4e-3, "peak learning rate", low=0.0, high=1.0)
     min_lr: float = _setting(2e-4, "learning rate at the end of the cosine decay", low=0.0, high=1.0)
     max_iters: int = _setting(3100, "training steps (with a time budget: at most this many)", low=1, high=MAX_ITERS)

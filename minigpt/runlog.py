@@ -46,8 +46,8 @@ def run_record(trainer: Trainer, corpus: str, started: float) -> dict:
 
 
 def tokens_seen(trainer: Trainer, step: int) -> int:
-    """Training tokens seen by the end of step (at this run's batch and block sizes)."""
-    return step * trainer.config.batch_size * trainer.model_config.block_size
+    """Training tokens seen by the end of step (at this run's batch, block and accumulation sizes)."""
+    return step * trainer.tokens_per_step
 
 
 class RunLog:

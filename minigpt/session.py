@@ -23,6 +23,8 @@ from minigpt.terminal import format_seconds
 
 if TYPE_CHECKING:
     from minigpt.checkpoint import Checkpoint
+    from minigpt.distributed import World
+    from minigpt.shape import Choice
     from minigpt.tokenizer import Tokenizer
     from minigpt.trainer import Trainer
 
@@ -59,15 +61,19 @@ class TrainingSession:
 
 
 def open_session(config: TrainConfig, explicit_keys: Collection[str], data: Path | None, checkpoint: Path,
-                 start: Start = "auto", progress: Callable[[str], None] = lambda text: None) -> TrainingSession:
+                 start: Start = "auto", progress: Callable[[str], None] = lambda text: None,
+                 world: World | None = None) -> TrainingSession:
     """Read the corpus (data, else data/input.txt, else the built-in one), load
     the checkpoint unless start is "scratch", and build the trainer.
     explicit_keys are the settings the user gave (by file, --set or flag):
-    a resumed model keeps its shape, and a note says so when they differ."""
+    a resumed model keeps its shape, and a note says so when they differ.
+    world: this process's place in a torchrun run; rank 0 picks a time budget's
+    shape for all of them."""
     progress("reading the corpus…")
     corpus = choose_corpus(data)  # streamed; a bad file fails here, before PyTorch is imported (seconds)
     from minigpt.checkpoint import load_checkpoint
     from minigpt.data import make_tokenizer
+    from minigpt.distributed import SINGLE
     from minigpt.shape import choose_shape
     from minigpt.trainer import Trainer
 
@@ -90,16 +96,29 @@ def open_session(config: TrainConfig, explicit_keys: Collection[str], data: Path
         tokenizer = make_tokenizer(config.tokenizer, corpus, config.val_fraction, config.vocab_size,
                                    lambda done, total: progress(merges_progress(done, total)))
         corpus_tokens = _training_tokens(corpus, config, tokenizer)
-        if choice := choose_shape(config, explicit_keys, corpus_tokens, tokenizer.vocab_size, progress):
+        choice = _shared_shape(world or SINGLE, lambda: choose_shape(config, explicit_keys, corpus_tokens,
+                                                                      tokenizer.vocab_size, progress))
+        if choice:
             config = apply_overrides(config, choice.settings, source="the shape chosen for the time budget")
     progress("building the model…")
-    trainer = Trainer(config, corpus, checkpoint_path=checkpoint, resume=resume, tokenizer=tokenizer)
+    trainer = Trainer(config, corpus, checkpoint_path=checkpoint, resume=resume, tokenizer=tokenizer,
+                      world=world or SINGLE)
+    notes += trainer.notes
     check_writable(checkpoint)  # after the corpus and vocabulary checks, whose errors say more
     session = TrainingSession(trainer, corpus, checkpoint, resume is not None, notes,
                               choice.description if choice else None)
     if session.finished:
         notes.append(session.finished_note())
     return session
+
+
+def _shared_shape(world: World, choose: Callable[[], Choice | None]) -> Choice | None:
+    """The shape rank 0 chooses, on every rank: timed once, and the same model everywhere."""
+    from minigpt.shape import Choice
+
+    choice = choose() if world.is_main else None
+    shared = world.share_from_main(choice and [choice.settings, choice.description])
+    return Choice(*shared) if shared else None
 
 
 def merges_progress(done: int, total: int) -> str:

@@ -8,10 +8,18 @@ The library never prints: a CLI draws a progress bar from the events, a
 Textual worker posts them to the screen. Between two events the loop is
 suspended, so a consumer pauses training simply by not asking for the next
 one, and stops it with request_stop() (checked before every step).
+
+Under torchrun each process runs a Trainer with the same config and its own
+World (minigpt.distributed): the model is wrapped in DistributedDataParallel,
+each rank draws its own batches, and rank 0 alone evaluates, samples and
+writes the checkpoint. Every decision that would otherwise differ between
+ranks (stop, evaluate, where a time budget's schedule stands) is taken by a
+collective before each step, so that no rank waits for another that has gone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -20,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from minigpt.checkpoint import Checkpoint, save_checkpoint
 from minigpt.clock import BudgetClock
@@ -27,6 +36,7 @@ from minigpt.config import ConfigError, TrainConfig
 from minigpt.corpus import Corpus
 from minigpt.data import BatchSampler, make_tokenizer, split_corpus
 from minigpt.device import autocast, device_memory, pick_device, pick_dtype
+from minigpt.distributed import SINGLE, DistributedError, World, is_communication_error, lost_peer
 from minigpt.errors import MiniGPTError
 from minigpt.model import GPT, ModelConfig
 from minigpt.sampling import sample_text
@@ -131,6 +141,18 @@ def make_optimizer(model: GPT, config: TrainConfig, device: torch.device) -> tor
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, config.beta2), fused=fused)
 
 
+def micro_steps(grad_accum: int, world_size: int) -> int:
+    """The micro-batches each process runs per optimizer step. grad_accum counts
+    them over all processes, so that an optimizer step sees batch_size x
+    block_size x grad_accum tokens whatever the number of processes."""
+    if grad_accum % world_size:
+        raise ConfigError(f"grad_accum = {grad_accum} must be a multiple of the {world_size} processes of this run: "
+                          "it counts the micro-batches of an optimizer step over all of them, so that a step sees "
+                          f"the same tokens on any number of processes; e.g. --grad-accum {world_size} (with "
+                          f"batch_size / {world_size} for the tokens per step of grad_accum 1)")
+    return grad_accum // world_size
+
+
 def model_config(config: TrainConfig, vocab_size: int) -> ModelConfig:
     """The model's shape, as the training config gives it."""
     return ModelConfig(vocab_size=vocab_size, block_size=config.block_size, d_model=config.d_model,
@@ -139,14 +161,18 @@ def model_config(config: TrainConfig, vocab_size: int) -> ModelConfig:
 
 class Trainer:
     def __init__(self, config: TrainConfig, corpus: Corpus, checkpoint_path: str | Path | None = None,
-                 resume: Checkpoint | None = None, tokenizer: Tokenizer | None = None) -> None:
+                 resume: Checkpoint | None = None, tokenizer: Tokenizer | None = None,
+                 world: World = SINGLE) -> None:
         """tokenizer: one already made for this corpus (open_session makes it, with progress);
-        by default a new run makes its own, and a resumed one keeps its checkpoint's."""
+        by default a new run makes its own, and a resumed one keeps its checkpoint's.
+        world: this process's place in a torchrun run (by default the only process)."""
         self.config = config
+        self.world = world
+        self.micro_steps = micro_steps(config.grad_accum, world.size)
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None  # as given, for messages
         # Saves go where the run started, whatever the current directory is by then.
         self._save_to = self.checkpoint_path.absolute() if self.checkpoint_path else None
-        self.device = pick_device(config.device)
+        self.device = world.device(pick_device(config.device))
         self.dtype = pick_dtype(config.dtype, self.device)
         torch.manual_seed(config.seed)
 
@@ -160,19 +186,42 @@ class Trainer:
         check_fits_in_memory(self.model_config, config.batch_size, self.device)
         self.splits = split_corpus(corpus, self.tokenizer, config.val_fraction, self.model_config.block_size)
 
-        self.model = GPT(self.model_config).to(self.device)
-        self.forward_model = torch.compile(self.model) if config.compile else self.model
+        world.require_same({"the corpus's length in characters": corpus.length, "the vocabulary's size":
+                            self.tokenizer.vocab_size, "the step to resume from": resume.step if resume else 0})
+        self.model = GPT(self.model_config).to(self.device)  # saved and sampled: never wrapped
+        self.eval_model = torch.compile(self.model) if config.compile else self.model
+        self.forward_model = self._wrap_for_ranks(self.eval_model)  # what training steps call
+        if world.rank:
+            torch.manual_seed(config.seed + world.rank)  # the same weights everywhere, but each rank its own dropout
         self.optimizer = make_optimizer(self.model, config, self.device)
-        self.batches = BatchSampler(self.splits.train, config.batch_size, self.model_config.block_size, config.seed)
+        self.streams = self._batch_streams()
+        self.notes: list[str] = []  # what the user should know about a resume
         self.step = 0
         self.best_val_loss = float("inf")
         self.time_spent = 0.0  # seconds the run has used (of its time budget, if it has one), all sessions
         self.clock: BudgetClock | None = None  # while run() goes on
+        self._progress: float | None = None  # where a time budget's schedule stands, as agreed before a step
         self._last_saved_step: int | None = None
         self._stop = threading.Event()
         self._update_lock = threading.Lock()  # held while the weights change
         if resume:
             self._restore(resume)
+
+    def _wrap_for_ranks(self, model: torch.nn.Module) -> torch.nn.Module:
+        """DistributedDataParallel under torchrun: it averages the gradients over the ranks in backward."""
+        if not self.world.is_distributed:
+            return model
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=device_ids)
+
+    def _batch_streams(self) -> list[BatchSampler]:
+        """A batch sampler for each micro-batch of an optimizer step (slot) that
+        this rank runs: rank r has slots r*k to r*k+k-1, each seeded by its slot.
+        The streams belong to the slots, not to the ranks, so the same data comes
+        whatever the number of processes sharing them."""
+        first = self.world.rank * self.micro_steps
+        return [BatchSampler(self.splits.train, self.config.batch_size, self.model_config.block_size,
+                             self.config.seed + slot) for slot in range(first, first + self.micro_steps)]
 
     @property
     def finished(self) -> bool:
@@ -184,6 +233,16 @@ class Trainer:
     @property
     def num_parameters(self) -> int:
         return self.model.num_parameters()
+
+    @property
+    def tokens_per_step(self) -> int:
+        """Training tokens in one optimizer step, over every process of the run."""
+        return self.config.batch_size * self.model_config.block_size * self.config.grad_accum
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether a stop was asked for, here or (under torchrun) on another rank."""
+        return self._stop.is_set()
 
     def request_stop(self) -> None:
         """Ask the loop to end before its next step; safe from any thread."""
@@ -197,10 +256,16 @@ class Trainer:
         the start-up too."""
         self._stop.clear()
         self.clock = BudgetClock(self.config.time_budget, self.time_spent, started)
-        tokens_per_step = self.config.batch_size * self.model_config.block_size
+        tokens_per_step = self.tokens_per_step
         self.model.train()
         try:
-            while self._keep_training():
+            while True:
+                keep_going, evaluate = self._agree_on_next_step()
+                if evaluate:  # a time budget's evaluations fall due by rank 0's clock
+                    yield from self._evaluate_and_save()
+                    continue  # it took time: decide again
+                if not keep_going:
+                    break
                 lr, loss = self._train_step()
                 self.clock.step_done()  # its moving average of a step's time keeps tokens/s and the ETA steady
                 self.time_spent = self.clock.used
@@ -213,15 +278,29 @@ class Trainer:
                 yield from self._evaluate_and_save()  # the budget's end: the last evaluation and save
             elif self._stop.is_set() and self._last_saved_step != self.step:
                 yield from self.save()  # stopped between evaluations: keep the work done
+        except DistributedError as e:  # nothing is saved without every rank: the last save stays as it was
+            raise DistributedError(f"{e}; {self._kept()}") from None
         finally:
             self.clock = None  # a save between runs must not count the idle time since
 
-    def _keep_training(self) -> bool:
-        if self.step >= self.config.max_iters or self._stop.is_set():
-            return False
+    def _agree_on_next_step(self) -> tuple[bool, bool]:
+        """Whether to take another step, and whether to evaluate first. Under
+        torchrun one collective gives every rank the same answer: all stop when
+        any was asked to (Ctrl+C, SIGTERM), and rank 0's clock alone says when a
+        time budget is spent, an evaluation is due and where the schedule stands."""
         self.clock.count(after_wait=True)
         self.time_spent = self.clock.used
-        return not (self.config.time_budget and self.clock.time_to_stop(self.config.eval_iters))
+        budget, main = self.config.time_budget, self.world.is_main
+        stop_asked = self._stop.is_set()
+        out_of_time = bool(budget and main and self.clock.time_to_stop(self.config.eval_iters))
+        done = self.step >= self.config.max_iters
+        evaluate = bool(budget and main and not (stop_asked or out_of_time or done) and self.clock.time_to_evaluate())
+        progress = self.clock.progress(self.config.eval_iters) if budget and main else 0.0
+        stop_asked, out_of_time, evaluate, progress = self.world.agree([stop_asked, out_of_time, evaluate, progress])
+        if stop_asked:
+            self._stop.set()  # asked on another rank: this one ends the same way
+        self._progress = progress if budget else None
+        return not (done or stop_asked or out_of_time), bool(evaluate)
 
     def _eta_and_progress(self, step_seconds: float) -> tuple[float, float]:
         if self.config.time_budget:
@@ -230,22 +309,16 @@ class Trainer:
 
     def _evaluation_due(self) -> bool:
         if self.config.time_budget:
-            return self.clock.time_to_evaluate()
+            return False  # decided before the next step, by _agree_on_next_step
         return self.step % self.config.eval_interval == 0 or self.step == self.config.max_iters
 
     def _train_step(self) -> tuple[float, float]:
-        progress = self.clock.progress(self.config.eval_iters) if self.config.time_budget else None
-        lr = learning_rate(self.step, self.config, progress)
+        lr = learning_rate(self.step, self.config, self._progress)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        x, y = self.batches.next_batch()
-        x, y = x.to(self.device), y.to(self.device)
-        with autocast(self.device, self.dtype):
-            _, loss = self.forward_model(x, y)
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
+        loss_value = self._accumulate_gradients()
+        if not math.isfinite(loss_value):  # the same mean on every rank: all stop, before the update
             raise self._diverged(f"loss became {loss_value}", self.step + 1)
-        loss.backward()
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         with self._update_lock:
@@ -253,6 +326,31 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         return lr, loss_value
+
+    def _accumulate_gradients(self) -> float:
+        """Forward and backward over this rank's micro-batches, each loss scaled
+        so that the gradient is their mean; return the mean loss over all ranks.
+        DDP averages the gradients over the ranks in the last backward only: the
+        others, forward and backward both, run under no_sync."""
+        total = torch.zeros((), device=self.device)
+        for i, stream in enumerate(self.streams):
+            with self._gradient_sync(last=i == len(self.streams) - 1):
+                x, y = stream.next_batch()
+                with autocast(self.device, self.dtype):
+                    _, loss = self.forward_model(x.to(self.device), y.to(self.device))
+                try:
+                    (loss / len(self.streams)).backward()
+                except RuntimeError as e:  # DDP exchanges the gradients in here
+                    if self.world.is_distributed and is_communication_error(e):
+                        raise lost_peer(e) from None
+                    raise
+            total += loss.detach().float()
+        return self.world.mean(total / len(self.streams)).item()
+
+    def _gradient_sync(self, last: bool) -> contextlib.AbstractContextManager:
+        if last or not isinstance(self.forward_model, DistributedDataParallel):
+            return contextlib.nullcontext()
+        return self.forward_model.no_sync()
 
     @torch.no_grad()
     def estimate_loss(self, split: str) -> float:
@@ -265,13 +363,15 @@ class Trainer:
         for _ in range(self.config.eval_iters):
             x, y = sampler.next_batch()
             with autocast(self.device, self.dtype):
-                _, loss = self.forward_model(x.to(self.device), y.to(self.device))
+                _, loss = self.eval_model(x.to(self.device), y.to(self.device))
             total += loss.item()
         return total / self.config.eval_iters
 
     def _diverged(self, what: str, step: int) -> TrainingDiverged:
-        kept = f"{self.checkpoint_path} keeps its last good weights" if self.checkpoint_path else "nothing was saved"
-        return TrainingDiverged(f"{what} at step {step} (lr {self.config.lr:g}); {kept}; try a lower lr")
+        return TrainingDiverged(f"{what} at step {step} (lr {self.config.lr:g}); {self._kept()}; try a lower lr")
+
+    def _kept(self) -> str:
+        return f"{self.checkpoint_path} keeps its last good weights" if self.checkpoint_path else "nothing was saved"
 
     def _require_finite_weights(self) -> None:
         # An update can overflow the weights even when the loss before it was fine.
@@ -279,6 +379,9 @@ class Trainer:
             raise self._diverged("the weights became inf or NaN", self.step)
 
     def _evaluate_and_save(self) -> Iterator[Event]:
+        if not self.world.is_main:
+            yield from self.save()  # rank 0 evaluates meanwhile; saving needs every rank's batch streams
+            return
         started = time.perf_counter()
         self._require_finite_weights()
         self.model.eval()
@@ -300,7 +403,8 @@ class Trainer:
     def save(self) -> Iterator[Event]:
         """Save a checkpoint to checkpoint_path, if there is one. A failed
         write is reported as an event, not raised: training can go on, and the
-        previous file is intact."""
+        previous file is intact. Under torchrun every rank calls it together
+        (it gathers their batch streams) and rank 0 writes the file."""
         path = self.checkpoint_path
         if path is None:
             return
@@ -309,15 +413,23 @@ class Trainer:
         if self.clock:
             self.clock.count()
             self.time_spent = self.clock.used
+        streams = [state for rank in self.world.gather([s.generator.get_state() for s in self.streams])
+                   for state in rank]
+        if not self.world.is_main:
+            return
         try:
-            save_checkpoint(self._save_to, self.checkpoint())
+            save_checkpoint(self._save_to, self.checkpoint(streams))
         except OSError as e:
             yield SaveFailedEvent(self.step, path, f"could not save {path}: {e.strerror or e}")
         else:
             yield SavedEvent(self.step, path)
 
-    def checkpoint(self) -> Checkpoint:
-        rng = {"torch": torch.get_rng_state(), "batches": self.batches.state_dict()}
+    def checkpoint(self, batch_streams: list[torch.Tensor] | None = None) -> Checkpoint:
+        """What save() writes. batch_streams: the generator state of every slot's
+        batch sampler, in slot order (by default this process's own)."""
+        if batch_streams is None:
+            batch_streams = [stream.generator.get_state() for stream in self.streams]
+        rng = {"torch": torch.get_rng_state(), "batch_streams": batch_streams}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return Checkpoint(
@@ -345,12 +457,29 @@ class Trainer:
         self.best_val_loss = resume.best_val_loss
         self.time_spent = resume.time_spent
         rng = resume.rng_state or {}
-        if "torch" in rng:
+        if "torch" in rng and self.world.is_main:  # rank 0's dropout stream; the others keep their seeds
             torch.set_rng_state(rng["torch"])
         if "cuda" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(rng["cuda"])
-        if "batches" in rng:
-            self.batches.load_state_dict(rng["batches"])
+        self._restore_streams(rng)
+
+    def _restore_streams(self, rng: dict) -> None:
+        """Each slot's batch stream goes on where it stopped, whichever rank runs
+        it now: a resume is exact on any number of processes that divides
+        grad_accum. With another grad_accum, slots the checkpoint lacks start
+        from their seed, and a note says the data order differs from an unbroken run."""
+        saved = rng.get("batch_streams") or ([rng["batches"]["generator"]] if "batches" in rng else [])
+        if not saved:
+            return
+        first = self.world.rank * self.micro_steps
+        for slot, stream in enumerate(self.streams, start=first):
+            if slot < len(saved):
+                stream.generator.set_state(saved[slot])
+        if len(saved) != self.config.grad_accum:
+            change = "new ones start from their seed" if len(saved) < self.config.grad_accum else "extra ones end"
+            self.notes.append(f"the checkpoint holds {len(saved)} batch stream(s) and grad_accum is "
+                              f"{self.config.grad_accum}: the {change}, so the data order differs from an "
+                              "unbroken run's")
 
     def snapshot(self) -> GPT:
         """A copy of the model between two updates, in eval mode, for sampling
