@@ -484,7 +484,10 @@ class Trainer:
     def snapshot(self) -> GPT:
         """A copy of the model between two updates, in eval mode, for sampling
         from another thread while training goes on."""
-        model = GPT(self.model_config).to(self.device)
+        with torch.device("meta"):  # shapes only: initialising weights about to be replaced costs more than the copy
+            model = GPT(self.model_config)
         with self._update_lock:
-            model.load_state_dict(self.model.state_dict())
+            weights = {name: tensor.clone() for name, tensor in self.model.state_dict().items()}
+        model.load_state_dict(weights, assign=True)
+        model.head.weight = model.token_embedding.weight  # assign gave the tied names a tensor each: tie them again
         return model.eval()
