@@ -97,5 +97,9 @@ def test_snapshot_is_a_separate_eval_mode_copy(tiny_config, corpus):
     snapshot = trainer.snapshot()
     assert not snapshot.training and trainer.model.training
     assert torch.equal(snapshot.head.weight, trainer.model.head.weight)
+    assert snapshot.head.weight is snapshot.token_embedding.weight  # tied, as in the trained model
+    x = torch.randint(0, trainer.model_config.vocab_size, (1, 8))
+    assert torch.equal(snapshot(x)[0], trainer.model.eval()(x)[0])
+    trainer.model.train()
     list(trainer.run())
     assert not torch.equal(snapshot.head.weight, trainer.model.head.weight)
