@@ -30,6 +30,7 @@ from bench.app import _tokens_per_sec, headless_app
 from bench.interrupt import run_async
 from minigpt import config as cfg
 from minigpt.corpus import choose_corpus
+from minigpt.device import dtype_name
 from minigpt.inspect import REPLAY_TOKENS, replay, score, trace
 from minigpt.settings import SamplingSettings
 from minigpt.trainer import Trainer
@@ -46,6 +47,8 @@ SETTINGS = SamplingSettings(temperature=0.8, top_k=40, top_p=0.95, repetition_pe
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="quick", choices=list(cfg.PRESETS), help="the model's shape")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a hyperparameter, e.g. dtype=float32")
     parser.add_argument("--block-size", type=int, default=256, help="tokens of context (and of the inspected text)")
     parser.add_argument("--repeats", type=int, default=10, help="timed updates of each view (the median is shown)")
     parser.add_argument("--steps", type=int, default=150, help="timed training steps in each phase of the app run")
@@ -58,12 +61,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = replace(cfg.preset(args.preset), block_size=args.block_size, eval_interval=10_000_000,
-                     max_iters=args.warmup_steps + 3 * args.steps)
+    # A step run (no time budget): the app then trains the very shape the library figures are timed on,
+    # where a budget would have the shape chooser pick another.
+    config = replace(cfg.resolve(args.preset, assignments=args.set), block_size=args.block_size, time_budget=0.0,
+                     eval_interval=10_000_000, max_iters=args.warmup_steps + 3 * args.steps)
     corpus = choose_corpus(args.data)
     trainer = Trainer(config, corpus)
     c = trainer.model_config
-    print(f"preset {args.preset}: d_model {c.d_model} x {c.n_layers} layers x {c.n_heads} heads, block {c.block_size}, "
+    print(f"preset {args.preset} {' '.join(args.set)}: d_model {c.d_model} x {c.n_layers} layers x {c.n_heads} heads, "
+          f"block {c.block_size}, {dtype_name(trainer.dtype)}, "
           f"{trainer.tokenizer.kind} tokenizer ({trainer.tokenizer.vocab_size:,} tokens), "
           f"{torch.get_num_threads()} torch threads")
     library_updates(trainer, args.repeats)
