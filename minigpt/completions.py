@@ -90,10 +90,13 @@ def from_record(record: dict[str, Any]) -> StoredCompletion | None:
     return completion
 
 
+SUFFIX = ".completions.jsonl"  # a completions file's, beside a checkpoint's metrics log (.jsonl)
+
+
 def completions_path(checkpoint: str | Path) -> Path:
     """checkpoints/model.pt -> checkpoints/model.completions.jsonl"""
     checkpoint = Path(checkpoint)
-    return checkpoint.with_name(checkpoint.stem + ".completions.jsonl")
+    return checkpoint.with_name(checkpoint.stem + SUFFIX)
 
 
 def export_path(checkpoint: str | Path) -> Path:

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from minigpt.completions import SUFFIX
 from minigpt.runlog import log_path
 
 XAxis = Literal["step", "tokens", "time"]
@@ -111,8 +112,8 @@ class Run:
 
 
 def find_logs(folder: Path) -> list[Path]:
-    """The metrics logs in folder and its subfolders, by name."""
-    return sorted(path for path in folder.rglob("*.jsonl") if path.is_file())
+    """The metrics logs in folder and its subfolders, by name (not the completions files beside them)."""
+    return sorted(path for path in folder.rglob("*.jsonl") if path.is_file() and not path.name.endswith(SUFFIX))
 
 
 def load_runs(folder: Path) -> tuple[list[Run], list[str]]:

@@ -151,3 +151,15 @@ def test_a_record_of_the_wrong_shape_is_skipped_with_a_warning(tmp_path):
     (run,), warnings = load_runs(tmp_path)
     assert warnings == [f"{tmp_path / 'odd.jsonl'}:1: not a metrics record of MiniGPT; line skipped"]
     assert run.steps == 5 and run.evals == [] and run.tokenizer == "?"
+
+
+def test_the_completions_file_beside_a_checkpoint_is_not_a_run(three_runs):
+    """minigpt-tui keeps checkpoints/NAME.completions.jsonl beside NAME.jsonl: not a metrics log."""
+    from minigpt.completions import append_completion, completions_path, new_completion
+    from minigpt.settings import SamplingSettings
+
+    path = completions_path(three_runs / "narrow.pt")
+    append_completion(path, new_completion("ROMEO:", " Ay", step=10, checkpoint="narrow.pt",
+                                           settings=SamplingSettings(seed=1), ended="done"))
+    runs, warnings = load_runs(three_runs)
+    assert sorted(run.name for run in runs) == ["long", "narrow", "wide"] and warnings == []

@@ -19,7 +19,7 @@ def samples_shown(app) -> tuple[str, str]:
 
 
 async def open_picker(pilot) -> None:
-    await pilot.press("r")
+    await pilot.press("o")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, RunsScreen) and pilot.app.screen.runs, "the runs picker")
 
 
@@ -155,7 +155,7 @@ async def test_the_runs_picker_says_when_there_are_no_other_runs(workdir):
     app = make_app()
     async with app.run_test() as pilot:
         await wait_loaded(pilot)
-        await pilot.press("r")
+        await pilot.press("o")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen)
                        and "No other runs" in str(app.screen.query_one("#runs-note").render()), "the note")
         await pilot.press("enter")

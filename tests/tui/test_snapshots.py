@@ -71,7 +71,7 @@ async def samples_view(pilot) -> None:
 
 async def runs_picker(pilot) -> None:
     await loaded(pilot)
-    await pilot.press("r")
+    await pilot.press("o")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, RunsScreen) and pilot.app.screen.runs, "the runs")
     await pilot.press("space")
 

@@ -27,7 +27,7 @@ class TrainView(Horizontal):
                 tooltip="Plot the loss by step, by training tokens seen or by time used"),
         Binding("b", "toggle_y_axis", "Bits", id="y-axis", show=False,
                 tooltip="Plot the loss in nats per token or in bits per character"),
-        Binding("r", "pick_runs", "Runs", id="runs", show=False,  # the footer is full at 80 columns
+        Binding("o", "pick_runs", "Runs", id="runs", show=False,  # the footer is full at 80 columns
                 tooltip="Overlay other runs' validation curves"),
     ]
 
