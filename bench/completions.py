@@ -23,11 +23,11 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from bench.app import first_paint_seconds
 from bench.interrupt import run_async
+from bench.timing import median_seconds
 from minigpt.completions import completions_path, load_recent, new_completion
 from minigpt.settings import SamplingSettings
 from tui.app import MiniGPTApp
@@ -74,15 +74,6 @@ def write_file(path: Path, entries: int) -> None:
             text = " ".join(rng.choice(words) for _ in range(TEXT_CHARS // 3))[:TEXT_CHARS]
             completion = new_completion(f"prompt {i}\n", text, i, SamplingSettings(seed=i), "checkpoints/model.pt")
             f.write(json.dumps(completion.to_record(), ensure_ascii=False) + "\n")
-
-
-def median_seconds(work: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 async def seconds_until_shown(checkpoint: Path) -> float:

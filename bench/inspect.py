@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import statistics
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from textual.pilot import Pilot
 
 from bench.app import _tokens_per_sec, headless_app
 from bench.interrupt import run_async
+from bench.timing import median_seconds
 from minigpt import config as cfg
 from minigpt.corpus import choose_corpus
 from minigpt.device import dtype_name
@@ -82,15 +82,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"open / closed (mean of the two closed runs): {opened / statistics.fmean([closed, closed_again]):.1%}"
           "  (target >= 90%)")
     return 0
-
-
-def median_seconds(work: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def library_updates(trainer: Trainer, repeats: int) -> None:
