@@ -5,13 +5,13 @@
     minigpt-generate --prompt "Q:" --stop "\\n\\n" --seed 1 --save-settings
     minigpt-generate --prompt-file scene.txt        # or - for standard input
 
-Sampling settings come from the settings file (see minigpt.settings: --settings,
+Sampling settings come from the settings file (see minigpt.plumbing.settings: --settings,
 else $MINIGPT_SETTINGS, else ./minigpt.toml); flags override it for this run
 and change the file only with --save-settings. The prompt is echoed, then
 the continuation streams to stdout, without control characters other than
 newline and tab (no escape sequence reaches the terminal); a summary goes to
 stderr. Ctrl+C stops after the current token. Each completion is appended to
-the checkpoint's completions file (minigpt.completions), where the terminal
+the checkpoint's completions file (minigpt.plumbing.completions), where the terminal
 app shows it too; --no-record leaves the file alone.
 """
 
@@ -29,16 +29,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from minigpt.completions import (
+from minigpt.plumbing.completions import (
     CompletionsFileError,
     StoredCompletion,
     append_completion,
     completions_path,
     new_completion,
 )
-from minigpt.errors import MiniGPTError
-from minigpt.paths import DEFAULT_CHECKPOINT
-from minigpt.settings import (
+from minigpt.plumbing.errors import MiniGPTError
+from minigpt.plumbing.paths import DEFAULT_CHECKPOINT
+from minigpt.plumbing.settings import (
     SETTING_NAMES,
     SamplingSettings,
     allowed,
@@ -47,7 +47,7 @@ from minigpt.settings import (
     save_settings,
     settings_path,
 )
-from minigpt.terminal import printable, unescape
+from minigpt.plumbing.terminal import printable, unescape
 
 if TYPE_CHECKING:
     from minigpt.model import GPT
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def generate_text(args: argparse.Namespace) -> int:
-    from minigpt.checkpoint import load_checkpoint
+    from minigpt.plumbing.checkpoint import load_checkpoint
 
     path = settings_path(args.settings)
     loaded = load_settings(path)

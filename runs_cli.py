@@ -5,7 +5,7 @@
     minigpt-runs --plot small big --x tokens --y bpc
 
 Each run is a metrics log (NAME.jsonl, beside NAME.pt) that minigpt-train and
-minigpt-tui keep; see minigpt.runlog.
+minigpt-tui keep; see minigpt.plumbing.runlog.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import io
 import sys
 from pathlib import Path
 
-from minigpt.errors import MiniGPTError
-from minigpt.paths import DEFAULT_CHECKPOINT
-from minigpt.runs import Run, XAxis, YAxis, load_runs
-from minigpt.terminal import format_seconds
+from minigpt.plumbing.errors import MiniGPTError
+from minigpt.plumbing.paths import DEFAULT_CHECKPOINT
+from minigpt.plumbing.runs import Run, XAxis, YAxis, load_runs
+from minigpt.plumbing.terminal import format_seconds
 
 X_LABELS = {"step": "step", "tokens": "training tokens seen", "time": "time the run used (s)"}
 Y_LABELS = {"loss": "val loss (nats per token)", "bpc": "val bits per character"}

@@ -16,9 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from minigpt import config as cfg
-from minigpt.errors import MiniGPTError
-from minigpt.terminal import printable
+from minigpt.plumbing import config as cfg
+from minigpt.plumbing.errors import MiniGPTError
+from minigpt.plumbing.terminal import printable
 
 TOKEN_STYLES = ("black on bright_cyan", "black on bright_yellow")  # neighbouring tokens alternate
 SPLIT_STYLE = "black on bright_magenta underline"  # one character whose bytes span several tokens
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 def tokenize(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from minigpt.corpus import choose_corpus
+    from minigpt.plumbing.corpus import choose_corpus
 
     config = cfg.resolve("default", assignments=[f"tokenizer={args.tokenizer}", f"vocab_size={args.vocab_size}",
                                                   f"val_fraction={args.val_fraction}"])
@@ -66,12 +66,12 @@ def tokenize(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     corpus = choose_corpus(args.data)
     if args.checkpoint:
-        from minigpt.checkpoint import load_checkpoint
+        from minigpt.plumbing.checkpoint import load_checkpoint
 
         tokenizer, source = load_checkpoint(args.checkpoint).tokenizer, str(args.checkpoint)
     else:
         from minigpt.data import make_tokenizer
-        from minigpt.session import merges_progress
+        from minigpt.plumbing.session import merges_progress
 
         with console.status(f"learning a {config.tokenizer} tokenizer from {corpus.name}…") as status:
             tokenizer = make_tokenizer(config.tokenizer, corpus, config.val_fraction, config.vocab_size,

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from minigpt import config as cfg
-from minigpt.errors import MiniGPTError
-from minigpt.paths import DEFAULT_CHECKPOINT, DEFAULT_DATA
-from minigpt.terminal import format_seconds, printable
+from minigpt.plumbing import config as cfg
+from minigpt.plumbing.errors import MiniGPTError
+from minigpt.plumbing.paths import DEFAULT_CHECKPOINT, DEFAULT_DATA
+from minigpt.plumbing.terminal import format_seconds, printable
 
 if TYPE_CHECKING:
-    from minigpt.runlog import RunLog
+    from minigpt.plumbing.runlog import RunLog
 
 PROGRAM_START = time.monotonic()  # a time budget counts the program's start-up too
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         world = None
         if "WORLD_SIZE" in os.environ:  # under torchrun; only then is PyTorch imported this early
-            from minigpt.distributed import from_environment
+            from minigpt.plumbing.distributed import from_environment
 
             world = from_environment()
             if world and not world.is_main:
@@ -76,7 +76,7 @@ def train(args: argparse.Namespace, world=None) -> int:
     config, explicit_keys = cfg.from_arguments(args)
     if world is None:
         return train_one(args, config, explicit_keys, world)
-    from minigpt.distributed import join, leave
+    from minigpt.plumbing.distributed import join, leave
 
     finished_cleanly = False
     try:
@@ -92,10 +92,10 @@ def train_one(args: argparse.Namespace, config, explicit_keys, world) -> int:
 
     from rich.console import Console
 
-    from minigpt.checkpoint import CheckpointError
-    from minigpt.corpus import download_shakespeare
-    from minigpt.runlog import RunLog, log_path
-    from minigpt.session import open_session
+    from minigpt.plumbing.checkpoint import CheckpointError
+    from minigpt.plumbing.corpus import download_shakespeare
+    from minigpt.plumbing.runlog import RunLog, log_path
+    from minigpt.plumbing.session import open_session
 
     console = Console(stderr=True, quiet=bool(world and not world.is_main))
     if args.download:
@@ -134,7 +134,7 @@ def train_one(args: argparse.Namespace, config, explicit_keys, world) -> int:
 
 
 def describe_run(console, session) -> None:
-    from minigpt.device import dtype_name
+    from minigpt.plumbing.device import dtype_name
 
     trainer, corpus, c = session.trainer, session.corpus, session.trainer.model_config
     start = f"resuming {session.checkpoint} at step {trainer.step}" if session.resumed else "training from scratch"

@@ -30,7 +30,7 @@ import sys
 from dataclasses import dataclass
 
 from bench.interrupt import Interrupted, signals_interrupt
-from minigpt.errors import MiniGPTError
+from minigpt.plumbing.errors import MiniGPTError
 
 
 @dataclass(frozen=True)

@@ -48,9 +48,9 @@ from textual.message import Message
 from textual.pilot import Pilot
 
 from bench.interrupt import claim_signals, received, run_async
-from minigpt import config as cfg
-from minigpt.corpus import Corpus, choose_corpus
-from minigpt.errors import MiniGPTError
+from minigpt.plumbing import config as cfg
+from minigpt.plumbing.corpus import Corpus, choose_corpus
+from minigpt.plumbing.errors import MiniGPTError
 from minigpt.trainer import StepEvent, Trainer
 from tui.app import MiniGPTApp
 from tui.messages import TrainingProgress

@@ -5,7 +5,7 @@ A completions file of --entries completions (500 characters of text each,
 as the default max_new_tokens makes them) is written to a temporary project
 folder, then three figures are measured:
 
-* loading its newest EARLIER_SHOWN with minigpt.completions.load_recent
+* loading its newest EARLIER_SHOWN with minigpt.plumbing.completions.load_recent
   (the app's read, from the end of the file), and reading all of it (the
   export's read), the median of --repeats;
 * in the app (headless Textual), seconds from start to those completions
@@ -28,8 +28,8 @@ from pathlib import Path
 from bench.app import first_paint_seconds
 from bench.interrupt import run_async
 from bench.timing import median_seconds
-from minigpt.completions import completions_path, load_recent, new_completion
-from minigpt.settings import SamplingSettings
+from minigpt.plumbing.completions import completions_path, load_recent, new_completion
+from minigpt.plumbing.settings import SamplingSettings
 from tui.app import MiniGPTApp
 from tui.options import parse_options
 from tui.views.completions import EARLIER_SHOWN

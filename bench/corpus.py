@@ -19,8 +19,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from minigpt.atomic import atomic_write_bytes
-from minigpt.errors import MiniGPTError
+from minigpt.plumbing.atomic import atomic_write_bytes
+from minigpt.plumbing.errors import MiniGPTError
 
 PACKAGE = "brotli==1.1.0"
 ARCHIVE = "Brotli-1.1.0.tar.gz"

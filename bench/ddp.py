@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from minigpt import config as cfg
+from minigpt.plumbing import config as cfg
 
 LOG_EVERY = 10  # minigpt-train logs a step record every this many steps
 RUN_TIMEOUT = 1800  # seconds a configuration may take (a guard against a hang)

@@ -12,11 +12,11 @@ from dataclasses import replace
 
 import torch
 
-from minigpt import config as cfg
-from minigpt.checkpoint import load_checkpoint
 from minigpt.model import GPT
+from minigpt.plumbing import config as cfg
+from minigpt.plumbing.checkpoint import load_checkpoint
+from minigpt.plumbing.settings import SamplingSettings
 from minigpt.sampling import generate
-from minigpt.settings import SamplingSettings
 from minigpt.tokenizer import CharTokenizer
 from minigpt.trainer import model_config as trainer_model_config
 

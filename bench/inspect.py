@@ -28,11 +28,11 @@ from textual.pilot import Pilot
 from bench.app import _tokens_per_sec, headless_app
 from bench.interrupt import run_async
 from bench.timing import median_seconds
-from minigpt import config as cfg
-from minigpt.corpus import choose_corpus
-from minigpt.device import dtype_name
 from minigpt.inspect import REPLAY_TOKENS, replay, score, trace
-from minigpt.settings import SamplingSettings
+from minigpt.plumbing import config as cfg
+from minigpt.plumbing.corpus import choose_corpus
+from minigpt.plumbing.device import dtype_name
+from minigpt.plumbing.settings import SamplingSettings
 from minigpt.trainer import Trainer
 from tui.messages import TrainingProgress
 from tui.views.inspect import InspectView

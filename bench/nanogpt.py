@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from minigpt.errors import MiniGPTError
+from minigpt.plumbing.errors import MiniGPTError
 
 RECIPE = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--eval_iters=20",
           "--log_interval=1", "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4", "--n_embd=128",

@@ -27,8 +27,8 @@ from textual.pilot import Pilot
 
 from bench.app import TimedApp, headless_app, latency_summary, type_a_key
 from bench.interrupt import run_async
-from minigpt import config as cfg
-from minigpt.errors import MiniGPTError
+from minigpt.plumbing import config as cfg
+from minigpt.plumbing.errors import MiniGPTError
 from tui.widgets.prompt import PromptInput
 
 PROMPT = "The "  # in the vocabulary of the built-in corpus and of Tiny Shakespeare

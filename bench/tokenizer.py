@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from minigpt.bpe import BPETokenizer, split_text
-from minigpt.corpus import choose_corpus
+from minigpt.plumbing.corpus import choose_corpus
 
 SMALL_VOCAB = 1024
 BIG_VOCAB = 4096

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from minigpt import config as cfg
-from minigpt.corpus import Corpus
-from minigpt.device import dtype_name, pick_device, pick_dtype
+from minigpt.plumbing import config as cfg
+from minigpt.plumbing.corpus import Corpus
+from minigpt.plumbing.device import dtype_name, pick_device, pick_dtype
 from minigpt.trainer import Trainer
 
 MATMUL_SIZE = 4096

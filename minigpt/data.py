@@ -9,7 +9,7 @@ from typing import NoReturn
 import torch
 
 from minigpt.bpe import BPETokenizer
-from minigpt.corpus import Corpus, CorpusError
+from minigpt.plumbing.corpus import Corpus, CorpusError
 from minigpt.tokenizer import CharTokenizer, Tokenizer
 
 

@@ -24,8 +24,8 @@ from typing import NamedTuple
 import torch
 
 from minigpt.model import GPT
+from minigpt.plumbing.settings import SamplingSettings
 from minigpt.sampling import generate, processed_probabilities, start_tokens
-from minigpt.settings import SamplingSettings
 from minigpt.tokenizer import Tokenizer
 
 CANDIDATES = 20  # next-token candidates kept per step

@@ -17,7 +17,7 @@ import torch
 
 from minigpt.bpe import Utf8Stream
 from minigpt.model import GPT, KVCache
-from minigpt.settings import SamplingSettings
+from minigpt.plumbing.settings import SamplingSettings
 from minigpt.tokenizer import Tokenizer, UnknownCharactersError
 
 

@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from minigpt.bpe import BPETokenizer
-from minigpt.errors import MiniGPTError
+from minigpt.plumbing.errors import MiniGPTError
 
 
 class Tokenizer(Protocol):

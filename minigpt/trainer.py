@@ -10,7 +10,7 @@ suspended, so a consumer pauses training simply by not asking for the next
 one, and stops it with request_stop() (checked before every step).
 
 Under torchrun each process runs a Trainer with the same config and its own
-World (minigpt.distributed): the model is wrapped in DistributedDataParallel,
+World (minigpt.plumbing.distributed): the model is wrapped in DistributedDataParallel,
 each rank draws its own batches, and rank 0 alone evaluates, samples and
 writes the checkpoint. Every decision that would otherwise differ between
 ranks (stop, evaluate, where a time budget's schedule stands) is taken by a
@@ -30,15 +30,15 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from minigpt.checkpoint import Checkpoint, save_checkpoint
-from minigpt.clock import BudgetClock
-from minigpt.config import ConfigError, TrainConfig
-from minigpt.corpus import Corpus
 from minigpt.data import BatchSampler, make_tokenizer, split_corpus
-from minigpt.device import autocast, device_memory, pick_device, pick_dtype
-from minigpt.distributed import SINGLE, DistributedError, World, is_communication_error, lost_peer
-from minigpt.errors import MiniGPTError
 from minigpt.model import GPT, ModelConfig
+from minigpt.plumbing.checkpoint import Checkpoint, save_checkpoint
+from minigpt.plumbing.clock import BudgetClock
+from minigpt.plumbing.config import ConfigError, TrainConfig
+from minigpt.plumbing.corpus import Corpus
+from minigpt.plumbing.device import autocast, device_memory, pick_device, pick_dtype
+from minigpt.plumbing.distributed import SINGLE, DistributedError, World, is_communication_error, lost_peer
+from minigpt.plumbing.errors import MiniGPTError
 from minigpt.sampling import sample_text
 from minigpt.tokenizer import Tokenizer, UnknownCharactersError
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from minigpt import config as cfg
-from minigpt.corpus import Corpus
+from minigpt.plumbing import config as cfg
+from minigpt.plumbing.corpus import Corpus
 
 SHAKESPEARE_LIKE = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"

@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 
-from minigpt import config as cfg
-from minigpt.corpus import open_corpus
-from minigpt.distributed import World, from_environment, join, leave
+from minigpt.plumbing import config as cfg
+from minigpt.plumbing.corpus import open_corpus
+from minigpt.plumbing.distributed import World, from_environment, join, leave
 from minigpt.trainer import StepEvent, Trainer
 
 GRAD_ACCUMS = (2, 4)  # 1 and 2 micro-batches per rank on 2 ranks

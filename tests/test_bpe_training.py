@@ -10,11 +10,11 @@ from dataclasses import replace
 import pytest
 
 from minigpt.bpe import BPETokenizer
-from minigpt.checkpoint import load_checkpoint
-from minigpt.corpus import Corpus
+from minigpt.plumbing.checkpoint import load_checkpoint
+from minigpt.plumbing.corpus import Corpus
+from minigpt.plumbing.session import open_session
+from minigpt.plumbing.settings import SamplingSettings
 from minigpt.sampling import _pieces, generate
-from minigpt.session import open_session
-from minigpt.settings import SamplingSettings
 from minigpt.trainer import EvalEvent, StepEvent, Trainer
 from tokenize_cli import main as tokenize_main
 

@@ -4,7 +4,7 @@ import pickle
 import pytest
 import torch
 
-from minigpt.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from minigpt.plumbing.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from minigpt.trainer import Trainer
 
 
@@ -89,7 +89,7 @@ def test_malicious_pickle_is_never_executed(tmp_path, monkeypatch):
     import hashlib
     import io
 
-    from minigpt.checkpoint import _HEADER, FORMAT_VERSION, MAGIC
+    from minigpt.plumbing.checkpoint import _HEADER, FORMAT_VERSION, MAGIC
 
     buffer = io.BytesIO()
     torch.save({"model": Exploit()}, buffer)

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 import generate_cli
-from minigpt.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from minigpt.completions import (
+from minigpt.model import GPT, ModelConfig
+from minigpt.plumbing.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from minigpt.plumbing.completions import (
     CompletionsFileError,
     append_completion,
     completions_path,
@@ -20,11 +21,10 @@ from minigpt.completions import (
     load_recent,
     new_completion,
 )
-from minigpt.history import LIMIT, load_history
-from minigpt.jsonlines import read_tail
-from minigpt.model import GPT, ModelConfig
+from minigpt.plumbing.history import LIMIT, load_history
+from minigpt.plumbing.jsonlines import read_tail
+from minigpt.plumbing.settings import SETTINGS_ENV, SamplingSettings
 from minigpt.sampling import generate
-from minigpt.settings import SETTINGS_ENV, SamplingSettings
 from minigpt.tokenizer import CharTokenizer
 
 CHARS = "\n abcdefghijklmnopqrstuvwxyz"
@@ -99,7 +99,7 @@ def test_corrupt_lines_are_counted_and_skipped(tmp_path, junk):
 
 
 def test_a_huge_line_without_newlines_does_not_stop_loading(tmp_path, monkeypatch):
-    monkeypatch.setattr("minigpt.jsonlines.MAX_TAIL_BYTES", 1 << 20)
+    monkeypatch.setattr("minigpt.plumbing.jsonlines.MAX_TAIL_BYTES", 1 << 20)
     path = tmp_path / "c.jsonl"
     path.write_bytes(b"x" * (3 << 20))
     assert load_recent(path, 10).completions == []

@@ -1,6 +1,6 @@
 import pytest
 
-from minigpt import config as cfg
+from minigpt.plumbing import config as cfg
 
 
 def test_layers_override_in_order(tmp_path):

@@ -1,7 +1,7 @@
 import pytest
 
-from minigpt.corpus import BUILTIN_CHARS, Corpus, CorpusError, builtin_corpus, choose_corpus, open_corpus
 from minigpt.data import BatchSampler, split_corpus
+from minigpt.plumbing.corpus import BUILTIN_CHARS, Corpus, CorpusError, builtin_corpus, choose_corpus, open_corpus
 from minigpt.tokenizer import CharTokenizer
 
 
@@ -75,7 +75,7 @@ def test_download_offline_is_a_clear_error_and_writes_nothing(tmp_path, monkeypa
     import urllib.error
     import urllib.request
 
-    from minigpt import corpus
+    from minigpt.plumbing import corpus
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("Name or service not known")
@@ -90,7 +90,7 @@ def test_download_with_wrong_checksum_is_refused(tmp_path, monkeypatch):
     import io
     import urllib.request
 
-    from minigpt import corpus
+    from minigpt.plumbing import corpus
 
     monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: io.BytesIO(b"<html>captive portal</html>"))
     with pytest.raises(CorpusError, match="SHA-256"):
@@ -103,7 +103,7 @@ def test_download_checks_and_writes_the_file(tmp_path, monkeypatch):
     import urllib.request
     from pathlib import Path
 
-    from minigpt import corpus
+    from minigpt.plumbing import corpus
 
     real = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
     if not real.exists():

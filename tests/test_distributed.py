@@ -24,11 +24,11 @@ import pytest
 import torch
 from distributed_worker import GRAD_ACCUMS, STEPS, tiny_config
 
-from minigpt import config as cfg
-from minigpt.checkpoint import load_checkpoint, save_checkpoint
-from minigpt.config import ConfigError
-from minigpt.corpus import open_corpus
-from minigpt.distributed import DistributedError, from_environment, timeout_seconds
+from minigpt.plumbing import config as cfg
+from minigpt.plumbing.checkpoint import load_checkpoint, save_checkpoint
+from minigpt.plumbing.config import ConfigError
+from minigpt.plumbing.corpus import open_corpus
+from minigpt.plumbing.distributed import DistributedError, from_environment, timeout_seconds
 from minigpt.trainer import StepEvent, Trainer, micro_steps
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 import generate_cli
-from minigpt.checkpoint import Checkpoint, save_checkpoint
 from minigpt.model import GPT, ModelConfig
+from minigpt.plumbing.checkpoint import Checkpoint, save_checkpoint
+from minigpt.plumbing.settings import SETTINGS_ENV, SamplingSettings, field_specs
 from minigpt.sampling import generate
-from minigpt.settings import SETTINGS_ENV, SamplingSettings, field_specs
 from minigpt.tokenizer import CharTokenizer
 
 CHARS = "\n abcdefghijklmnopqrstuvwxyz"

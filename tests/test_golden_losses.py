@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from minigpt import config as cfg
-from minigpt.corpus import Corpus
+from minigpt.plumbing import config as cfg
+from minigpt.plumbing.corpus import Corpus
 from minigpt.trainer import StepEvent, Trainer
 
 GOLDEN = Path(__file__).parent / "data" / "golden_losses.json"

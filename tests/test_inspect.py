@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from minigpt.bpe import BPETokenizer
 from minigpt.inspect import replay, score, token_labels, trace
 from minigpt.model import GPT, ModelConfig
+from minigpt.plumbing.settings import SamplingSettings
 from minigpt.sampling import generate, processed_probabilities
-from minigpt.settings import SamplingSettings
 from minigpt.tokenizer import CharTokenizer
 
 CHARS = "\n abcdefghijklmnopqrstuvwxyz.,"

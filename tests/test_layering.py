@@ -147,6 +147,47 @@ def test_importing_every_library_module_loads_nothing_built_on_the_library():
     assert upper == []
 
 
+# --- the teaching core and the plumbing -------------------------------------------------------
+
+CORE = sorted(p for p in LIBRARY.glob("*.py") if p.name != "__init__.py")
+# What the teaching core may take from the plumbing, and why: each name is one a learner meets without
+# having to read where it comes from.
+CORE_MAY_IMPORT = {
+    "minigpt.plumbing.errors": {"MiniGPTError"},  # the base of every expected failure
+    "minigpt.plumbing.corpus": {"Corpus", "CorpusError"},  # the text, read in chunks
+    "minigpt.plumbing.settings": {"SamplingSettings"},  # the knobs of sampling, with their ranges
+    "minigpt.plumbing.checkpoint": {"Checkpoint", "save_checkpoint"},
+    "minigpt.plumbing.clock": {"BudgetClock"},
+    "minigpt.plumbing.config": {"ConfigError", "TrainConfig"},
+    "minigpt.plumbing.device": {"autocast", "device_memory", "pick_device", "pick_dtype"},
+    "minigpt.plumbing.distributed": {"SINGLE", "DistributedError", "World", "is_communication_error", "lost_peer"},
+}
+
+
+def plumbing_imports(source: str) -> list[tuple[str, str]]:
+    """(module, name) for every name source imports from minigpt.plumbing."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("minigpt.plumbing"):
+            found += [(node.module, alias.name) for alias in node.names]
+        elif isinstance(node, ast.Import):
+            found += [(alias.name, "*") for alias in node.names if alias.name.startswith("minigpt.plumbing")]
+    return found
+
+
+def test_the_teaching_core_takes_only_documented_names_from_the_plumbing():
+    assert {p.stem for p in CORE} >= {"model", "tokenizer", "bpe", "data", "sampling", "inspect"}
+    undocumented = [f"{path.name}: {module}.{name}" for path in CORE
+                    for module, name in plumbing_imports(path.read_text(encoding="utf-8"))
+                    if name not in CORE_MAY_IMPORT.get(module, set())]
+    assert undocumented == [], "the teaching core reaches into the plumbing:\n" + "\n".join(undocumented)
+
+
+def test_the_plumbing_check_finds_an_undocumented_import():
+    assert plumbing_imports("from minigpt.plumbing.runs import load_runs\nimport minigpt.plumbing.atomic") == [
+        ("minigpt.plumbing.runs", "load_runs"), ("minigpt.plumbing.atomic", "*")]
+
+
 def test_the_run_time_check_finds_a_module_that_reaches_up(tmp_path):
     package = tmp_path / "reaching"
     package.mkdir()

@@ -1,5 +1,5 @@
-"""Runs side by side: the metrics log a run keeps (minigpt.runlog), reading the
-runs of a folder back (minigpt.runs) and minigpt-runs, which tabulates them and
+"""Runs side by side: the metrics log a run keeps (minigpt.plumbing.runlog), reading the
+runs of a folder back (minigpt.plumbing.runs) and minigpt-runs, which tabulates them and
 overlays their curves."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import runs_cli
-from minigpt.runlog import RunLog
-from minigpt.runs import load_runs
+from minigpt.plumbing.runlog import RunLog
+from minigpt.plumbing.runs import load_runs
 from minigpt.trainer import Trainer
 
 
@@ -57,7 +57,7 @@ def test_the_log_records_the_run_and_every_evaluation(tmp_path, tiny_config, cor
 
 
 def test_a_resumed_run_continues_its_log(tmp_path, tiny_config, corpus):
-    from minigpt.checkpoint import load_checkpoint
+    from minigpt.plumbing.checkpoint import load_checkpoint
 
     train_run(tmp_path, "model", replace(tiny_config, max_iters=10), corpus)
     resumed = Trainer(tiny_config, corpus, resume=load_checkpoint(tmp_path / "model.pt"))
@@ -155,8 +155,8 @@ def test_a_record_of_the_wrong_shape_is_skipped_with_a_warning(tmp_path):
 
 def test_the_completions_file_beside_a_checkpoint_is_not_a_run(three_runs):
     """minigpt-tui keeps checkpoints/NAME.completions.jsonl beside NAME.jsonl: not a metrics log."""
-    from minigpt.completions import append_completion, completions_path, new_completion
-    from minigpt.settings import SamplingSettings
+    from minigpt.plumbing.completions import append_completion, completions_path, new_completion
+    from minigpt.plumbing.settings import SamplingSettings
 
     path = completions_path(three_runs / "narrow.pt")
     append_completion(path, new_completion("ROMEO:", " Ay", step=10, checkpoint="narrow.pt",

@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from minigpt.model import GPT, KVCache, ModelConfig
+from minigpt.plumbing.settings import SamplingSettingError, SamplingSettings, field_specs
 from minigpt.sampling import Piece, _StopFilter, _TokenPicker, generate, sample_text, start_tokens
-from minigpt.settings import SamplingSettingError, SamplingSettings, field_specs
 from minigpt.tokenizer import CharTokenizer, UnknownCharactersError
 
 CHARS = "\n abcdefghijklmnopqrstuvwxyz.,"

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from minigpt.session import SessionError, open_session
+from minigpt.plumbing.session import SessionError, open_session
 
 
 @pytest.fixture

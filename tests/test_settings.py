@@ -5,9 +5,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minigpt.errors import MiniGPTError
-from minigpt.paths import DEFAULT_SETTINGS
-from minigpt.settings import (
+from minigpt.plumbing.errors import MiniGPTError
+from minigpt.plumbing.paths import DEFAULT_SETTINGS
+from minigpt.plumbing.settings import (
     SETTINGS_ENV,
     SamplingSettings,
     SettingsError,
@@ -206,7 +206,7 @@ def test_failed_save_leaves_the_old_file(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("minigpt.settings.atomic_write_bytes", fail)
+    monkeypatch.setattr("minigpt.plumbing.settings.atomic_write_bytes", fail)
     with pytest.raises(SettingsError, match="No space left"):
         save_settings(path, SamplingSettings(top_k=1))
     assert path.read_text() == "[sampling]\ntop_k = 9\n"

@@ -1,5 +1,5 @@
 """Time-budget runs (--time), on a fake clock: every call to time.monotonic()
-in minigpt.clock moves it on by a fixed tick, so these tests never depend on
+in minigpt.plumbing.clock moves it on by a fixed tick, so these tests never depend on
 how fast the machine is."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from minigpt import config as cfg
-from minigpt.checkpoint import load_checkpoint
-from minigpt.clock import PAUSE, BudgetClock
-from minigpt.session import open_session
-from minigpt.shape import (
+from minigpt.plumbing import config as cfg
+from minigpt.plumbing.checkpoint import load_checkpoint
+from minigpt.plumbing.clock import PAUSE, BudgetClock
+from minigpt.plumbing.session import open_session
+from minigpt.plumbing.shape import (
     FULL_LR_PASSES,
     LADDER,
     PARAMETERS_PER_TOKEN,
@@ -38,7 +38,7 @@ class FakeClock:
 @pytest.fixture
 def fake_clock(monkeypatch):
     clock = FakeClock(tick=0.05)
-    monkeypatch.setattr("minigpt.clock.time.monotonic", clock)
+    monkeypatch.setattr("minigpt.plumbing.clock.time.monotonic", clock)
     return clock
 
 
@@ -158,7 +158,7 @@ def fake_timing(monkeypatch, tmp_path, speed):
         calls.append((rung, dtype))
         return speed(rung, dtype)
 
-    monkeypatch.setattr("minigpt.shape.measure_tokens_per_sec", measure)
+    monkeypatch.setattr("minigpt.plumbing.shape.measure_tokens_per_sec", measure)
     return calls
 
 
@@ -188,7 +188,7 @@ def test_the_largest_model_the_budget_feeds_enough_is_chosen_and_timed_once(tmp_
 
 def test_where_bfloat16_is_fast_the_faster_format_for_the_model_is_chosen(tmp_path, monkeypatch, tiny_config):
     config = replace(tiny_config, time_budget=600.0, dtype="auto")
-    monkeypatch.setattr("minigpt.shape.pick_dtype", lambda name, device: torch.bfloat16)
+    monkeypatch.setattr("minigpt.plumbing.shape.pick_dtype", lambda name, device: torch.bfloat16)
     # As on a CPU with AVX512-BF16: bfloat16 is slower than float32 for the two smallest rungs, faster above.
     float32 = machine(0.6 * feeding(LADDER[2], 600))  # enough for rung 2 in bfloat16 only, and rung 3 in neither
     fake_timing(monkeypatch, tmp_path, lambda rung, dtype: float32(rung, dtype) * (

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from minigpt.checkpoint import load_checkpoint
+from minigpt.plumbing.checkpoint import load_checkpoint
 
 TRAIN = [sys.executable, "-m", "train_cli"]
 
@@ -55,7 +55,7 @@ def test_bad_input_is_one_clear_line(tmp_path, args, message):
 
 
 def test_help_documents_every_hyperparameter(tmp_path):
-    from minigpt.config import field_specs
+    from minigpt.plumbing.config import field_specs
 
     result = run(["--help"], tmp_path)
     assert result.returncode == 0

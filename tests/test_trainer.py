@@ -3,8 +3,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from minigpt.checkpoint import load_checkpoint
-from minigpt.corpus import Corpus
+from minigpt.plumbing.checkpoint import load_checkpoint
+from minigpt.plumbing.corpus import Corpus
 from minigpt.trainer import EvalEvent, SavedEvent, StepEvent, Trainer, TrainingDiverged, learning_rate
 
 

@@ -30,10 +30,10 @@ from textual.screen import Screen
 from textual.widgets import TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from minigpt.errors import MiniGPTError
-from minigpt.paths import DEFAULT_HISTORY
-from minigpt.runlog import tokens_seen
-from minigpt.runs import Sample, run_of_checkpoint
+from minigpt.plumbing.errors import MiniGPTError
+from minigpt.plumbing.paths import DEFAULT_HISTORY
+from minigpt.plumbing.runlog import tokens_seen
+from minigpt.plumbing.runs import Sample, run_of_checkpoint
 from tui.messages import (
     CheckpointSaved,
     CheckpointSaveFailed,
@@ -60,8 +60,8 @@ from tui.widgets.loss_chart import LossChart, RunScale
 from tui.widgets.status_bar import Progress, RunInfo, StatusBar
 
 if TYPE_CHECKING:
-    from minigpt.session import TrainingSession
-    from minigpt.settings import SamplingSettings
+    from minigpt.plumbing.session import TrainingSession
+    from minigpt.plumbing.settings import SamplingSettings
     from tui.training import TrainingRun
 
 
@@ -164,8 +164,8 @@ class MiniGPTApp(App[None]):
     @work(thread=True, exit_on_error=False, group="load", name="load")
     def _load(self) -> None:
         self.post_message(LoadProgress("importing PyTorch…"))
-        from minigpt.session import open_session
-        from minigpt.settings import load_settings, settings_path
+        from minigpt.plumbing.session import open_session
+        from minigpt.plumbing.settings import load_settings, settings_path
 
         self.post_message(SettingsLoaded(load_settings(settings_path(self.options.settings))))
         options = self.options
@@ -378,7 +378,7 @@ class MiniGPTApp(App[None]):
 
     @work(thread=True, exit_on_error=False, group="settings", name="settings")
     def _write_settings(self, sampling: SamplingSettings, document: dict) -> dict:
-        from minigpt.settings import save_settings
+        from minigpt.plumbing.settings import save_settings
 
         assert self.settings_path is not None
         save_settings(self.settings_path, sampling, document)

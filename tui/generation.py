@@ -14,8 +14,8 @@ from collections.abc import Callable
 from textual.message import Message
 from textual.worker import Worker
 
+from minigpt.plumbing.settings import SamplingSettings
 from minigpt.sampling import generate
-from minigpt.settings import SamplingSettings
 from minigpt.trainer import Trainer
 from tui.messages import CompletionEnded, CompletionText
 

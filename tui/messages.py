@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:  # these modules import PyTorch, which the app loads after its first paint
-    from minigpt.runs import Run
-    from minigpt.session import TrainingSession
-    from minigpt.settings import LoadedSettings
+    from minigpt.plumbing.runs import Run
+    from minigpt.plumbing.session import TrainingSession
+    from minigpt.plumbing.settings import LoadedSettings
     from minigpt.trainer import EvalEvent, SavedEvent, SaveFailedEvent, StepEvent
 
 

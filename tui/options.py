@@ -1,6 +1,6 @@
 """Command-line flags of minigpt-tui, the same as minigpt-train's where they overlap.
 
-Parsing resolves the hyperparameters at once (minigpt.config needs no
+Parsing resolves the hyperparameters at once (minigpt.plumbing.config needs no
 PyTorch), so a bad flag is a one-line error before the app opens.
 """
 
@@ -10,8 +10,8 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from minigpt import config as cfg
-from minigpt.paths import DEFAULT_CHECKPOINT
+from minigpt.plumbing import config as cfg
+from minigpt.plumbing.paths import DEFAULT_CHECKPOINT
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import unicodedata
 
-from minigpt.terminal import printable
+from minigpt.plumbing.terminal import printable
 
 TAB = "    "  # what a tab becomes on screen, so that wrapping stays predictable
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from textual.message import Message
 from textual.worker import Worker
 
-from minigpt.runlog import RunLog, log_path
-from minigpt.session import TrainingSession
+from minigpt.plumbing.runlog import RunLog, log_path
+from minigpt.plumbing.session import TrainingSession
 from minigpt.trainer import EvalEvent, Event, SavedEvent, SaveFailedEvent, StepEvent, Trainer
 from tui.messages import (
     CheckpointSaved,

@@ -3,7 +3,7 @@ make a save fail, be interrupted or be killed at a chosen moment.
 
     MINIGPT_FAULT='{"kind": "disk_full", "saves": [2]}' python faultrun.py train_cli ARGS...
 
-Every checkpoint save goes through minigpt.checkpoint.atomic_write; the fault
+Every checkpoint save goes through minigpt.plumbing.checkpoint.atomic_write; the fault
 wraps it. Saves are counted from 1, and each one's step is appended to the
 file named by "record" (if given), so a test can tell how many saves happened.
 
@@ -31,15 +31,15 @@ import sys
 
 
 def install(fault: dict) -> None:
-    import minigpt.atomic
-    import minigpt.checkpoint
+    import minigpt.plumbing.atomic
+    import minigpt.plumbing.checkpoint
 
     if fault["kind"] == "unreadable":
         import pathlib
 
         pathlib.Path.read_bytes = denying_read_bytes(fault["path"])
 
-    real_atomic_write = minigpt.checkpoint.atomic_write
+    real_atomic_write = minigpt.plumbing.checkpoint.atomic_write
     count = 0
 
     def failing(number: int) -> bool:
@@ -73,7 +73,7 @@ def install(fault: dict) -> None:
 
         real_atomic_write(path, faulty_write)
 
-    minigpt.checkpoint.atomic_write = atomic_write
+    minigpt.plumbing.checkpoint.atomic_write = atomic_write
 
 
 def denying_read_bytes(path: str):

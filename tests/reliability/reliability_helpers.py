@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from minigpt import config as cfg
-from minigpt.corpus import Corpus
+from minigpt.plumbing import config as cfg
+from minigpt.plumbing.corpus import Corpus
 from minigpt.trainer import Trainer
 
 HERE = Path(__file__).parent

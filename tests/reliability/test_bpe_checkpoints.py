@@ -13,8 +13,8 @@ import torch
 from reliability_helpers import TEXT, error_line, generate, one_torch_thread, tiny_trainer
 from test_checkpoint_input import CASE_NAMES, bad_files, saved, wrapped
 
-from minigpt.checkpoint import _HEADER, CheckpointError, load_checkpoint
-from minigpt.corpus import Corpus
+from minigpt.plumbing.checkpoint import _HEADER, CheckpointError, load_checkpoint
+from minigpt.plumbing.corpus import Corpus
 from minigpt.trainer import Trainer
 
 

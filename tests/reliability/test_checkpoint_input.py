@@ -13,7 +13,7 @@ import pytest
 import torch
 from reliability_helpers import TEXT, error_line, generate, train
 
-from minigpt.checkpoint import _HEADER, FORMAT_VERSION, MAGIC, CheckpointError, load_checkpoint
+from minigpt.plumbing.checkpoint import _HEADER, FORMAT_VERSION, MAGIC, CheckpointError, load_checkpoint
 
 
 def wrapped(payload: bytes, version: int = FORMAT_VERSION) -> bytes:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from reliability_helpers import error_line, make_unreadable, train
 
-from minigpt import config as cfg
+from minigpt.plumbing import config as cfg
 
 TOML_CASES = [  # the file's text, words the error must hold
     ("lr = 1e-3\nbatch_size = = 4\n", ["run.toml: invalid TOML", "line 2", "fix that line"]),

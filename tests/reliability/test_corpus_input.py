@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from reliability_helpers import TEXT, error_line, train
 
-from minigpt.corpus import CHUNK_BYTES, CorpusError, open_corpus
+from minigpt.plumbing.corpus import CHUNK_BYTES, CorpusError, open_corpus
 
 
 def png_bytes() -> bytes:

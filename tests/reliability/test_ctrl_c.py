@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from reliability_helpers import command, command_env
 
-from minigpt.checkpoint import load_checkpoint
+from minigpt.plumbing.checkpoint import load_checkpoint
 
 ARGS = ["--preset", "tiny", "--max-iters", "1000000", "--set", "eval_interval=1000000", "--no-sample"]
 

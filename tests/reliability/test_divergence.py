@@ -10,7 +10,7 @@ import pytest
 import torch
 from reliability_helpers import error_line, tiny_trainer, train
 
-from minigpt.checkpoint import load_checkpoint
+from minigpt.plumbing.checkpoint import load_checkpoint
 from minigpt.trainer import TrainingDiverged
 
 ABSURD = ["--set", "lr=1", "--set", "weight_decay=10", "--set", "warmup_iters=0", "--set", "grad_clip=0",

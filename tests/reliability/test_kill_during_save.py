@@ -21,9 +21,9 @@ import pytest
 import torch
 from reliability_helpers import KILL_LOOPS, train
 
-from minigpt.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from minigpt.model import GPT, ModelConfig
-from minigpt.settings import SamplingSettings, load_settings, save_settings
+from minigpt.plumbing.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from minigpt.plumbing.settings import SamplingSettings, load_settings, save_settings
 from minigpt.tokenizer import CharTokenizer
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

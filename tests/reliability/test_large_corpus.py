@@ -17,7 +17,7 @@ SIZE = 40 * 2**20  # 40 MiB: big enough that a whole-file str plus an int list w
 MEASURE = """
 import json, resource, sys, time
 import torch
-from minigpt.corpus import open_corpus
+from minigpt.plumbing.corpus import open_corpus
 from minigpt.data import split_corpus
 from minigpt.tokenizer import CharTokenizer
 

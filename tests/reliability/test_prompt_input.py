@@ -7,10 +7,10 @@ import pytest
 import torch
 from reliability_helpers import TEXT, error_line, generate
 
-from minigpt.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from minigpt.model import GPT, ModelConfig
+from minigpt.plumbing.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from minigpt.plumbing.settings import SamplingSettings
 from minigpt.sampling import generate as generate_pieces
-from minigpt.settings import SamplingSettings
 from minigpt.tokenizer import CharTokenizer
 
 CONTROL = "\x1b[2J\r\x08\x07"  # escape sequence (clear the screen), carriage return, backspace, bell

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from reliability_helpers import error_line, train
 
-from minigpt.checkpoint import load_checkpoint
+from minigpt.plumbing.checkpoint import load_checkpoint
 
 ARGS = ["--preset", "tiny", "--max-iters", "30", "--set", "eval_interval=10", "--set", "eval_iters=1", "--no-sample"]
 STRERROR = {"disk_full": "No space left on device", "read_only": "Read-only file system"}

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from reliability_helpers import error_line, generate, make_unreadable
 
-from minigpt.settings import SETTING_NAMES, SamplingSettings, SettingsError, load_settings, save_settings
+from minigpt.plumbing.settings import SETTING_NAMES, SamplingSettings, SettingsError, load_settings, save_settings
 
 
 def warnings_of(stderr: str) -> list[str]:

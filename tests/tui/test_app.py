@@ -9,9 +9,9 @@ from textual import events
 from textual.command import CommandList, CommandPalette
 from tui_helpers import TINY, Messages, complete, completions_ended, make_app, wait_for, wait_loaded, write_settings
 
-from minigpt.checkpoint import load_checkpoint
-from minigpt.device import pick_device
-from minigpt.session import open_session
+from minigpt.plumbing.checkpoint import load_checkpoint
+from minigpt.plumbing.device import pick_device
+from minigpt.plumbing.session import open_session
 from tui.messages import CheckpointSaved, CompletionEnded, CompletionText, TrainingPaused, TrainingProgress
 from tui.options import parse_options
 from tui.screens.help import HelpScreen

@@ -10,11 +10,11 @@ from textual import events
 from textual.widgets import TabbedContent
 from tui_helpers import Messages, complete, completions_ended, make_app, wait_for, wait_loaded, write_settings
 
-from minigpt.checkpoint import load_checkpoint
-from minigpt.completions import completions_path, load_recent, new_completion
-from minigpt.history import load_history
+from minigpt.plumbing.checkpoint import load_checkpoint
+from minigpt.plumbing.completions import completions_path, load_recent, new_completion
+from minigpt.plumbing.history import load_history
+from minigpt.plumbing.settings import SamplingSettings
 from minigpt.sampling import generate
-from minigpt.settings import SamplingSettings
 from tui.views.completions import EARLIER_SHOWN, CompletionsPane, EarlierLoaded
 from tui.widgets.completion_list import Completion, CompletionList
 from tui.widgets.prompt import PromptInput

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from tui_helpers import fake_run_log, make_app, wait_for, wait_loaded
 
-from minigpt.runs import Sample, load_runs
+from minigpt.plumbing.runs import Sample, load_runs
 from tui.screens.runs import RunsScreen
 from tui.views.samples import SamplesView
 from tui.widgets.loss_chart import LossChart

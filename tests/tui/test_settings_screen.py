@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.widgets import Input, Select, Static
 from tui_helpers import Messages, make_app, wait_for, wait_loaded, write_settings
 
-from minigpt.settings import SETTING_NAMES, SamplingSettings
+from minigpt.plumbing.settings import SETTING_NAMES, SamplingSettings
 from tui.screens.settings import FIELDS, SettingsScreen, format_value, parse_value
 
 

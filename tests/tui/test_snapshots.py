@@ -8,7 +8,7 @@ from textual.widgets import Input
 from textual.widgets._footer import FooterKey
 from tui_helpers import fake_run_log, make_app, wait_for, wait_loaded, write_settings
 
-from minigpt.runs import Sample
+from minigpt.plumbing.runs import Sample
 from tui.screens.runs import RunsScreen
 from tui.screens.settings import SettingsScreen
 from tui.views.inspect import InspectView

@@ -16,7 +16,7 @@ import time
 import pytest
 from tui_helpers import TINY, WAIT_LIMIT
 
-from minigpt.checkpoint import load_checkpoint
+from minigpt.plumbing.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
 

@@ -14,7 +14,7 @@ from textual.widgets import Static
 from textual.widgets._footer import FooterKey
 from tui_helpers import wait_for
 
-from minigpt.terminal import format_seconds, printable
+from minigpt.plumbing.terminal import format_seconds, printable
 from tui.preferences import read_keymap, read_theme, with_theme
 from tui.text import TAB, format_count, one_line
 from tui.widgets.chart_series import DownsampledSeries

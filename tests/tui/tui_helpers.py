@@ -69,7 +69,7 @@ def write_settings(workdir: Path, text: str) -> Path:
 
 
 def fake_run_log(path: Path, d_model: int, steps: list[int], tokenizer: str = "char") -> None:
-    """A run's metrics log as minigpt.runlog writes it, with made-up figures."""
+    """A run's metrics log as minigpt.plumbing.runlog writes it, with made-up figures."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [{"event": "run", "format": 1, "started": 1_780_000_000.0, "resumed_from": 0, "elapsed": 0.0,
               "tokens": 0, "parameters": 1000 * d_model, "model": {"d_model": d_model, "n_layers": 2},

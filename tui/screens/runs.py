@@ -17,7 +17,7 @@ from textual.widgets import SelectionList, Static
 from textual.widgets.selection_list import Selection
 from textual.worker import Worker, WorkerState
 
-from minigpt.runs import Run, load_runs
+from minigpt.plumbing.runs import Run, load_runs
 
 
 def describe(run: Run) -> str:

@@ -17,7 +17,7 @@ from textual.screen import ModalScreen
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Input, Label, Select, Static
 
-from minigpt.settings import SamplingSettingError, SamplingSettings, field_specs
+from minigpt.plumbing.settings import SamplingSettingError, SamplingSettings, field_specs
 
 
 @dataclass(frozen=True)

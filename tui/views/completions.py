@@ -6,8 +6,8 @@ again with a new seed, y copies it, i asks to inspect it; e exports them
 all to Markdown.
 
 Every completion that ends (or is cancelled) is appended to the completions
-file beside the checkpoint (minigpt.completions), and every prompt sent to
-the project's prompt history (minigpt.history). Both are read after the
+file beside the checkpoint (minigpt.plumbing.completions), and every prompt sent to
+the project's prompt history (minigpt.plumbing.history). Both are read after the
 first paint, in a worker, from the end of the file: the newest completions
 show again, and Up in the prompt walks the history.
 
@@ -30,7 +30,7 @@ from textual.message import Message
 from textual.reactive import reactive, var
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from minigpt.completions import (
+from minigpt.plumbing.completions import (
     StoredCompletion,
     append_completion,
     completions_path,
@@ -39,10 +39,10 @@ from minigpt.completions import (
     load_recent,
     new_completion,
 )
-from minigpt.errors import MiniGPTError
-from minigpt.history import PromptHistory, load_history
-from minigpt.jsonlines import JsonLinesError
-from minigpt.terminal import unescape
+from minigpt.plumbing.errors import MiniGPTError
+from minigpt.plumbing.history import PromptHistory, load_history
+from minigpt.plumbing.jsonlines import JsonLinesError
+from minigpt.plumbing.terminal import unescape
 from minigpt.tokenizer import UnknownCharactersError
 from tui.messages import CompletionEnded, CompletionText
 from tui.text import format_loss
@@ -50,8 +50,8 @@ from tui.widgets.completion_list import COMPLETION_ACTIONS, Completion, Completi
 from tui.widgets.prompt import PromptInput
 
 if TYPE_CHECKING:  # these import PyTorch, which the app loads after its first paint
-    from minigpt.session import TrainingSession
-    from minigpt.settings import SamplingSettings
+    from minigpt.plumbing.session import TrainingSession
+    from minigpt.plumbing.settings import SamplingSettings
     from minigpt.trainer import EvalEvent
 
 EVERY_COMPLETION = 10**9  # for the export: all that the file holds
@@ -287,7 +287,7 @@ class CompletionsPane(Vertical):
 
     @work(thread=True, exit_on_error=False, group="files", name="copy to a file")
     def _copy_to_file(self, path: Path, text: str) -> None:
-        from minigpt.atomic import atomic_write_bytes
+        from minigpt.plumbing.atomic import atomic_write_bytes
 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

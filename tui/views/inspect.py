@@ -35,8 +35,8 @@ from tui.widgets.token_strip import Strip, StripToken, TokenStrip
 
 if TYPE_CHECKING:  # these import PyTorch, which the app loads after its first paint
     from minigpt.inspect import Inspection
-    from minigpt.session import TrainingSession
-    from minigpt.settings import SamplingSettings
+    from minigpt.plumbing.session import TrainingSession
+    from minigpt.plumbing.settings import SamplingSettings
     from minigpt.trainer import Trainer
 
 REFRESH_SECONDS = 3.0  # while training and on screen: a new snapshot this often

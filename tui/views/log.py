@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import Log
 
-from minigpt.terminal import printable
+from minigpt.plumbing.terminal import printable
 from tui.text import TAB
 
 LOG_LINES = 2000  # the log keeps this many lines

@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 
-from minigpt.runs import Sample
+from minigpt.plumbing.runs import Sample
 from tui.widgets.sample_timeline import SampleCard, SampleTimeline
 
 Side = Literal["left", "right"]

@@ -15,9 +15,9 @@ from tui.views.completions import CompletionsPane
 from tui.widgets.loss_chart import X_AXES, LossChart
 
 if TYPE_CHECKING:
-    from minigpt.runs import Run
-    from minigpt.session import TrainingSession
-    from minigpt.settings import SamplingSettings
+    from minigpt.plumbing.runs import Run
+    from minigpt.plumbing.session import TrainingSession
+    from minigpt.plumbing.settings import SamplingSettings
 
 
 class TrainView(Horizontal):
@@ -51,7 +51,7 @@ class TrainView(Horizontal):
         chart.y_axis = "bpc" if chart.y_axis == "loss" else "loss"
 
     def action_pick_runs(self) -> None:
-        from minigpt.runlog import log_path
+        from minigpt.plumbing.runlog import log_path
         from tui.screens.runs import RunsScreen
 
         assert self.session is not None  # check_action enables this only with a session

@@ -17,11 +17,11 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Label, Static
 
-from minigpt.terminal import printable
+from minigpt.plumbing.terminal import printable
 from tui.text import TAB
 
 if TYPE_CHECKING:
-    from minigpt.completions import StoredCompletion
+    from minigpt.plumbing.completions import StoredCompletion
 
 MAX_COMPLETIONS = 50  # older ones are removed: the log stays the same size over a long run
 PARAGRAPH_CHARS = 2000  # past this, text goes into a new Static at the next newline

@@ -14,8 +14,8 @@ from textual.color import Color
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
-from minigpt.runs import Run, XAxis, YAxis
-from minigpt.terminal import format_seconds
+from minigpt.plumbing.runs import Run, XAxis, YAxis
+from minigpt.plumbing.terminal import format_seconds
 from tui.text import format_count
 from tui.widgets.chart_series import DownsampledSeries
 

@@ -8,8 +8,8 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-from minigpt.runs import Sample
-from minigpt.terminal import printable
+from minigpt.plumbing.runs import Sample
+from minigpt.plumbing.terminal import printable
 from tui.text import TAB, format_loss
 
 

@@ -9,7 +9,7 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import Label
 
-from minigpt.terminal import format_seconds
+from minigpt.plumbing.terminal import format_seconds
 from tui.text import format_count, format_loss, one_line
 
 STATES = ("loading", "idle", "training", "paused", "stopping", "saving", "error")

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from minigpt.terminal import printable
+from minigpt.plumbing.terminal import printable
 from tui.text import visible_token
 
 # The probability levels that pick a token's colour, each a component class of the strip.

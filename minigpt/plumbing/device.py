@@ -7,7 +7,7 @@ import os
 
 import torch
 
-from minigpt.errors import MiniGPTError
+from minigpt.plumbing.errors import MiniGPTError
 
 
 class DeviceError(MiniGPTError, RuntimeError):

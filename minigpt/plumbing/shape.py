@@ -33,11 +33,11 @@ from typing import Any
 
 import torch
 
-from minigpt.atomic import atomic_write_bytes
-from minigpt.config import TrainConfig
-from minigpt.device import autocast, dtype_name, pick_device, pick_dtype
 from minigpt.model import GPT, ModelConfig
-from minigpt.terminal import format_seconds
+from minigpt.plumbing.atomic import atomic_write_bytes
+from minigpt.plumbing.config import TrainConfig
+from minigpt.plumbing.device import autocast, dtype_name, pick_device, pick_dtype
+from minigpt.plumbing.terminal import format_seconds
 from minigpt.trainer import make_optimizer
 
 TOKENS_PER_PARAMETER = 2.0  # the least a budget must feed a model, in training tokens per parameter

@@ -16,7 +16,7 @@ what came of it:
 `ended` is "done" (the model stopped or reached max_new_tokens) or
 "cancelled" (the text is a prefix of what the settings make). `continues` is
 the id of the completion whose prompt + text this one's prompt is. The file
-is appended to (minigpt.jsonlines), so a bad line never stops a reader and
+is appended to (minigpt.plumbing.jsonlines), so a bad line never stops a reader and
 never loses the lines around it. Export writes them as Markdown.
 """
 
@@ -29,10 +29,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from minigpt.atomic import atomic_write_bytes
-from minigpt.errors import MiniGPTError
-from minigpt.jsonlines import JsonLinesError, append_record, read_tail
-from minigpt.settings import SamplingSettingError, SamplingSettings
+from minigpt.plumbing.atomic import atomic_write_bytes
+from minigpt.plumbing.errors import MiniGPTError
+from minigpt.plumbing.jsonlines import JsonLinesError, append_record, read_tail
+from minigpt.plumbing.settings import SamplingSettingError, SamplingSettings
 
 FORMAT_VERSION = 1
 ENDINGS = ("done", "cancelled")

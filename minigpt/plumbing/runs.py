@@ -1,4 +1,4 @@
-"""Reading the runs in a folder back from their metrics logs (minigpt.runlog),
+"""Reading the runs in a folder back from their metrics logs (minigpt.plumbing.runlog),
 for a table of runs and their curves side by side.
 
     runs, warnings = load_runs(Path("checkpoints"))
@@ -20,8 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from minigpt.completions import SUFFIX
-from minigpt.runlog import log_path
+from minigpt.plumbing.completions import SUFFIX
+from minigpt.plumbing.runlog import log_path
 
 XAxis = Literal["step", "tokens", "time"]
 YAxis = Literal["loss", "bpc"]

@@ -23,9 +23,9 @@ from typing import Any
 
 import torch
 
-from minigpt.atomic import atomic_write
-from minigpt.errors import MiniGPTError
 from minigpt.model import GPT, ModelConfig
+from minigpt.plumbing.atomic import atomic_write
+from minigpt.plumbing.errors import MiniGPTError
 from minigpt.tokenizer import Tokenizer, tokenizer_from_dict
 
 MAGIC = b"MINIGPT\n"

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from minigpt.errors import MiniGPTError, did_you_mean
+from minigpt.plumbing.errors import MiniGPTError, did_you_mean
 
 
 class ConfigError(MiniGPTError, ValueError):
@@ -93,7 +93,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(block_size=32, d_model=32, n_heads=2, n_layers=2, batch_size=8, max_iters=200,
                  warmup_iters=10, eval_interval=50, eval_iters=4, lr=3e-3, min_lr=3e-4),
     # Time budgets: two and a half and ten minutes on whatever machine runs them; the shape is
-    # chosen for the machine (minigpt.shape) unless the user gives it.
+    # chosen for the machine (minigpt.plumbing.shape) unless the user gives it.
     "quick": dict(time_budget=150.0, warmup_iters=50, eval_iters=8, lr=5e-3, min_lr=3e-4),
     "default": dict(time_budget=600.0),
     # The original design's shape, kept for comparisons.

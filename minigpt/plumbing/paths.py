@@ -2,9 +2,9 @@
 
     data/input.txt          the text to train on (without it, the built-in corpus)
     checkpoints/model.pt    the model; beside it model.jsonl, its metrics log, and
-                            model.completions.jsonl, its completions (minigpt.completions)
+                            model.completions.jsonl, its completions (minigpt.plumbing.completions)
     minigpt.toml            the sampling settings (and the app's [tui] and [keymap])
-    minigpt-history.jsonl   the app's prompt history (minigpt.history)
+    minigpt-history.jsonl   the app's prompt history (minigpt.plumbing.history)
 
 Every command takes flags to put them elsewhere.
 """

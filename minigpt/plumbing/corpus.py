@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from minigpt.atomic import atomic_write_bytes
-from minigpt.errors import MiniGPTError
-from minigpt.paths import DEFAULT_DATA
+from minigpt.plumbing.atomic import atomic_write_bytes
+from minigpt.plumbing.errors import MiniGPTError
+from minigpt.plumbing.paths import DEFAULT_DATA
 
 BUILTIN_NAME = "built-in: Python standard library source"
 BUILTIN_CHARS = 1_000_000

@@ -16,15 +16,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from minigpt.config import TrainConfig, apply_overrides
-from minigpt.corpus import Corpus, choose_corpus
-from minigpt.errors import MiniGPTError
-from minigpt.terminal import format_seconds
+from minigpt.plumbing.config import TrainConfig, apply_overrides
+from minigpt.plumbing.corpus import Corpus, choose_corpus
+from minigpt.plumbing.errors import MiniGPTError
+from minigpt.plumbing.terminal import format_seconds
 
 if TYPE_CHECKING:
-    from minigpt.checkpoint import Checkpoint
-    from minigpt.distributed import World
-    from minigpt.shape import Choice
+    from minigpt.plumbing.checkpoint import Checkpoint
+    from minigpt.plumbing.distributed import World
+    from minigpt.plumbing.shape import Choice
     from minigpt.tokenizer import Tokenizer
     from minigpt.trainer import Trainer
 
@@ -71,10 +71,10 @@ def open_session(config: TrainConfig, explicit_keys: Collection[str], data: Path
     shape for all of them."""
     progress("reading the corpus…")
     corpus = choose_corpus(data)  # streamed; a bad file fails here, before PyTorch is imported (seconds)
-    from minigpt.checkpoint import load_checkpoint
     from minigpt.data import make_tokenizer
-    from minigpt.distributed import SINGLE
-    from minigpt.shape import choose_shape
+    from minigpt.plumbing.checkpoint import load_checkpoint
+    from minigpt.plumbing.distributed import SINGLE
+    from minigpt.plumbing.shape import choose_shape
     from minigpt.trainer import Trainer
 
     resume, notes = None, []
@@ -114,7 +114,7 @@ def open_session(config: TrainConfig, explicit_keys: Collection[str], data: Path
 
 def _shared_shape(world: World, choose: Callable[[], Choice | None]) -> Choice | None:
     """The shape rank 0 chooses, on every rank: timed once, and the same model everywhere."""
-    from minigpt.shape import Choice
+    from minigpt.plumbing.shape import Choice
 
     choice = choose() if world.is_main else None
     shared = world.share_from_main(choice and [choice.settings, choice.description])

@@ -3,7 +3,7 @@
     minigpt-history.jsonl    in the project folder, one JSON object a line, oldest first:
     {"prompt": "ROMEO:\\n", "time": "2026-12-01T21:30:05Z"}
 
-Each prompt sent is appended (minigpt.jsonlines: one whole line, flushed).
+Each prompt sent is appended (minigpt.plumbing.jsonlines: one whole line, flushed).
 Reading keeps the newest LIMIT distinct prompts, the newest copy of a
 repeated prompt only. When the file has grown past twice the limit it is
 rewritten, atomically, with just those; a file with lines that cannot be
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from minigpt.atomic import atomic_write_bytes
-from minigpt.jsonlines import append_record, read_tail
+from minigpt.plumbing.atomic import atomic_write_bytes
+from minigpt.plumbing.jsonlines import append_record, read_tail
 
 LIMIT = 1000  # prompts kept
 

@@ -23,7 +23,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from minigpt.errors import MiniGPTError
+from minigpt.plumbing.errors import MiniGPTError
 
 TIMEOUT_VARIABLE = "MINIGPT_DIST_TIMEOUT"
 DEFAULT_TIMEOUT = 300.0  # seconds a rank waits for the others: rank 0 evaluates and saves while they wait
@@ -131,7 +131,7 @@ def from_environment() -> World | None:
 def join(world: World, device_name: str) -> World:
     """Join the process group of the run torchrun started: NCCL when this
     process trains on CUDA, gloo otherwise."""
-    from minigpt.device import pick_device
+    from minigpt.plumbing.device import pick_device
 
     backend = "nccl" if pick_device(device_name).type == "cuda" else "gloo"
     if backend == "nccl":

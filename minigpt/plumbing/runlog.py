@@ -1,6 +1,6 @@
 """A run's metrics log: one JSON object a line, beside the checkpoint
 (checkpoints/model.pt -> checkpoints/model.jsonl). minigpt-train and the app
-both keep it, so that any run can be compared with any other (minigpt.runs).
+both keep it, so that any run can be compared with any other (minigpt.plumbing.runs).
 
 Each training session appends:
     {"event": "run", ...}    what the run is: config, model, tokenizer, device, number format, start time
@@ -35,7 +35,7 @@ def log_path(checkpoint: Path) -> Path:
 
 def run_record(trainer: Trainer, corpus: str, started: float) -> dict:
     """What a session of this run is: enough to name it in a table of runs and to redo it."""
-    from minigpt.device import dtype_name
+    from minigpt.plumbing.device import dtype_name
 
     return {"event": "run", "format": FORMAT, "started": round(started, 3), "resumed_from": trainer.step,
             "elapsed": trainer.time_spent, "tokens": tokens_seen(trainer, trainer.step),

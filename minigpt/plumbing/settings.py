@@ -37,9 +37,9 @@ from typing import Any
 
 import tomli_w
 
-from minigpt.atomic import atomic_write_bytes
-from minigpt.errors import MiniGPTError, did_you_mean
-from minigpt.paths import DEFAULT_SETTINGS
+from minigpt.plumbing.atomic import atomic_write_bytes
+from minigpt.plumbing.errors import MiniGPTError, did_you_mean
+from minigpt.plumbing.paths import DEFAULT_SETTINGS
 
 MAX_NEW_TOKENS_LIMIT = 100_000
 
