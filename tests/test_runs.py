@@ -153,13 +153,21 @@ def test_a_record_of_the_wrong_shape_is_skipped_with_a_warning(tmp_path):
     assert run.steps == 5 and run.evals == [] and run.tokenizer == "?"
 
 
-def test_the_completions_file_beside_a_checkpoint_is_not_a_run(three_runs):
-    """minigpt-tui keeps checkpoints/NAME.completions.jsonl beside NAME.jsonl: not a metrics log."""
+def test_the_projects_other_files_are_not_runs(three_runs, capsys):
+    """minigpt-tui keeps checkpoints/NAME.completions.jsonl beside NAME.jsonl, and the prompt history
+    minigpt-history.jsonl in the project folder: neither is a metrics log, nor warned about as one."""
     from minigpt.plumbing.completions import append_completion, completions_path, new_completion
+    from minigpt.plumbing.history import load_history
+    from minigpt.plumbing.paths import DEFAULT_HISTORY
     from minigpt.plumbing.settings import SamplingSettings
 
     path = completions_path(three_runs / "narrow.pt")
     append_completion(path, new_completion("ROMEO:", " Ay", step=10, checkpoint="narrow.pt",
                                            settings=SamplingSettings(seed=1), ended="done"))
+    history = load_history(three_runs / DEFAULT_HISTORY)
+    for prompt in ("ROMEO:", "JULIET:"):
+        history.add(prompt)
     runs, warnings = load_runs(three_runs)
     assert sorted(run.name for run in runs) == ["long", "narrow", "wide"] and warnings == []
+    assert runs_cli.main([str(three_runs)]) == 0
+    assert capsys.readouterr().err == ""

@@ -32,6 +32,7 @@ from typing import Any
 from minigpt.plumbing.atomic import atomic_write_bytes
 from minigpt.plumbing.errors import MiniGPTError
 from minigpt.plumbing.jsonlines import JsonLinesError, append_record, read_tail
+from minigpt.plumbing.paths import COMPLETIONS_SUFFIX
 from minigpt.plumbing.settings import SamplingSettingError, SamplingSettings
 
 FORMAT_VERSION = 1
@@ -90,13 +91,10 @@ def from_record(record: dict[str, Any]) -> StoredCompletion | None:
     return completion
 
 
-SUFFIX = ".completions.jsonl"  # a completions file's, beside a checkpoint's metrics log (.jsonl)
-
-
 def completions_path(checkpoint: str | Path) -> Path:
     """checkpoints/model.pt -> checkpoints/model.completions.jsonl"""
     checkpoint = Path(checkpoint)
-    return checkpoint.with_name(checkpoint.stem + SUFFIX)
+    return checkpoint.with_name(checkpoint.stem + COMPLETIONS_SUFFIX)
 
 
 def export_path(checkpoint: str | Path) -> Path:

@@ -21,6 +21,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from minigpt.plumbing.paths import RUN_LOG_SUFFIX
+
 if TYPE_CHECKING:
     from minigpt.trainer import Event, StepEvent, Trainer
 
@@ -30,7 +32,7 @@ FORMAT = 1  # the run line's "format": raise it when a key changes meaning
 
 def log_path(checkpoint: Path) -> Path:
     """Where the log of the run saved at checkpoint is kept."""
-    return checkpoint.with_suffix(".jsonl")
+    return checkpoint.with_suffix(RUN_LOG_SUFFIX)
 
 
 def run_record(trainer: Trainer, corpus: str, started: float) -> dict:

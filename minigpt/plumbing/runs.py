@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from minigpt.plumbing.completions import SUFFIX
+from minigpt.plumbing.paths import is_run_log
 from minigpt.plumbing.runlog import log_path
 
 XAxis = Literal["step", "tokens", "time"]
@@ -112,8 +112,8 @@ class Run:
 
 
 def find_logs(folder: Path) -> list[Path]:
-    """The metrics logs in folder and its subfolders, by name (not the completions files beside them)."""
-    return sorted(path for path in folder.rglob("*.jsonl") if path.is_file() and not path.name.endswith(SUFFIX))
+    """The metrics logs in folder and its subfolders, by name (not the project's other JSON-lines files)."""
+    return sorted(path for path in folder.rglob("*.jsonl") if path.is_file() and is_run_log(path))
 
 
 def load_runs(folder: Path) -> tuple[list[Run], list[str]]:
