@@ -274,6 +274,8 @@ class Trainer:
                                 self.time_spent, *self._eta_and_progress(step_seconds))
                 if self._evaluation_due():
                     yield from self._evaluate_and_save()
+            if self.config.time_budget and not self._stop.is_set() and self.step < self.config.max_iters:
+                self.clock.require_room(self.config.eval_iters)  # a new run ended by its budget at its first step
             if self.config.time_budget and not self._stop.is_set() and self._last_saved_step != self.step:
                 yield from self._evaluate_and_save()  # the budget's end: the last evaluation and save
             elif self._stop.is_set() and self._last_saved_step != self.step:

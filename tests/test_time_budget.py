@@ -5,6 +5,8 @@ how fast the machine is."""
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -12,7 +14,7 @@ import torch
 
 from minigpt.plumbing import config as cfg
 from minigpt.plumbing.checkpoint import load_checkpoint
-from minigpt.plumbing.clock import PAUSE, BudgetClock
+from minigpt.plumbing.clock import PAUSE, BudgetClock, BudgetTooShort
 from minigpt.plumbing.session import open_session
 from minigpt.plumbing.shape import (
     FULL_LR_PASSES,
@@ -74,11 +76,96 @@ def test_a_long_wait_between_events_is_a_pause_and_does_not_count(fake_clock):
 
 def test_the_schedule_ends_before_the_deadline_with_room_for_the_last_evaluation(fake_clock):
     clock = BudgetClock(budget=100)
-    clock.step_seconds, clock.final_seconds = 1.0, 4.0  # as measured
+    clock.steps, clock.step_seconds, clock.final_seconds = 40, 1.0, 4.0  # as measured
     clock.used = 50.0
     assert 0.5 < clock.progress(eval_iters=10) < 1 and not clock.time_to_stop(eval_iters=10)
     clock.used = 100 - 4.0 - 0.5 - 1.0  # one step, the last evaluation and the exit margin left
     assert clock.progress(eval_iters=10) == 1 and clock.time_to_stop(eval_iters=10)
+
+
+class StillClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def still_clock(monkeypatch):
+    clock = StillClock()
+    monkeypatch.setattr("minigpt.plumbing.clock.time.monotonic", clock)
+    return clock
+
+
+def run_on(clock: StillClock, budget: float, start_up: float, step: Callable[[float], float],
+           evaluation: Callable[[float], float], eval_iters: int = 8) -> tuple[BudgetClock, float]:
+    """Drive a BudgetClock as the trainer does, on a machine where a step and an
+    evaluation with its save take step(t) and evaluation(t) seconds at time t of
+    the run; the clock, and when the run ends (its last evaluation and save done)."""
+    budget_clock = BudgetClock(budget, started=clock.now - start_up)
+    while True:
+        budget_clock.count(after_wait=True)
+        if budget_clock.time_to_stop(eval_iters):
+            break
+        if budget_clock.time_to_evaluate():
+            took = evaluation(budget_clock.used)
+            clock.now += took
+            budget_clock.count()
+            budget_clock.final_seconds = took
+            continue
+        clock.now += step(budget_clock.used)
+        budget_clock.step_done()
+    if budget_clock.steps <= 1:
+        budget_clock.require_room(eval_iters)
+    clock.now += evaluation(budget_clock.used)
+    budget_clock.count()
+    return budget_clock, budget_clock.used
+
+
+def busy_between(start: float, end: float, quiet: float, slowdown: float) -> Callable[[float], float]:
+    """What a piece of work takes at time t: quiet seconds, slowdown times as long from start to end."""
+    return lambda t: quiet * (slowdown if start <= t < end else 1.0)
+
+
+@pytest.mark.parametrize("busy", [(0, 0), (25, 35), (40, 100)], ids=["quiet", "busy-at-the-middle-evaluation",
+                                                                     "busy-at-the-end"])
+def test_a_run_ends_within_a_few_percent_of_its_budget_on_a_busy_machine_too(still_clock, busy):
+    """The reserve for the last evaluation follows the machine's pace: one evaluation timed while other
+    programs busied the machine once ended a 60 s run at 56 s, and a quiet one's figure would let a run
+    on a machine busy at the end overshoot."""
+    start, end = busy
+    _, ended = run_on(still_clock, 60.0, start_up=3.0, step=busy_between(start, end, 0.1, 3.0),
+                      evaluation=busy_between(start, end, 2.0, 3.0))
+    assert ended == pytest.approx(60.0 - 0.5, abs=0.03 * 60)  # the exit margin is for the process to end
+
+
+def test_a_budget_too_short_to_train_is_an_error_naming_the_shortest_one(still_clock):
+    with pytest.raises(BudgetTooShort) as error:
+        run_on(still_clock, 5.0, start_up=4.2, step=lambda t: 0.3, evaluation=lambda t: 2.0)
+    message = str(error.value)
+    assert message.startswith("a time budget (--time) of 5 s is too short for this machine: it took 4.2 s to start")
+    shortest = int(re.search(r"--time (\d+)s\)", message).group(1))
+    clock, _ = run_on(still_clock, shortest, start_up=4.2, step=lambda t: 0.3, evaluation=lambda t: 2.0)
+    assert clock.steps >= 2, "the budget named trains"
+    resumed = BudgetClock(5.0, spent=2.0, started=still_clock.now - 2.9)  # a resumed run may end at once
+    assert resumed.time_to_stop(eval_iters=8)
+    resumed.require_room(eval_iters=8)
+
+
+def test_a_budget_shorter_than_the_start_up_is_one_clear_line_and_saves_nothing(tmp_path, corpus_text, capsys):
+    import train_cli
+
+    (tmp_path / "corpus.txt").write_text(corpus_text)
+    status = train_cli.main(["--time", "0.01", "--d-model", "32", "--n-layers", "2", "--n-heads", "2",
+                             "--block-size", "32", "--batch-size", "4", "--device", "cpu", "--dtype", "float32",
+                             "--data", str(tmp_path / "corpus.txt"), "--out", str(tmp_path / "m.pt"), "--no-sample"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and err[-1].startswith("minigpt-train: error: a time budget (--time) of 0.01 s is too short")
+    assert "the shortest budget it can train in is about" in err[-1]
+    assert not (tmp_path / "m.pt").exists()
 
 
 def budget_trainer(tiny_config, corpus, checkpoint=None, budget=30.0, resume=None):

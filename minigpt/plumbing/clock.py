@@ -8,12 +8,17 @@ what earlier sessions of the run spent (a resumed run goes on with the same
 schedule). The consumer of Trainer.run() pauses training by not asking for
 the next event; a gap of more than PAUSE seconds between two events is such
 a pause and does not count. Because the schedule reads the clock at every
-step, it stays whole when the machine slows down or speeds up mid-run.
+step, it stays whole when the machine slows down or speeds up mid-run; so
+does the time kept for the last evaluation and save, which is counted in
+steps of the machine's current pace (see final_seconds).
 """
 
 from __future__ import annotations
 
+import math
 import time
+
+from minigpt.plumbing.errors import MiniGPTError
 
 PAUSE = 1.0  # seconds: a longer wait for the consumer is a pause, not work
 EXIT_MARGIN = 0.5  # seconds kept for the program to end after the last save
@@ -21,16 +26,23 @@ EVALUATIONS = 10  # evaluations per budget, the last one at the end...
 MIN_EVAL_GAP = 30.0  # ...but at most one every this many seconds: each costs a few training steps
 
 
+class BudgetTooShort(MiniGPTError, ValueError):
+    """A new run's time budget holds its start-up and one evaluation, but no training."""
+
+
 class BudgetClock:
     def __init__(self, budget: float, spent: float = 0.0, started: float | None = None) -> None:
         now = time.monotonic()
         self.budget = budget
-        self.used = spent + (now - started if started is not None else 0.0)
+        self.start_up = now - started if started is not None else 0.0
+        self.used = spent + self.start_up
+        self.new_run = spent == 0  # the run's first session
         self._last = now
         self.eval_interval = max(budget / EVALUATIONS, MIN_EVAL_GAP)
         self._next_eval = (self.used // self.eval_interval + 1) * self.eval_interval
         self.step_seconds = 0.0  # recent time of one training step (count before the step, step_done after)
-        self.final_seconds: float | None = None  # what an evaluation and a save took, once measured
+        self.steps = 0  # training steps in this session
+        self._final: tuple[float, float] | None = None  # the latest evaluation and save: seconds, and a step's then
 
     def count(self, *, after_wait: bool = False) -> float:
         """Add the time since the last count, and return it; after_wait: the loop
@@ -46,6 +58,24 @@ class BudgetClock:
         """Count a training step, and keep a moving average of their time."""
         seconds = self.count()
         self.step_seconds = seconds if not self.step_seconds else 0.9 * self.step_seconds + 0.1 * seconds
+        self.steps += 1
+
+    @property
+    def final_seconds(self) -> float | None:
+        """What the last evaluation and save will take, once one is measured: the
+        latest one's time, scaled by how much faster or slower steps run now than
+        then. An evaluation taken while other programs busied the machine would
+        otherwise keep a quiet machine's run from its last seconds, and one taken
+        on a quiet machine would let a busy one's run overshoot its deadline."""
+        if self._final is None:
+            return None
+        seconds, step_then = self._final
+        return seconds * self.step_seconds / step_then if step_then and self.step_seconds else seconds
+
+    @final_seconds.setter
+    def final_seconds(self, seconds: float) -> None:
+        """Note what an evaluation and its save just took."""
+        self._final = (seconds, self.step_seconds)
 
     @property
     def left(self) -> float:
@@ -65,8 +95,27 @@ class BudgetClock:
         return min(max(self.used / end, 0.0), 1.0) if end > 0 else 1.0
 
     def time_to_stop(self, eval_iters: int) -> bool:
-        """Whether one more step would leave too little time for the final evaluation and save."""
+        """Whether one more step would leave too little time for the final evaluation
+        and save. A new run takes its first step regardless: only then can it say
+        how short a budget is too short (require_room)."""
+        if self.new_run and not self.steps:
+            return False
         return self.used + self.step_seconds + self.reserve(eval_iters) >= self.budget
+
+    def require_room(self, eval_iters: int) -> None:
+        """Raise BudgetTooShort when a new run's budget ended it at its first step:
+        it held the start-up and an evaluation but no training, and a model of one
+        step is not what anyone asked for. The message names the shortest budget
+        that trains a second step on this machine, at its pace now."""
+        if not (self.new_run and self.steps <= 1):
+            return
+        final = self.reserve(eval_iters)
+        shortest = math.ceil(self.start_up + 2 * self.step_seconds + final)
+        raise BudgetTooShort(
+            f"a time budget (--time) of {self.budget:g} s is too short for this machine: it took "
+            f"{self.start_up:.1f} s to start and needs about {final:.1f} s for the last evaluation and save, which "
+            f"left no time to train; the shortest budget it can train in is about {shortest} s (--time {shortest}s), "
+            "and a useful one is minutes")
 
     def time_to_evaluate(self) -> bool:
         if self.used < self._next_eval:

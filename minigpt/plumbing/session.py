@@ -48,7 +48,9 @@ class TrainingSession:
 
     @property
     def finished(self) -> bool:
-        return self.trainer.finished
+        """Whether the resumed run is over. A new one never is: a time budget too short
+        for it is an error once it starts (minigpt.plumbing.clock.BudgetTooShort)."""
+        return self.resumed and self.trainer.finished
 
     def finished_note(self) -> str:
         """What to do with a finished run."""
@@ -62,13 +64,13 @@ class TrainingSession:
 
 def open_session(config: TrainConfig, explicit_keys: Collection[str], data: Path | None, checkpoint: Path,
                  start: Start = "auto", progress: Callable[[str], None] = lambda text: None,
-                 world: World | None = None) -> TrainingSession:
+                 world: World | None = None, retime: bool = False) -> TrainingSession:
     """Read the corpus (data, else data/input.txt, else the built-in one), load
     the checkpoint unless start is "scratch", and build the trainer.
     explicit_keys are the settings the user gave (by file, --set or flag):
     a resumed model keeps its shape, and a note says so when they differ.
     world: this process's place in a torchrun run; rank 0 picks a time budget's
-    shape for all of them."""
+    shape for all of them. retime: time the shapes again rather than read the speed cache."""
     progress("reading the corpus…")
     corpus = choose_corpus(data)  # streamed; a bad file fails here, before PyTorch is imported (seconds)
     from minigpt.data import make_tokenizer
@@ -97,7 +99,7 @@ def open_session(config: TrainConfig, explicit_keys: Collection[str], data: Path
                                    lambda done, total: progress(merges_progress(done, total)))
         corpus_tokens = _training_tokens(corpus, config, tokenizer)
         choice = _shared_shape(world or SINGLE, lambda: choose_shape(config, explicit_keys, corpus_tokens,
-                                                                      tokenizer.vocab_size, progress))
+                                                                      tokenizer.vocab_size, progress, retime))
         if choice:
             config = apply_overrides(config, choice.settings, source="the shape chosen for the time budget")
     progress("building the model…")
