@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--from-scratch", action="store_true", help="ignore an existing checkpoint at --out")
     run.add_argument("--log", type=Path, default=None, help="JSON-lines metrics log (default: beside --out)")
     run.add_argument("--no-sample", action="store_true", help="do not print a sample at each evaluation")
+    run.add_argument("--retime", action="store_true",
+                     help="time the model sizes on this machine again for a time budget, not reading the speed cache")
 
     cfg.add_arguments(parser)
     return parser
@@ -109,7 +111,7 @@ def train_one(args: argparse.Namespace, config, explicit_keys, world) -> int:
     start = "scratch" if args.from_scratch else "resume" if args.resume else "auto"
     with console.status("starting…") as status:  # the corpus, a checkpoint, the tokenizer's merges, the shape
         session = open_session(config, explicit_keys, args.data, args.out, start, progress=status.update,
-                               world=world)
+                               world=world, retime=args.retime)
     if session.shape_choice:
         console.print(session.shape_choice, markup=False, soft_wrap=True)  # one line, also in a log
     describe_run(console, session)
@@ -163,6 +165,7 @@ def run_with_progress(console, trainer, log: RunLog | None, show_samples: bool) 
     from rich.markup import escape
     from rich.progress import BarColumn, Progress, TextColumn
 
+    from minigpt.plumbing.speedcheck import SpeedCorrected, checking_speed
     from minigpt.trainer import EvalEvent, SavedEvent, SaveFailedEvent, StepEvent
 
     outcome = RunOutcome()
@@ -184,7 +187,7 @@ def run_with_progress(console, trainer, log: RunLog | None, show_samples: bool) 
         with Progress(*columns, console=console) as progress:
             task = progress.add_task("train", total=1.0, where=where(trainer, trainer.step), loss="-", val="-",
                                      speed="-", left="")
-            for event in trainer.run(started=PROGRAM_START):
+            for event in checking_speed(trainer, trainer.run(started=PROGRAM_START)):
                 if log:
                     log.record(event)
                 if isinstance(event, StepEvent):
@@ -204,6 +207,8 @@ def run_with_progress(console, trainer, log: RunLog | None, show_samples: bool) 
                                            " and training goes on")
                 elif isinstance(event, SavedEvent):
                     outcome.save_error = None
+                elif isinstance(event, SpeedCorrected):
+                    progress.console.print(f"note: {event.description}", markup=False, soft_wrap=True)
             if log:
                 log.finish()
     finally:

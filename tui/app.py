@@ -43,6 +43,7 @@ from tui.messages import (
     RunLogFailed,
     SessionReady,
     SettingsLoaded,
+    SpeedCacheCorrected,
     TrainingPaused,
     TrainingProgress,
 )
@@ -171,7 +172,7 @@ class MiniGPTApp(App[None]):
         options = self.options
         session = open_session(options.config, options.explicit_keys, options.data, options.checkpoint,
                                "scratch" if options.from_scratch else "auto",
-                               lambda text: self.post_message(LoadProgress(text)))
+                               lambda text: self.post_message(LoadProgress(text)), retime=options.retime)
         if session.resumed:
             self.post_message(RunHistory(*run_of_checkpoint(session.checkpoint)))
         self.post_message(SessionReady(session))
@@ -314,6 +315,10 @@ class MiniGPTApp(App[None]):
     def on_run_log_failed(self, message: RunLogFailed) -> None:
         self.notify(message.text, title="Metrics log", severity="warning", timeout=15)
         self.log_line(f"warning: {message.text}")
+
+    def on_speed_cache_corrected(self, message: SpeedCacheCorrected) -> None:
+        self.notify(message.text, title="Speed cache", timeout=15)
+        self.log_line(f"note: {message.text}")
 
     def on_training_paused(self, message: TrainingPaused) -> None:
         if message.paused and self.session:

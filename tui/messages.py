@@ -102,3 +102,11 @@ class CompletionEnded(Message, bubble=False):
         self.tag = tag
         self.tokens = tokens
         self.seconds = seconds
+
+
+class SpeedCacheCorrected(Message):
+    """The run trained at a speed the speed cache had wrong; the cache now holds it (minigpt.plumbing.speedcheck)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text

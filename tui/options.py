@@ -22,6 +22,7 @@ class Options:
     from_scratch: bool = False
     settings: Path | None = None  # None: $MINIGPT_SETTINGS, else ./minigpt.toml
     explicit_keys: frozenset[str] = frozenset()  # hyperparameters the user set, not the preset
+    retime: bool = False  # time the model sizes again for a time budget, not reading the speed cache
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                                  "overwritten at the first save)")
     run.add_argument("--settings", type=Path, default=None,
                      help="sampling settings file (default: $MINIGPT_SETTINGS, else ./minigpt.toml)")
+    run.add_argument("--retime", action="store_true",
+                     help="time the model sizes on this machine again for a time budget, not reading the speed cache")
     cfg.add_arguments(parser)
     return parser
 
@@ -46,4 +49,4 @@ def parse_options(argv: list[str] | None = None) -> Options:
     args = build_parser().parse_args(argv)
     config, explicit_keys = cfg.from_arguments(args)
     return Options(config=config, data=args.data, checkpoint=args.checkpoint, from_scratch=args.from_scratch,
-                   settings=args.settings, explicit_keys=explicit_keys)
+                   settings=args.settings, explicit_keys=explicit_keys, retime=args.retime)

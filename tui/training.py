@@ -17,12 +17,14 @@ from textual.worker import Worker
 
 from minigpt.plumbing.runlog import RunLog, log_path
 from minigpt.plumbing.session import TrainingSession
+from minigpt.plumbing.speedcheck import SpeedCorrected, checking_speed
 from minigpt.trainer import EvalEvent, Event, SavedEvent, SaveFailedEvent, StepEvent, Trainer
 from tui.messages import (
     CheckpointSaved,
     CheckpointSaveFailed,
     Evaluated,
     RunLogFailed,
+    SpeedCacheCorrected,
     TrainingPaused,
     TrainingProgress,
 )
@@ -62,7 +64,7 @@ class TrainingRun:
         self._save_requested.set()
 
     def run(self, worker: Worker) -> None:
-        events = self.trainer.run()
+        events = checking_speed(self.trainer, self.trainer.run())
         try:
             for event in events:
                 self._handle(event)
@@ -93,7 +95,10 @@ class TrainingRun:
         for event in self.trainer.save():
             self._handle(event)
 
-    def _handle(self, event: Event) -> None:
+    def _handle(self, event: Event | SpeedCorrected) -> None:
+        if isinstance(event, SpeedCorrected):
+            self._post(SpeedCacheCorrected(event.description))
+            return
         self.log.record(event)
         if isinstance(event, StepEvent):
             self._losses.append((event.step, event.elapsed, event.loss))

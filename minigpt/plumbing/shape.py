@@ -17,7 +17,10 @@ learning rate is lowered (learning_rate). The measurements behind the rule
 are in the README.
 
 Timings are cached per machine, device, number format, thread count and
-PyTorch version in the user's cache folder, so the measurement is paid once.
+PyTorch version in the user's cache folder, so the measurement is paid once,
+each with the time it was taken. A timing taken at a busy moment would pick
+too small a model for good, so a run of a rung's shape checks the figure and
+corrects it (minigpt.plumbing.speedcheck), and --retime times again.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from minigpt.model import GPT, ModelConfig
 from minigpt.plumbing.atomic import atomic_write_bytes
 from minigpt.plumbing.config import TrainConfig
 from minigpt.plumbing.device import autocast, dtype_name, pick_device, pick_dtype
-from minigpt.plumbing.terminal import format_seconds
+from minigpt.plumbing.terminal import format_age, format_seconds
 from minigpt.trainer import make_optimizer
 
 TOKENS_PER_PARAMETER = 2.0  # the least a budget must feed a model, in training tokens per parameter
@@ -45,8 +48,11 @@ PARAMETERS_PER_TOKEN = 4.0  # the most parameters a model may have per token of 
 FULL_LR_PASSES = 6.0  # beyond this many passes over the text, the learning rate is lowered
 PREDICTION_SLACK = 2.5  # how much faster per FLOP a bigger model may run than a smaller one
 TRAINING_SHARE = 0.9  # of a budget, what is left for training steps after start-up and evaluations
-TIMED_STEPS = 3  # per rung, after WARMUP_STEPS untimed ones (the first calls set up kernels)
-WARMUP_STEPS = 2
+WARMUP_STEPS = 2  # untimed steps per rung: the first calls set up kernels
+TIMED_STEPS = 5  # then at least this many timed steps...
+TIMING_SECONDS = 0.5  # ...for at least this long, up to MAX_TIMED_STEPS: the fastest step counts, and a longer
+MAX_TIMED_STEPS = 50  # window gives a busy machine more chances of a quiet moment
+RETIME_BELOW = 0.8  # a bigger rung timed at under this share of a smaller one's FLOP/s is timed again
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,9 @@ class Rung:
 
     def key(self) -> str:
         return f"{self.block_size}x{self.d_model}x{self.n_layers}x{self.batch_size}"
+
+    def describe(self) -> str:
+        return f"d_model {self.d_model} x {self.n_layers} layers"
 
 
 LADDER = (  # each rung costs about twice the compute per token of the one before
@@ -84,10 +93,11 @@ class Choice:
 
 
 def choose_shape(config: TrainConfig, explicit_keys: Collection[str], corpus_tokens: int, vocab_size: int,
-                 progress: Callable[[str], None] = lambda text: None) -> Choice | None:
+                 progress: Callable[[str], None] = lambda text: None, retime: bool = False) -> Choice | None:
     """The shape for config's time budget on this machine and a training text of
     corpus_tokens tokens from a vocabulary of vocab_size, or None when there is no
-    budget or the user gave the model's width or depth."""
+    budget or the user gave the model's width or depth. retime: time every rung it
+    looks at again, rather than reading the cache."""
     if not config.time_budget or {"d_model", "n_layers"} & set(explicit_keys):
         return None
     device = pick_device(config.device)
@@ -95,7 +105,7 @@ def choose_shape(config: TrainConfig, explicit_keys: Collection[str], corpus_tok
     if config.dtype == "auto" and formats[0] != torch.float32:
         formats.append(torch.float32)  # small models can train faster in float32 even where bfloat16 is fast
     train_seconds = max(config.time_budget * TRAINING_SHARE - 5.0, 1.0)
-    speeds = SpeedCache(device, timed_vocab(vocab_size))
+    speeds = SpeedCache(device, timed_vocab(vocab_size), retime)
     chosen = None
     for rung in LADDER:
         if parameters(rung) > PARAMETERS_PER_TOKEN * corpus_tokens:
@@ -105,6 +115,9 @@ def choose_shape(config: TrainConfig, explicit_keys: Collection[str], corpus_tok
         if unmeasured and chosen and speeds.predicted(rung, chosen, formats) < needed:
             break  # no need to time it: even a generous guess of its speed is too slow
         speeds.measure_missing(rung, formats, progress)
+        if chosen and speeds.flops(rung, formats) < RETIME_BELOW * speeds.flops(chosen, formats):
+            # Bigger matrices use a machine at least as well: this timing was taken at a busy moment.
+            speeds.measure(rung, formats, progress)
         if speeds.fastest(rung, formats)[1] < needed:
             break  # this rung, and every bigger one, would end the budget undertrained
         chosen = rung
@@ -115,9 +128,10 @@ def choose_shape(config: TrainConfig, explicit_keys: Collection[str], corpus_tok
     passes = tokens_per_sec * train_seconds / max(corpus_tokens, 1)
     settings = {**chosen.settings(learning_rate(chosen, passes)), "dtype": dtype_name(dtype)}
     settings = {k: v for k, v in settings.items() if k not in explicit_keys}
-    flops = tokens_per_sec * flops_per_token(chosen, speeds.vocab_size)
+    flops = speeds.flops(chosen, [dtype])
     lr = config.lr if "lr" in explicit_keys else settings["lr"]
-    description = describe(config, device, dtype, chosen, lr, tokens_per_sec, flops, train_seconds, passes)
+    timed = format_age(speeds.age(chosen, dtype))
+    description = describe(config, device, dtype, chosen, lr, tokens_per_sec, flops, timed, train_seconds, passes)
     return Choice(settings, description)
 
 
@@ -146,26 +160,50 @@ def timed_vocab(vocab_size: int) -> int:
 
 
 def describe(config: TrainConfig, device: torch.device, dtype: torch.dtype, rung: Rung, lr: float,
-             tokens_per_sec: float, flops: float, train_seconds: float, passes: float) -> str:
+             tokens_per_sec: float, flops: float, timed: str, train_seconds: float, passes: float) -> str:
     steps = tokens_per_sec * train_seconds / (rung.batch_size * rung.block_size)
     return (f"{format_seconds(config.time_budget)} on {device.type}, {dtype_name(dtype)} "
-            f"(~{flops / 1e9:,.0f} GFLOP/s): d_model {rung.d_model} x {rung.n_layers} layers, block {rung.block_size}, "
-            f"batch {rung.batch_size}, lr {lr:.2g}, ~{steps:,.0f} steps, ~{passes:.0f} passes over the text: "
+            f"(~{flops / 1e9:,.0f} GFLOP/s, timed {timed}): {rung.describe()}, block {rung.block_size}, "
+            f"batch {rung.batch_size}, lr {lr:.2g}, ~{steps:,.0f} steps, ~{passes:.0f} "
+            f"pass{'' if round(passes) == 1 else 'es'} over the text: "
             f"the largest model that this budget feeds {TOKENS_PER_PARAMETER:g}+ tokens per parameter and that "
             "the text can fill")
 
 
 class SpeedCache:
-    """Training tokens/s of each rung on this machine, per number format: measured, or read back."""
+    """Training tokens/s of each rung on this machine, per number format, and when
+    each figure was taken: measured, read back, or corrected by a run."""
 
-    def __init__(self, device: torch.device, vocab_size: int) -> None:
+    def __init__(self, device: torch.device, vocab_size: int, retime: bool = False) -> None:
         self.device = device
         self.vocab_size = vocab_size
         self.path = cache_folder() / "speeds.json"
         self._all = self._read()
+        self._retime = retime  # read nothing back: only what is timed now counts
+        self._timed_now: set[tuple[str, str]] = set()  # (machine, rung) timed by this process
+
+    def _entry(self, rung: Rung, dtype: torch.dtype) -> dict[str, float] | None:
+        where = (machine_key(self.device, dtype), self._key(rung))
+        if self._retime and where not in self._timed_now:
+            return None
+        entry = self._all.get(where[0], {}).get(where[1])
+        return entry if _is_entry(entry) else None  # one from before timings were dated is timed again
 
     def get(self, rung: Rung, dtype: torch.dtype) -> float:
-        return self._all.get(machine_key(self.device, dtype), {}).get(self._key(rung), 0.0)
+        entry = self._entry(rung, dtype)
+        return entry["tokens_per_sec"] if entry else 0.0
+
+    def age(self, rung: Rung, dtype: torch.dtype) -> float:
+        """Seconds since the rung's figure was taken (the Unix time now when it has none)."""
+        entry = self._entry(rung, dtype)
+        return wall_clock() - (entry["timed"] if entry else 0.0)
+
+    def record(self, rung: Rung, dtype: torch.dtype, tokens_per_sec: float) -> None:
+        """Keep a figure for the rung, taken now."""
+        machine = machine_key(self.device, dtype)
+        self._all.setdefault(machine, {})[self._key(rung)] = {"tokens_per_sec": tokens_per_sec,
+                                                               "timed": wall_clock()}
+        self._timed_now.add((machine, self._key(rung)))
 
     def _key(self, rung: Rung) -> str:
         return f"{rung.key()}v{self.vocab_size}"
@@ -181,12 +219,22 @@ class SpeedCache:
         dtype = max(formats, key=lambda d: self.get(rung, d))
         return dtype, self.get(rung, dtype)
 
+    def flops(self, rung: Rung, formats: list[torch.dtype]) -> float:
+        """The FLOP/s of the rung's fastest number format."""
+        return self.fastest(rung, formats)[1] * flops_per_token(rung, self.vocab_size)
+
     def measure_missing(self, rung: Rung, formats: list[torch.dtype], progress: Callable[[str], None]) -> None:
+        self.measure(rung, [dtype for dtype in formats if not self.get(rung, dtype)], progress)
+
+    def measure(self, rung: Rung, formats: list[torch.dtype], progress: Callable[[str], None]) -> None:
+        """Time the rung in each format. Timed twice by this process, the faster
+        figure stands: other programs can only slow a step down."""
         for dtype in formats:
-            if not self.get(rung, dtype):
-                progress(f"timing a {rung.d_model} x {rung.n_layers}-layer model on this machine…")
-                speed = measure_tokens_per_sec(rung, self.device, dtype, self.vocab_size)
-                self._all.setdefault(machine_key(self.device, dtype), {})[self._key(rung)] = speed
+            progress(f"timing a {rung.d_model} x {rung.n_layers}-layer model on this machine…")
+            speed = measure_tokens_per_sec(rung, self.device, dtype, self.vocab_size)
+            if (machine_key(self.device, dtype), self._key(rung)) in self._timed_now:
+                speed = max(speed, self.get(rung, dtype))
+            self.record(rung, dtype, speed)
 
     def save(self) -> None:
         """Keep the timings for next time; a cache that cannot be written only costs a re-measure."""
@@ -196,12 +244,23 @@ class SpeedCache:
         except OSError:
             pass
 
-    def _read(self) -> dict[str, dict[str, float]]:
+    def _read(self) -> dict[str, dict[str, Any]]:
         try:
             data = json.loads(self.path.read_text())
         except (OSError, ValueError):  # none yet, or damaged: measure again
             return {}
         return data if isinstance(data, dict) and all(isinstance(v, dict) for v in data.values()) else {}
+
+
+def _is_entry(entry: object) -> bool:
+    return isinstance(entry, dict) and all(
+        isinstance(entry.get(key), int | float) and not isinstance(entry.get(key), bool) and entry[key] > 0
+        for key in ("tokens_per_sec", "timed"))
+
+
+def wall_clock() -> float:
+    """Unix seconds now: when a timing is taken (the tests move it on)."""
+    return time.time()
 
 
 def cache_folder() -> Path:
@@ -228,7 +287,8 @@ def _cpu_name() -> str:
 
 
 def measure_tokens_per_sec(rung: Rung, device: torch.device, dtype: torch.dtype, vocab_size: int) -> float:
-    """Train a throwaway model of this shape on random tokens for a few steps."""
+    """Train a throwaway model of this shape on random tokens for a few steps, as
+    the trainer's steps run (gradient clipping included); the fastest step counts."""
     config = ModelConfig(vocab_size=vocab_size, block_size=rung.block_size, d_model=rung.d_model,
                          n_heads=rung.n_heads, n_layers=rung.n_layers)
     generator = torch.Generator().manual_seed(0)
@@ -236,15 +296,21 @@ def measure_tokens_per_sec(rung: Rung, device: torch.device, dtype: torch.dtype,
     optimizer = make_optimizer(model, TrainConfig(), device)
     x, y = (torch.randint(vocab_size, (rung.batch_size, rung.block_size), generator=generator).to(device)
             for _ in range(2))
-    fastest = float("inf")  # the fastest step: other programs can only slow a step down
-    for step in range(WARMUP_STEPS + TIMED_STEPS):
+    fastest, timed, timing_started = float("inf"), 0, 0.0
+    for step in range(WARMUP_STEPS + MAX_TIMED_STEPS):
         started = time.perf_counter()
+        if step == WARMUP_STEPS:
+            timing_started = started
         with autocast(device, dtype):
             _, loss = model(x, y)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         loss.item()  # waits for the device
         if step >= WARMUP_STEPS:
-            fastest = min(fastest, time.perf_counter() - started)
+            ended = time.perf_counter()
+            fastest, timed = min(fastest, ended - started), timed + 1
+            if timed >= TIMED_STEPS and ended - timing_started >= TIMING_SECONDS:
+                break
     return rung.batch_size * rung.block_size / fastest

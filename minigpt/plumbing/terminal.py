@@ -23,6 +23,15 @@ def format_seconds(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
+def format_age(seconds: float) -> str:
+    """How long ago, in words: 30 -> "just now", 7200 -> "2 hours ago", 3 * 86400 -> "3 days ago"."""
+    for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= length:
+            count = int(seconds // length)
+            return f"{count} {unit}{'s' if count > 1 else ''} ago"
+    return "just now"
+
+
 def unescape(text: str) -> str:
     """Read \\n, \\t and \\\\ the way people type them on a command line or in a one-line prompt."""
     escapes = {"n": "\n", "t": "\t", "\\": "\\"}
