@@ -76,8 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = replace(cfg.preset(args.preset), max_iters=args.warmup_steps + args.steps,
-                     eval_interval=10_000_000)  # no evaluation inside the timed steps
+    config = run_config(args)
     corpus = choose_corpus(args.data)
     tokens_per_step = config.batch_size * config.block_size
     print(f"preset {args.preset}: {args.steps} timed steps after {args.warmup_steps}, "
@@ -106,6 +105,18 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_first_paint:
         print(f"first paint of minigpt-tui: {first_paint_seconds():.2f} s  (target < 1 s)")
     return 0
+
+
+def run_config(args: argparse.Namespace) -> cfg.TrainConfig:
+    """What every side of the comparison trains: the preset's shape, for its steps."""
+    return fixed_shape(cfg.preset(args.preset), args.warmup_steps + args.steps)
+
+
+def fixed_shape(config: cfg.TrainConfig, max_iters: int) -> cfg.TrainConfig:
+    """config as a run of max_iters steps, without a time budget or evaluations. With a
+    budget, the app would have the shape chooser pick a model for it (a far smaller one
+    than the preset's at a short budget), and the benchmark would compare two models."""
+    return replace(config, time_budget=0.0, max_iters=max_iters, eval_interval=10_000_000)
 
 
 def headless_tokens_per_sec(config: cfg.TrainConfig, corpus: Corpus, warmup_steps: int,

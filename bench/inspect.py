@@ -25,7 +25,7 @@ import torch
 from textual.message import Message
 from textual.pilot import Pilot
 
-from bench.app import _tokens_per_sec, headless_app
+from bench.app import _tokens_per_sec, fixed_shape, headless_app
 from bench.interrupt import run_async
 from bench.timing import median_seconds
 from minigpt.inspect import REPLAY_TOKENS, replay, score, trace
@@ -61,10 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    # A step run (no time budget): the app then trains the very shape the library figures are timed on,
-    # where a budget would have the shape chooser pick another.
-    config = replace(cfg.resolve(args.preset, assignments=args.set), block_size=args.block_size, time_budget=0.0,
-                     eval_interval=10_000_000, max_iters=args.warmup_steps + 3 * args.steps)
+    # The app trains the very shape the library figures are timed on.
+    config = fixed_shape(replace(cfg.resolve(args.preset, assignments=args.set), block_size=args.block_size),
+                         args.warmup_steps + 3 * args.steps)
     corpus = choose_corpus(args.data)
     trainer = Trainer(config, corpus)
     c = trainer.model_config
