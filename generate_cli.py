@@ -202,9 +202,16 @@ def stream(model: GPT, tokenizer: Tokenizer, prompt: str, settings: SamplingSett
             pieces.close()
     seconds = time.perf_counter() - started
     how = "stopped by Ctrl+C after" if ctrl_c.is_set() else "generated"
-    print(f"[{how} {count} tokens in {seconds:.2f} s, {count / max(seconds, 1e-9):.0f} tokens/s; "
-          f"seed {settings.seed}]", file=sys.stderr)
+    print(f"{summary_break(out)}[{how} {count} tokens in {seconds:.2f} s, {count / max(seconds, 1e-9):.0f} "
+          f"tokens/s; seed {settings.seed}]", file=sys.stderr)
     return 130 if ctrl_c.is_set() else 0, "".join(text)
+
+
+def summary_break(out) -> str:
+    """What the summary starts with, so that it starts a line of its own. When the text goes
+    through a pipe (`| tee`, `| less`) and the summary straight to the terminal, the text's
+    end may reach the terminal after the summary: a newline of its own keeps them apart."""
+    return "\n" if sys.stderr.isatty() and not out.isatty() else ""
 
 
 @contextmanager

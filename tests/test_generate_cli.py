@@ -1,5 +1,6 @@
 import io
 import os
+import pty
 import re
 import signal
 import subprocess
@@ -64,6 +65,39 @@ def test_prints_prompt_and_greedy_completion(capsys, checkpoint, model_and_token
     expected = "the" + greedy(model_and_tokenizer, "the", 40)
     assert out.rstrip("\n") == expected.rstrip("\n") and out.endswith("\n")
     assert "generated 40 tokens" in err
+
+
+def terminal_output(checkpoint: Path, text_to_terminal: bool) -> bytes:
+    """What a terminal shows of a completion whose summary goes to it (stderr), its
+    text too or (stdout piped elsewhere, as `| tee` or `| less` read it) not."""
+    controller, terminal = pty.openpty()
+    stdout = terminal if text_to_terminal else subprocess.PIPE
+    proc = subprocess.Popen([sys.executable, "-m", "generate_cli", "--checkpoint", str(checkpoint), "--prompt", "ab",
+                             "--max-new-tokens", "20", "--seed", "3", "--no-record"],
+                            stdout=stdout, stderr=terminal, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    os.close(terminal)
+    shown = b""
+    while chunk := _read(controller):
+        shown += chunk
+    os.close(controller)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0, shown
+    return shown
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # the other end closed (Linux says EIO)
+        return b""
+
+
+def test_the_summary_starts_a_line_of_its_own(checkpoint):
+    """`...or the [generated 120 tokens ...]`: whatever order the text and the summary reach the terminal in."""
+    both = terminal_output(checkpoint, text_to_terminal=True)
+    text, summary = both.split(b"[generated")
+    assert text.startswith(b"ab") and text.endswith(b"\r\n") and not text.endswith(b"\r\n\r\n")
+    assert terminal_output(checkpoint, text_to_terminal=False).startswith(b"\r\n[generated 20 tokens")
 
 
 def test_flags_override_the_settings_file_which_is_left_unchanged(capsys, checkpoint, model_and_tokenizer):
