@@ -36,6 +36,7 @@ from minigpt.plumbing.completions import (
     completions_path,
     new_completion,
 )
+from minigpt.plumbing.corpus import read_text
 from minigpt.plumbing.errors import MiniGPTError
 from minigpt.plumbing.paths import DEFAULT_CHECKPOINT
 from minigpt.plumbing.settings import (
@@ -125,7 +126,7 @@ def generate_text(args: argparse.Namespace) -> int:
     if not args.checkpoint.exists() and args.checkpoint == DEFAULT_CHECKPOINT:
         raise MiniGPTError(f"{args.checkpoint}: no such checkpoint; train one first with minigpt-train "
                            "or pass --checkpoint PATH")
-    prompt = read_prompt(args.prompt_file) if args.prompt_file else args.prompt
+    prompt = read_text(args.prompt_file, "--prompt-file") if args.prompt_file else args.prompt
     checkpoint = load_checkpoint(args.checkpoint)
     if args.threads > 0:
         import torch
@@ -138,22 +139,6 @@ def generate_text(args: argparse.Namespace) -> int:
         record(args.checkpoint, new_completion(prompt, text, checkpoint.step, settings, args.checkpoint,
                                                ended="cancelled" if status == 130 else "done"))
     return status
-
-
-def read_prompt(path: Path) -> str:
-    """The prompt in path, or on standard input for -, as UTF-8 text."""
-    try:
-        data = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
-    except FileNotFoundError:
-        raise MiniGPTError(f"{path}: no such file (--prompt-file)") from None
-    except OSError as e:
-        raise MiniGPTError(f"{path}: cannot be read ({e.strerror or e}) (--prompt-file)") from None
-    name = "standard input" if str(path) == "-" else str(path)
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise MiniGPTError(f"{name}: not UTF-8 text (invalid byte 0x{data[e.start]:02x} at offset {e.start}) "
-                           "(--prompt-file)") from None
 
 
 def record(checkpoint: Path, completion: StoredCompletion) -> None:

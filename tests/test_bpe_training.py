@@ -123,10 +123,12 @@ def test_a_resumed_model_keeps_its_tokenizer_and_says_so(tmp_path, bpe_config):
 def test_minigpt_tokenize_shows_the_split_and_the_compression(tmp_path, capsys):
     data = tmp_path / "input.txt"
     data.write_text(WORLDLY)
-    assert tokenize_main(["--data", str(data), "--tokenizer", "bpe", "--vocab-size", "300", "café 🙂 東京"]) == 0
+    text = "café 🙂 東京"
+    assert tokenize_main(["--data", str(data), "--tokenizer", "bpe", "--vocab-size", "300", "--text", text]) == 0
     out = capsys.readouterr().out
     assert "byte-level BPE tokenizer" in out and "300 tokens (256 bytes + 44 merges)" in out
-    assert "characters per token" in out and "ids: " in out and "café 🙂 東京" in out, "whole characters shown"
+    shown = out.replace("│", "").replace("‹", "").replace("›", "")  # the marks between and around tokens
+    assert "characters per token" in out and "ids: " in out and "café 🙂 東京" in shown, "whole characters shown"
     ids = [int(i) for i in out.split("ids: ")[1].split()]
     tokenizer = BPETokenizer.train(WORLDLY[: int(len(WORLDLY) * 0.9)], 300)
     assert ids == tokenizer.encode("café 🙂 東京"), "the same merges as training would learn"
@@ -135,9 +137,9 @@ def test_minigpt_tokenize_shows_the_split_and_the_compression(tmp_path, capsys):
 def test_minigpt_tokenize_refuses_bad_input_in_one_line(tmp_path, capsys):
     data = tmp_path / "input.txt"
     data.write_text(WORLDLY)
-    assert tokenize_main(["--data", str(data), "--vocab-size", "99999", "x"]) == 2
+    assert tokenize_main(["--data", str(data), "--vocab-size", "99999", "--text", "x"]) == 2
     assert "vocab_size = 99999" in capsys.readouterr().err
-    assert tokenize_main(["--data", str(data), "¿qué?"]) == 2
+    assert tokenize_main(["--data", str(data), "--text", "¿qué?"]) == 2
     err = capsys.readouterr().err.strip()
     assert "'¿'" in err and "--tokenizer bpe" in err and len(err.splitlines()) == 1
 

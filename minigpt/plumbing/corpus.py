@@ -1,10 +1,12 @@
 """Where the training text comes from: the user's file, a built-in corpus that
-needs no download, or Tiny Shakespeare fetched on request."""
+needs no download, or Tiny Shakespeare fetched on request; and reading a
+small text whole (a prompt, a text to tokenize), with the same care."""
 
 from __future__ import annotations
 
 import codecs
 import hashlib
+import sys
 import sysconfig
 import urllib.error
 import urllib.request
@@ -97,6 +99,23 @@ def _read_chunks(path: Path) -> Iterator[str]:
                 yield text
             if not block:
                 return
+
+
+def read_text(path: str | Path, flag: str) -> str:
+    """The text of a UTF-8 file, whole, or of standard input for -. flag names
+    where the path was given, for the message of one that cannot be read."""
+    try:
+        data = sys.stdin.buffer.read() if str(path) == "-" else Path(path).read_bytes()
+    except FileNotFoundError:
+        raise CorpusError(f"{path}: no such file ({flag})") from None
+    except OSError as e:
+        raise CorpusError(f"{path}: cannot be read ({e.strerror or e}) ({flag})") from None
+    name = "standard input" if str(path) == "-" else str(path)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{name}: not UTF-8 text (invalid byte 0x{data[e.start]:02x} at offset {e.start}) "
+                          f"({flag})") from None
 
 
 def builtin_corpus() -> str:
