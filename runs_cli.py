@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import sys
 from pathlib import Path
 
@@ -107,6 +108,7 @@ def plot_runs(runs: list[Run], x: XAxis, y: YAxis, colour: bool) -> str:
     plt.clear_figure()
     width, height = shutil.get_terminal_size(PLOT_SIZE) if colour else PLOT_SIZE
     plt.plotsize(width, min(height, PLOT_SIZE[1]))
+    drawn: tuple[float, ...] = ()  # every x drawn
     for number, run in enumerate(runs):
         points = run.curve(x, y)
         if not points:
@@ -114,10 +116,33 @@ def plot_runs(runs: list[Run], x: XAxis, y: YAxis, colour: bool) -> str:
             continue
         xs, ys = zip(*points, strict=True)
         plt.plot(xs, ys, marker="braille" if colour else MARKERS[number % len(MARKERS)], label=run.label)
+        drawn += xs
+    if drawn:
+        ticks = round_ticks(min(drawn), max(drawn))
+        plt.xticks(ticks, [tick_label(tick) for tick in ticks])
     plt.title(f"validation: {Y_LABELS[y]} by {X_LABELS[x]}")
     plt.xlabel(X_LABELS[x])
     chart = plt.build()
     return chart if colour else plt.uncolorize(chart)
+
+
+def round_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """At least about count ticks at round numbers (1, 2 or 5 times a power of ten) from
+    low to high, where plotext's own split the range evenly (100.0 363.2 626.5)."""
+    if high <= low:
+        return [low]
+    rough = (high - low) / count
+    power = 10 ** math.floor(math.log10(rough))
+    step = max(multiple * power for multiple in (1, 2, 5) if multiple * power <= rough)
+    return [k * step for k in range(math.ceil(low / step), math.floor(high / step) + 1)]
+
+
+def tick_label(value: float) -> str:
+    """500, 1.5k, 2M: short, for an axis of steps, tokens or seconds."""
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.4g}{suffix}"
+    return f"{value:.4g}"
 
 
 if __name__ == "__main__":

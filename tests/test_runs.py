@@ -171,3 +171,17 @@ def test_the_projects_other_files_are_not_runs(three_runs, capsys):
     assert sorted(run.name for run in runs) == ["long", "narrow", "wide"] and warnings == []
     assert runs_cli.main([str(three_runs)]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_the_plots_x_ticks_are_round_numbers(three_runs, capsys):
+    """They read `100.0 363.2 626.5`: plotext splits the range evenly."""
+    assert runs_cli.round_ticks(100, 626.5) == [100, 200, 300, 400, 500, 600]
+    assert runs_cli.round_ticks(0, 1e6) == [0, 2e5, 4e5, 6e5, 8e5, 1e6]
+    assert [runs_cli.tick_label(v) for v in (0.5, 150, 2e5, 1.5e6)] == ["0.5", "150", "200k", "1.5M"]
+    assert runs_cli.main([str(three_runs), "--plot", "narrow", "long", "--x", "tokens"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    axis = next(i for i, line in enumerate(lines) if line.lstrip().startswith("└"))
+    labels = lines[axis + 1].split()
+    tokens_per_step = 8 * 32  # the tiny preset's batch x block
+    assert labels == [runs_cli.tick_label(t) for t in runs_cli.round_ticks(10 * tokens_per_step, 30 * tokens_per_step)]
+    assert len(labels) >= 3 and all(label.endswith("k") or "." not in label for label in labels)

@@ -303,6 +303,7 @@ def test_many_passes_over_a_small_text_lower_the_learning_rate(tmp_path, monkeyp
     fake_timing(monkeypatch, tmp_path, machine(4 * feeding(LADDER[1], 600)))  # rung 1 and no bigger
     rung = LADDER[1]
     tokens_fed = 4 * TOKENS_PER_PARAMETER * parameters(rung)
+    assert "~1 pass over the text" in choose_shape(config, set(), int(tokens_fed), VOCAB).description
     big = choose_shape(config, set(), int(tokens_fed / FULL_LR_PASSES), VOCAB)  # just FULL_LR_PASSES passes
     assert big.settings["d_model"] == rung.d_model and big.settings["lr"] == pytest.approx(rung.lr)
     small = choose_shape(config, set(), int(tokens_fed / (4 * FULL_LR_PASSES)), VOCAB)  # four times as many

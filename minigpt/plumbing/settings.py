@@ -42,6 +42,7 @@ from minigpt.plumbing.errors import MiniGPTError, did_you_mean
 from minigpt.plumbing.paths import DEFAULT_SETTINGS
 
 MAX_NEW_TOKENS_LIMIT = 100_000
+DRAWN_SEEDS = 2**32  # a drawn seed is below this: short enough to read back and type (any seed repeats its text)
 
 
 class SamplingSettingError(MiniGPTError, ValueError):
@@ -87,7 +88,7 @@ class SamplingSettings:
         Sample with the result and keep its seed: the same seed repeats the text."""
         if self.seed >= 0:
             return self
-        return replace(self, seed=random.randrange(2**63))
+        return replace(self, seed=random.randrange(DRAWN_SEEDS))
 
 
 def field_specs() -> dict[str, Field[Any]]:
