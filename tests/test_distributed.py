@@ -29,6 +29,7 @@ from minigpt.plumbing.checkpoint import load_checkpoint, save_checkpoint
 from minigpt.plumbing.config import ConfigError
 from minigpt.plumbing.corpus import open_corpus
 from minigpt.plumbing.distributed import DistributedError, from_environment, timeout_seconds
+from minigpt.plumbing.session import shared_grad_accum
 from minigpt.trainer import StepEvent, Trainer, micro_steps
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
@@ -139,6 +140,19 @@ def test_two_nodes_on_localhost_train_once_and_resume_in_one_process(tmp_path, c
     assert_close(resumed.model.state_dict(), alone.model.state_dict())
 
 
+def test_without_an_explicit_grad_accum_the_run_shares_one_among_the_ranks_and_says_so(tmp_path, corpus_file):
+    """The first command a user tries just works: grad_accum 1 (the default) becomes 2 for 2 processes."""
+    args = [arg for arg in CLI_ARGS if arg not in ("--grad-accum", "2")]
+    assert len(args) == len(CLI_ARGS) - 2
+    status, output = finish(launch(["--standalone", "--nproc_per_node=2"] + args + ["--max-iters", "2"], tmp_path))
+    assert status == 0, output[-3000:]
+    notes = [line for line in output.splitlines() if line.startswith("note: grad_accum = 2, a multiple of the 2 "
+                                                                    "processes of this run")]
+    assert len(notes) == 1, output[-3000:]  # rank 0 says it, once
+    checkpoint = load_checkpoint(tmp_path / "m.pt")
+    assert checkpoint.step == 2 and checkpoint.train_config["grad_accum"] == 2
+
+
 def test_ranks_that_read_different_corpora_stop_with_one_clear_error(tmp_path, corpus_file, corpus_text):
     (tmp_path / "other.txt").write_text(corpus_text + "more")
     node = two_nodes()
@@ -231,6 +245,17 @@ def test_grad_accum_must_be_shared_evenly_among_the_processes():
         micro_steps(3, 2)
     with pytest.raises(ConfigError, match="grad_accum = 0: expected a value from 1"):
         cfg.resolve("tiny", assignments=["grad_accum=0"])
+
+
+def test_only_a_grad_accum_the_user_did_not_give_is_rounded_up_to_a_multiple_of_the_processes():
+    config = cfg.resolve("tiny")
+    assert shared_grad_accum(config, set(), 1) == (config, None)
+    shared, note = shared_grad_accum(replace(config, grad_accum=3), set(), 2)
+    assert shared.grad_accum == 4 and note.startswith("grad_accum = 4, a multiple of the 2 processes of this run: "
+                                                      "each runs 2 micro-batch(es)")
+    explicit = replace(config, grad_accum=3)
+    assert shared_grad_accum(explicit, {"grad_accum"}, 2) == (explicit, None), "the trainer refuses it, as before"
+    assert shared_grad_accum(replace(config, grad_accum=4), set(), 2)[1] is None
 
 
 @pytest.mark.parametrize("variables, message", [

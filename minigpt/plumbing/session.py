@@ -102,6 +102,8 @@ def open_session(config: TrainConfig, explicit_keys: Collection[str], data: Path
                                                                       tokenizer.vocab_size, progress, retime))
         if choice:
             config = apply_overrides(config, choice.settings, source="the shape chosen for the time budget")
+    config, shared = shared_grad_accum(config, explicit_keys, (world or SINGLE).size)
+    notes += [shared] if shared else []
     progress("building the model…")
     trainer = Trainer(config, corpus, checkpoint_path=checkpoint, resume=resume, tokenizer=tokenizer,
                       world=world or SINGLE)
@@ -121,6 +123,20 @@ def _shared_shape(world: World, choose: Callable[[], Choice | None]) -> Choice |
     choice = choose() if world.is_main else None
     shared = world.share_from_main(choice and [choice.settings, choice.description])
     return Choice(*shared) if shared else None
+
+
+def shared_grad_accum(config: TrainConfig, explicit_keys: Collection[str], processes: int,
+                      ) -> tuple[TrainConfig, str | None]:
+    """Under torchrun, a grad_accum that the processes can share: without one from
+    the user, the config's rounded up to a multiple of their number, and a note
+    saying so. One the user gave is kept (the trainer refuses it if it cannot be shared)."""
+    if "grad_accum" in explicit_keys or config.grad_accum % processes == 0:
+        return config, None
+    grad_accum = -(-config.grad_accum // processes) * processes
+    note = (f"grad_accum = {grad_accum}, a multiple of the {processes} processes of this run: each runs "
+            f"{grad_accum // processes} micro-batch(es) of each optimizer step, which sees batch_size x block_size x "
+            f"{grad_accum} tokens; pass --grad-accum to choose")
+    return replace(config, grad_accum=grad_accum), note
 
 
 def merges_progress(done: int, total: int) -> str:
