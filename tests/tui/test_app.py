@@ -338,3 +338,33 @@ def test_saves_go_where_the_app_started_whatever_the_directory_later(workdir, mo
     monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
     events = list(session.trainer.save())
     assert load_checkpoint(workdir / "checkpoints/model.pt").step == 0, events
+
+
+async def test_a_run_that_shows_the_speed_cache_wrong_corrects_it_and_says_so(workdir, monkeypatch):
+    import torch
+
+    from minigpt.plumbing.shape import LADDER, SpeedCache, timed_vocab
+    from tui.messages import SpeedCacheCorrected
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(workdir / "cache"))
+    monkeypatch.setattr("minigpt.plumbing.speedcheck.SKIPPED_STEPS", 2)  # a few steps do here: the
+    monkeypatch.setattr("minigpt.plumbing.speedcheck.MIN_STEPS", 5)  # figure is far off, and the machine busy
+    assert parse_options(["--retime"]).retime and not parse_options([]).retime
+    rung = LADDER[0]
+    messages = Messages()
+    app = make_app("--d-model", str(rung.d_model), "--n-layers", str(rung.n_layers), "--n-heads", str(rung.n_heads),
+                   "--block-size", str(rung.block_size), "--batch-size", str(rung.batch_size), "--dtype", "float32",
+                   "--eval-interval", "100000")
+    async with app.run_test(message_hook=messages.append) as pilot:
+        await wait_loaded(pilot)
+        trainer = app.session.trainer
+        cache = SpeedCache(trainer.device, timed_vocab(trainer.tokenizer.vocab_size))
+        cache.record(rung, torch.float32, 1.0)  # timed, it says, at a moment the machine all but stood still
+        cache.save()
+        await pilot.press("t")
+        await wait_for(pilot, lambda: trainer.step >= 10, "enough steps to tell the run's speed")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: messages.of(SpeedCacheCorrected), "the correction")
+        assert any(notice.startswith("the speed cache had 1 tokens/s for d_model 64 x 2 layers")
+                   for notice in messages.notices())
+    assert SpeedCache(trainer.device, timed_vocab(trainer.tokenizer.vocab_size)).get(rung, torch.float32) > 1
