@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from test_time_budget import BIG_TEXT, VOCAB, fake_timing, feeding, machine
+from test_time_budget import BIG_TEXT, VOCAB, StillClock, fake_timing, feeding, machine
 
 import train_cli
 from minigpt.plumbing.config import apply_overrides
@@ -25,17 +25,9 @@ DAY = 86400.0
 HONEST = machine(1.5 * feeding(LADDER[1], 600))
 
 
-class WallClock:
-    def __init__(self) -> None:
-        self.now = 1.8e9
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def wall(monkeypatch) -> WallClock:
-    clock = WallClock()
+def wall(monkeypatch) -> StillClock:
+    clock = StillClock()
     monkeypatch.setattr("minigpt.plumbing.shape.wall_clock", clock)
     return clock
 
