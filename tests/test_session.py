@@ -37,7 +37,9 @@ def test_resuming_keeps_the_shape_and_notes_only_the_explicit_keys_it_ignores(tm
 def test_a_finished_run_says_how_to_go_on(tmp_path, tiny_config, data):
     checkpoint = tmp_path / "model.pt"
     first = open_session(tiny_config, set(), data, checkpoint)
+    assert not first.finished
     list(first.trainer.run())
+    assert first.finished, "the same session, once trained (the app keeps it)"
     again = open_session(tiny_config, set(), data, checkpoint)
     assert again.finished
     assert again.notes == [f"{checkpoint} is already at step {tiny_config.max_iters} of max_iters "

@@ -48,9 +48,10 @@ class TrainingSession:
 
     @property
     def finished(self) -> bool:
-        """Whether the resumed run is over. A new one never is: a time budget too short
-        for it is an error once it starts (minigpt.plumbing.clock.BudgetTooShort)."""
-        return self.resumed and self.trainer.finished
+        """Whether the run is over. One that has not begun never is: a time budget too
+        short for it is an error once it starts (minigpt.plumbing.clock.BudgetTooShort)."""
+        begun = self.trainer.step > 0 or self.trainer.time_spent > 0
+        return begun and self.trainer.finished
 
     def finished_note(self) -> str:
         """What to do with a finished run."""
