@@ -25,8 +25,10 @@ def make_norm(kind: str, size: int) -> nn.Module:
 
 
 def rms_norm(x: torch.Tensor) -> torch.Tensor:
-    """RMSNorm over the last dimension, without a gain (QK-norm uses it)."""
-    return F.rms_norm(x, (x.size(-1),))
+    """RMSNorm over the last dimension, without a gain (QK-norm uses it), in x's
+    number format: autocast may compute a norm in float32, and attention needs
+    its queries and keys in the values' format."""
+    return F.rms_norm(x, (x.size(-1),)).type_as(x)
 
 
 class Rotary(nn.Module):
