@@ -237,19 +237,19 @@ class GPT(nn.Module):
         self.head = nn.Linear(C, config.vocab_size, bias=False)
         if config.tie_head:  # reading a token and predicting it share one matrix
             self.head.weight = self.token_embedding.weight
+        # Made last, so that GPT-2's own weights are drawn in the same order (a seed, the same model).
         self.ln_embed = make_norm(config.norm, C) if config.embed_norm else None
         self.rotary = Rotary(C // config.n_heads, config.block_size) if config.rope else None
         self.apply(self._init_weights)
+        if config.zero_init:
+            writers = [m for m in self.modules() if getattr(m, "is_residual_projection", False)]
+            for layer in writers + ([] if config.tie_head else [self.head]):
+                nn.init.zeros_(layer.weight)
 
     def _init_weights(self, module: nn.Module) -> None:
         # GPT-2 initialisation. Each block adds two residual projections to the
         # stream; scaling them by 1/sqrt(2 * n_layers) keeps its variance steady.
         if isinstance(module, nn.Linear):
-            writes_output = getattr(module, "is_residual_projection", False) or not self.config.tie_head and (
-                module is self.head)
-            if self.config.zero_init and writes_output:
-                nn.init.zeros_(module.weight)
-                return
             std = 0.02
             if getattr(module, "is_residual_projection", False):
                 std /= math.sqrt(2 * self.config.n_layers)
