@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from minigpt.plumbing.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from minigpt.plumbing.training_state import capture
 from minigpt.trainer import Trainer
 
 
@@ -60,7 +61,7 @@ def test_failed_save_leaves_previous_checkpoint_intact(saved, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(OSError):
-        save_checkpoint(path, trainer.checkpoint())
+        save_checkpoint(path, capture(trainer))
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir() if p.suffix == ".tmp"] == []
     load_checkpoint(path)
@@ -122,7 +123,7 @@ def test_compiled_model_checkpoints_load_into_plain_models_and_back(saved, tiny_
     # A state dict taken from a torch.compile wrapper carries "_orig_mod." prefixes.
     compiled_state = torch.compile(trainer.model).state_dict()
     assert all(key.startswith("_orig_mod.") for key in compiled_state)
-    checkpoint = trainer.checkpoint()
+    checkpoint = capture(trainer)
     checkpoint.model_state = compiled_state
     save_checkpoint(tmp_path / "compiled.pt", checkpoint)
     plain = load_checkpoint(tmp_path / "compiled.pt").build_model()

@@ -49,7 +49,7 @@ def test_the_log_records_the_run_and_every_evaluation(tmp_path, tiny_config, cor
     assert (run["device"], run["dtype"]) == ("cpu", "float32")
     assert run["model"]["d_model"] == tiny_config.d_model and run["config"]["lr"] == tiny_config.lr
     evals = [r for r in lines if r["event"] == "eval"]
-    assert [e["step"] for e in evals] == [10, 20]
+    assert [e["step"] for e in evals] == [0, 10, 20]
     assert all(e["sample"] and e["tokens"] == e["step"] * tiny_config.batch_size * tiny_config.block_size
                for e in evals)
     assert [r["step"] for r in lines if r["event"] == "step"] == [10, 20]
@@ -67,8 +67,8 @@ def test_a_resumed_run_continues_its_log(tmp_path, tiny_config, corpus):
     (run,), warnings = load_runs(tmp_path)
     assert warnings == []
     assert run.info["resumed_from"] == 10
-    assert [step for step, _ in run.curve("step")] == [10, 20]
-    assert [sample.step for sample in run.samples()] == [10, 20]
+    assert [step for step, _ in run.curve("step")] == [0, 10, 20], "the first session's, then the resumed one's"
+    assert [sample.step for sample in run.samples()] == [0, 10, 20]
 
 
 def test_a_new_run_in_the_same_log_replaces_the_old_one_in_the_table(tmp_path, tiny_config, corpus):
@@ -142,7 +142,7 @@ def test_corrupt_and_half_written_logs_warn_and_the_rest_is_shown(three_runs, ca
     rows = [line.split()[0] for line in captured.out.splitlines()[1:4]]
     assert rows == ["long", "narrow", "wide"]
     runs = {run.name: run for run in load_runs(three_runs)[0]}
-    assert [step for step, _ in runs["narrow"].curve()] == [10, 20]  # the cut line is not drawn
+    assert [step for step, _ in runs["narrow"].curve()] == [0, 10, 20]  # the cut line is not drawn
 
 
 def test_a_record_of_the_wrong_shape_is_skipped_with_a_warning(tmp_path):

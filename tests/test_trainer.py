@@ -1,3 +1,4 @@
+import math
 from dataclasses import replace
 
 import pytest
@@ -18,10 +19,10 @@ def test_events_come_in_order_with_evaluations_and_saves(tmp_path, tiny_config, 
     steps = [e.step for e in events if isinstance(e, StepEvent)]
     assert steps == list(range(1, 21))
     evals = [e for e in events if isinstance(e, EvalEvent)]
-    assert [e.step for e in evals] == [10, 20]
+    assert [e.step for e in evals] == [0, 10, 20], "the untrained model first, then every eval_interval steps"
     assert all(e.val_loss > 0 and e.sample for e in evals)
     assert evals[0].val_bpc == pytest.approx(evals[0].val_loss / 0.6931471805599453)
-    assert [e.step for e in events if isinstance(e, SavedEvent)] == [10, 20]
+    assert [e.step for e in events if isinstance(e, SavedEvent)] == [10, 20], "nothing to save before training"
     assert losses(events)[-1] < losses(events)[0]
 
 
@@ -39,6 +40,21 @@ def test_resume_continues_exactly_like_an_unbroken_run(tmp_path, tiny_config, co
     assert first_losses + second_losses == unbroken_losses
     for name, tensor in unbroken.model.state_dict().items():
         assert torch.equal(second.model.state_dict()[name], tensor), name
+
+
+def test_the_untrained_model_is_evaluated_once_before_the_first_step_and_not_again_on_resume(tmp_path, tiny_config,
+                                                                                              corpus):
+    trainer = Trainer(replace(tiny_config, max_iters=10), corpus, checkpoint_path=tmp_path / "m.pt")
+    events = list(trainer.run())
+    first = events[0]
+    assert isinstance(first, EvalEvent) and first.step == 0 and first.sample, "the learner sees the start: noise"
+    # A model that guesses every token alike scores ln(vocabulary size); a fresh one is close to that.
+    uniform = math.log(trainer.tokenizer.vocab_size)
+    assert first.val_loss == pytest.approx(uniform, rel=0.1) and first.best_val_loss == first.val_loss
+    resumed = Trainer(replace(tiny_config, max_iters=20), corpus, resume=load_checkpoint(tmp_path / "m.pt"))
+    again = list(resumed.run())
+    assert isinstance(again[0], StepEvent) and again[0].step == 11, "a resumed run does not evaluate its start again"
+    assert [e.step for e in again if isinstance(e, EvalEvent)] == [20]
 
 
 def test_same_seed_same_run_other_seed_other_run(tiny_config, corpus):

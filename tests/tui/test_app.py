@@ -259,7 +259,7 @@ async def test_failed_save_is_an_error_and_the_old_checkpoint_survives(workdir, 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("minigpt.trainer.save_checkpoint", disk_full)
+    monkeypatch.setattr("minigpt.plumbing.training_state.save_checkpoint", disk_full)
     messages = Messages()
     app = make_app()
     async with app.run_test(message_hook=messages.append) as pilot:
@@ -286,7 +286,7 @@ async def test_an_error_in_the_training_thread_is_a_notification(workdir, monkey
     async with app.run_test(message_hook=messages.append) as pilot:
         await wait_loaded(pilot)
         with monkeypatch.context() as fault:
-            fault.setattr("minigpt.trainer.Trainer._train_step", broken_step)
+            fault.setattr("minigpt.trainer.Trainer._forward_backward", broken_step)
             await pilot.press("t")
             await wait_for(pilot, lambda: messages.notices("error") and app.run_state == "idle", "the failure")
         assert messages.notices("error") == ["RuntimeError: simulated failure"]
