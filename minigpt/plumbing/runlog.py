@@ -1,4 +1,4 @@
-"""A run's metrics log: one JSON object a line, beside the checkpoint
+"""A run's metrics log: one JSON object a line (minigpt.plumbing.jsonlines), beside the checkpoint
 (checkpoints/model.pt -> checkpoints/model.jsonl). minigpt-train and the app
 both keep it, so that any run can be compared with any other (minigpt.plumbing.runs).
 
@@ -14,12 +14,13 @@ after the old lines (its run line says "resumed_from": 0).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from minigpt.plumbing.jsonlines import JsonLinesError, append_record
 
 if TYPE_CHECKING:
     from minigpt.trainer import Event, StepEvent, Trainer
@@ -68,7 +69,9 @@ class RunLog:
     def record(self, event: Event) -> None:
         from minigpt.trainer import EvalEvent, StepEvent
 
-        if self._run_line is not None:  # written with the first event: a session that never trains adds nothing
+        if not isinstance(event, StepEvent | EvalEvent):
+            return  # a save is not a metric
+        if self._run_line is not None:  # written with the first metric: a session that never trains adds nothing
             self._write(self._run_line)
             self._run_line = None
         if isinstance(event, StepEvent):
@@ -96,10 +99,8 @@ class RunLog:
     def _write(self, record: dict) -> None:
         record["time"] = round(time.time(), 3)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as log:  # one write of a whole line
-                log.write(json.dumps(record) + "\n")
-        except OSError as e:
+            append_record(self.path, record)
+        except JsonLinesError as e:
             if not self.failed:
-                self.on_error(f"cannot write the metrics log {self.path} ({e.strerror or e}); training goes on")
+                self.on_error(f"cannot write the metrics log {self.path} ({e.reason}); training goes on")
             self.failed = True
