@@ -32,14 +32,15 @@ class RunsError(MiniGPTError, ValueError):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="minigpt-runs", description="List training runs and overlay their validation curves.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        prog="minigpt-runs", description="List training runs and overlay their validation curves.")
     parser.add_argument("folder", type=Path, nargs="?", default=DEFAULT_CHECKPOINT.parent,
-                        help="folder holding the runs' metrics logs (*.jsonl), searched with its subfolders")
+                        help="folder holding the runs' metrics logs (*.jsonl), searched with its subfolders "
+                             "(default: %(default)s)")
     parser.add_argument("--plot", nargs="+", metavar="NAME", help="draw these runs' validation curves, overlaid")
-    parser.add_argument("--x", choices=["step", "tokens", "time"], default="step", help="the plot's x-axis")
+    parser.add_argument("--x", choices=["step", "tokens", "time"], default="step",
+                        help="the plot's x-axis (default: %(default)s)")
     parser.add_argument("--y", choices=["loss", "bpc"], default="loss",
-                        help="the plot's y-axis: loss (nats per token) or bits per character")
+                        help="the plot's y-axis: loss (nats per token) or bits per character (default: %(default)s)")
     return parser
 
 

@@ -170,7 +170,7 @@ class MiniGPTApp(App[None]):
         self.post_message(SettingsLoaded(load_settings(settings_path(self.options.settings))))
         options = self.options
         session = open_session(options.config, options.explicit_keys, options.data, options.checkpoint,
-                               "scratch" if options.from_scratch else "auto",
+                               options.start,
                                lambda text: self.post_message(LoadProgress(text)))
         if session.resumed:
             self.post_message(RunHistory(*run_of_checkpoint(session.checkpoint)))
@@ -225,11 +225,8 @@ class MiniGPTApp(App[None]):
         self.progress = Progress(trainer.step, trainer.config.max_iters, val_loss=best,
                                  time_budget=trainer.config.time_budget, time_used=trainer.time_spent)
         self.load_message = ""
-        self.log_line(f"{'resumed ' + str(session.checkpoint) if session.resumed else 'new model'}: "
-                      f"{trainer.num_parameters:,} parameters on {trainer.device.type}; corpus {session.corpus.name} "
-                      f"({session.corpus.length:,} characters); {trainer.tokenizer.kind} tokenizer, "
-                      f"{trainer.tokenizer.vocab_size:,} tokens, {trainer.splits.train_chars_per_token:.2f} "
-                      "characters per token")
+        for line in session.summary():
+            self.log_line(line)
         for note in session.notes:
             self.notify(note, severity="warning", timeout=10)
             self.log_line(f"note: {note}")
@@ -277,10 +274,9 @@ class MiniGPTApp(App[None]):
 
     @work(thread=True, exit_on_error=False, group="save", name="save")
     def _save(self, session: TrainingSession) -> None:
-        from tui.training import save_events
+        from tui.training import TrainingRun
 
-        for message in save_events(session.trainer):
-            self.post_message(message)
+        TrainingRun(session, self.post_message).save()
 
     def on_training_progress(self, message: TrainingProgress) -> None:
         self.chart.add_train_losses(message.losses)
