@@ -13,7 +13,7 @@ faster in float32, even on CPUs with bfloat16 instructions. A bigger
 model learns more from each token but sees fewer of them in the same time;
 below that ratio it ends the budget undertrained, above it a bigger model
 would have done better. When the budget goes over the text many times, the
-learning rate is lowered (learning_rate). The measurements behind the rule
+learning rate is lowered (peak_lr). The measurements behind the rule
 are in the README.
 
 Timings are cached per machine, device, number format, thread count and
@@ -64,6 +64,10 @@ class Rung:
     def key(self) -> str:
         return f"{self.block_size}x{self.d_model}x{self.n_layers}x{self.batch_size}"
 
+    def model_config(self, vocab_size: int) -> ModelConfig:
+        return ModelConfig(vocab_size=vocab_size, block_size=self.block_size, d_model=self.d_model,
+                           n_heads=self.n_heads, n_layers=self.n_layers)
+
 
 LADDER = (  # each rung costs about twice the compute per token of the one before
     Rung(64, 64, 2, 4, 12, 5e-3),
@@ -113,7 +117,7 @@ def choose_shape(config: TrainConfig, explicit_keys: Collection[str], corpus_tok
     speeds.save()
     dtype, tokens_per_sec = speeds.fastest(chosen, formats)
     passes = tokens_per_sec * train_seconds / max(corpus_tokens, 1)
-    settings = {**chosen.settings(learning_rate(chosen, passes)), "dtype": dtype_name(dtype)}
+    settings = {**chosen.settings(peak_lr(chosen, passes)), "dtype": dtype_name(dtype)}
     settings = {k: v for k, v in settings.items() if k not in explicit_keys}
     flops = tokens_per_sec * flops_per_token(chosen, speeds.vocab_size)
     lr = config.lr if "lr" in explicit_keys else settings["lr"]
@@ -121,7 +125,7 @@ def choose_shape(config: TrainConfig, explicit_keys: Collection[str], corpus_tok
     return Choice(settings, description)
 
 
-def learning_rate(rung: Rung, passes: float) -> float:
+def peak_lr(rung: Rung, passes: float) -> float:
     """The rung's learning rate, lowered when the budget goes over the text many
     times: a smaller step memorises the text more slowly (on a 0.46 MB text at 10
     minutes, 22 passes, half the rate reached a lower validation loss)."""
@@ -134,8 +138,9 @@ def parameters(rung: Rung) -> int:
 
 
 def flops_per_token(rung: Rung, vocab_size: int) -> int:
-    """As GPT.flops_per_token, without building the model."""
-    return 6 * (parameters(rung) + rung.d_model * vocab_size) + 12 * rung.n_layers * rung.d_model * rung.block_size
+    """GPT.flops_per_token of the rung's model, built on the meta device: shapes only, nothing allocated."""
+    with torch.device("meta"):
+        return GPT(rung.model_config(vocab_size)).flops_per_token()
 
 
 def timed_vocab(vocab_size: int) -> int:
@@ -229,10 +234,8 @@ def _cpu_name() -> str:
 
 def measure_tokens_per_sec(rung: Rung, device: torch.device, dtype: torch.dtype, vocab_size: int) -> float:
     """Train a throwaway model of this shape on random tokens for a few steps."""
-    config = ModelConfig(vocab_size=vocab_size, block_size=rung.block_size, d_model=rung.d_model,
-                         n_heads=rung.n_heads, n_layers=rung.n_layers)
     generator = torch.Generator().manual_seed(0)
-    model = GPT(config).to(device)
+    model = GPT(rung.model_config(vocab_size)).to(device)
     optimizer = make_optimizer(model, TrainConfig(), device)
     x, y = (torch.randint(vocab_size, (rung.batch_size, rung.block_size), generator=generator).to(device)
             for _ in range(2))
