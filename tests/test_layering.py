@@ -192,6 +192,17 @@ def test_the_teaching_core_takes_only_documented_names_from_the_plumbing():
     assert undocumented == [], "the teaching core reaches into the plumbing:\n" + "\n".join(undocumented)
 
 
+def test_the_readme_gives_the_reading_order_of_the_whole_core_with_each_files_length():
+    """The README's "Read the code" table: every core module, its line count within a quarter of today's."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Read the code", 1)[1].split("\n## ", 1)[0]
+    listed = {name: int(lines) for name, lines in re.findall(r"^\| `(\w+)\.py` \| (\d+) \|", section, re.M)}
+    assert set(listed) == {p.stem for p in CORE}, "the reading order must name every core module, and only those"
+    for name, lines in listed.items():
+        actual = len((LIBRARY / f"{name}.py").read_text(encoding="utf-8").splitlines())
+        assert abs(lines - actual) <= actual / 4, f"{name}.py has {actual} lines, the README says {lines}"
+
+
 def test_the_plumbing_check_finds_an_undocumented_import():
     assert plumbing_imports("from minigpt.plumbing.runs import load_runs\nimport minigpt.plumbing.atomic") == [
         ("minigpt.plumbing.runs", "load_runs"), ("minigpt.plumbing.atomic", "*")]

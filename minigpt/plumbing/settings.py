@@ -47,21 +47,26 @@ class SamplingSettingError(MiniGPTError, ValueError):
     """A sampling setting is out of range; the message names it and its allowed range."""
 
 
+def _setting(default: Any, label: str, help: str, **allowed: Any) -> Any:
+    """A declared setting (minigpt.plumbing.fields) with the label the app's form shows it by."""
+    return setting(default, help, label=label, **allowed)
+
+
 @dataclass(frozen=True)
 class SamplingSettings:
-    temperature: float = setting(0.8, "0 always picks the likeliest token; higher is wilder", label="Temperature",
-                                 low=0, high=100, low_means="greedy")
-    top_k: int = setting(0, "keep only the k likeliest tokens; 0 keeps all", label="Top-k",
-                         low=0, high=1_000_000, low_means="off")
-    top_p: float = setting(0.95, "keep the likeliest tokens up to a total probability p", label="Top-p",
-                           low=0, high=1, low_open=True)
-    repetition_penalty: float = setting(1.0, "above 1 makes repeats less likely; 1 is off",
-                                        label="Repetition penalty", low=0, high=10, low_open=True)
-    max_new_tokens: int = setting(500, "the longest completion, in tokens", label="Max tokens",
-                                  low=1, high=MAX_NEW_TOKENS_LIMIT)
-    seed: int = setting(-1, "the same seed repeats a completion; -1 draws a new one", label="Seed",
-                        low=-1, high=2**63 - 1, low_means="random")
-    stop: tuple[str, ...] = setting((), "end before any of these strings", label="Stop strings")
+    temperature: float = _setting(0.8, "Temperature", "0 always picks the likeliest token; higher is wilder",
+                                  low=0, high=100, low_means="greedy")
+    top_k: int = _setting(0, "Top-k", "keep only the k likeliest tokens; 0 keeps all",
+                          low=0, high=1_000_000, low_means="off")
+    top_p: float = _setting(0.95, "Top-p", "keep the likeliest tokens up to a total probability p",
+                            low=0, high=1, low_open=True)
+    repetition_penalty: float = _setting(1.0, "Repetition penalty", "above 1 makes repeats less likely; 1 is off",
+                                         low=0, high=10, low_open=True)
+    max_new_tokens: int = _setting(500, "Max tokens", "the longest completion, in tokens",
+                                   low=1, high=MAX_NEW_TOKENS_LIMIT)
+    seed: int = _setting(-1, "Seed", "the same seed repeats a completion; -1 draws a new one",
+                         low=-1, high=2**63 - 1, low_means="random")
+    stop: tuple[str, ...] = _setting((), "Stop strings", "end before any of these strings")
 
     def __post_init__(self) -> None:
         for name, spec in field_specs().items():  # each value as the setting holds it, or the first bad one named
