@@ -24,7 +24,7 @@ import torch
 from minigpt.plumbing import config as cfg
 from minigpt.plumbing.corpus import Corpus
 from minigpt.plumbing.device import dtype_name, pick_device, pick_dtype
-from minigpt.trainer import Trainer
+from minigpt.trainer import StepEvent, Trainer
 
 MATMUL_SIZE = 4096
 GRACE = 10  # seconds past --budget before a child still training is killed
@@ -76,7 +76,7 @@ def run_throughput(args: argparse.Namespace) -> None:
     dtype = pick_dtype(config.dtype, device)
     text = _synthetic_corpus(200_000)
     trainer = Trainer(config, Corpus.from_text(text, "synthetic"))
-    runs = trainer.run()
+    runs = (event for event in trainer.run() if isinstance(event, StepEvent))  # the step-0 evaluation: warm-up
     for _ in range(args.warmup_steps):
         next(runs)
     _sync(device)
