@@ -23,7 +23,6 @@ PyTorch version in the user's cache folder, so the measurement is paid once.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from collections.abc import Callable, Collection
@@ -37,6 +36,7 @@ from minigpt.model import GPT, ModelConfig
 from minigpt.plumbing.atomic import atomic_write_bytes
 from minigpt.plumbing.config import TrainConfig
 from minigpt.plumbing.device import autocast, dtype_name, pick_device, pick_dtype
+from minigpt.plumbing.paths import cache_folder
 from minigpt.plumbing.terminal import format_seconds
 from minigpt.trainer import make_optimizer
 
@@ -202,10 +202,6 @@ class SpeedCache:
         except (OSError, ValueError):  # none yet, or damaged: measure again
             return {}
         return data if isinstance(data, dict) and all(isinstance(v, dict) for v in data.values()) else {}
-
-
-def cache_folder() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "minigpt"
 
 
 def machine_key(device: torch.device, dtype: torch.dtype) -> str:
