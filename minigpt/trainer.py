@@ -32,6 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from minigpt.data import BatchSampler, make_tokenizer, split_corpus
 from minigpt.model import GPT, ModelConfig
+from minigpt.optim import apply_config, learning_rate, make_optimizer, set_step_hyperparameters
 from minigpt.plumbing.checkpoint import Checkpoint, save_checkpoint
 from minigpt.plumbing.clock import BudgetClock
 from minigpt.plumbing.config import ConfigError, TrainConfig
@@ -90,23 +91,6 @@ class SaveFailedEvent:
 Event = StepEvent | EvalEvent | SavedEvent | SaveFailedEvent
 
 
-def learning_rate(step: int, config: TrainConfig, progress: float | None = None) -> float:
-    """Linear warmup to lr over warmup_iters steps, then cosine decay to min_lr:
-    at max_iters, or, with a time budget, when progress (the share of the
-    budget's schedule gone, from its clock) reaches 1."""
-    warmup = config.lr * (step + 1) / (config.warmup_iters + 1)
-    if progress is not None:
-        return min(warmup, _cosine(progress, config))
-    if step < config.warmup_iters:
-        return warmup
-    decay_steps = max(config.max_iters - config.warmup_iters, 1)
-    return _cosine(min((step - config.warmup_iters) / decay_steps, 1.0), config)
-
-
-def _cosine(progress: float, config: TrainConfig) -> float:
-    return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
-
-
 def training_memory(model_config: ModelConfig, batch_size: int) -> tuple[int, int]:
     """The model's parameter count, and a lower bound on the bytes training it
     takes: float32 weights, gradients and AdamW's two moments (16 bytes a
@@ -128,17 +112,6 @@ def check_fits_in_memory(model_config: ModelConfig, batch_size: int, device: tor
             f"with batch_size {batch_size} and block_size {model_config.block_size} needs at least "
             f"{needed / 2**30:,.1f} GiB to train, but the {device.type} has {available / 2**30:,.1f} GiB; "
             "lower d_model, n_layers, batch_size or block_size")
-
-
-def make_optimizer(model: GPT, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with weight decay on the matrices only: decaying gains, biases
-    and LayerNorm weights toward zero would only hurt."""
-    matrices = [p for p in model.parameters() if p.dim() >= 2]
-    others = [p for p in model.parameters() if p.dim() < 2]
-    groups = [{"params": matrices, "weight_decay": config.weight_decay},
-              {"params": others, "weight_decay": 0.0}]
-    fused = device.type in ("cuda", "cpu")  # one kernel for the whole update
-    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, config.beta2), fused=fused)
 
 
 def micro_steps(grad_accum: int, world_size: int) -> int:
@@ -193,7 +166,7 @@ class Trainer:
         self.forward_model = self._wrap_for_ranks(self.eval_model)  # what training steps call
         if world.rank:
             torch.manual_seed(config.seed + world.rank)  # the same weights everywhere, but each rank its own dropout
-        self.optimizer = make_optimizer(self.model, config, self.device)
+        self.optimizer = make_optimizer(self.model, config, self.device, self.dtype)
         self.streams = self._batch_streams()
         self.notes: list[str] = []  # what the user should know about a resume
         self.step = 0
@@ -314,8 +287,7 @@ class Trainer:
 
     def _train_step(self) -> tuple[float, float]:
         lr = learning_rate(self.step, self.config, self._progress)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        set_step_hyperparameters(self.optimizer, self.config, self.step, lr)
         loss_value = self._accumulate_gradients()
         if not math.isfinite(loss_value):  # the same mean on every rank: all stop, before the update
             raise self._diverged(f"loss became {loss_value}", self.step + 1)
@@ -446,13 +418,13 @@ class Trainer:
 
     def _restore(self, resume: Checkpoint) -> None:
         self.model.load_state_dict(resume.model_state)
-        if resume.optimizer_state:
+        saved_optimizer = resume.train_config.get("optimizer", "adamw")  # checkpoints before Muon: AdamW's
+        if resume.optimizer_state and saved_optimizer == self.config.optimizer:
             self.optimizer.load_state_dict(resume.optimizer_state)
-            # The saved state carries the old run's weight decay and betas; this run's config wins.
-            matrices, others = self.optimizer.param_groups
-            matrices["weight_decay"], others["weight_decay"] = self.config.weight_decay, 0.0
-            for group in self.optimizer.param_groups:
-                group["betas"] = (0.9, self.config.beta2)
+            apply_config(self.optimizer, self.config)  # the saved state carries the old run's values; this config wins
+        elif resume.optimizer_state:
+            self.notes.append(f"the checkpoint's optimizer state is {saved_optimizer}'s and this run uses "
+                              f"{self.config.optimizer}: the optimizer state starts fresh (the weights are kept)")
         self.step = resume.step
         self.best_val_loss = resume.best_val_loss
         self.time_spent = resume.time_spent

@@ -3,9 +3,10 @@ from dataclasses import replace
 import pytest
 import torch
 
+from minigpt.optim import learning_rate
 from minigpt.plumbing.checkpoint import load_checkpoint
 from minigpt.plumbing.corpus import Corpus
-from minigpt.trainer import EvalEvent, SavedEvent, StepEvent, Trainer, TrainingDiverged, learning_rate
+from minigpt.trainer import EvalEvent, SavedEvent, StepEvent, Trainer, TrainingDiverged
 
 
 def losses(events):
@@ -25,8 +26,10 @@ def test_events_come_in_order_with_evaluations_and_saves(tmp_path, tiny_config, 
     assert losses(events)[-1] < losses(events)[0]
 
 
-def test_resume_continues_exactly_like_an_unbroken_run(tmp_path, tiny_config, corpus):
-    config = replace(tiny_config, dropout=0.1)  # dropout draws from the RNG too
+@pytest.mark.parametrize(("optimizer", "schedule"), [("adamw", "cosine"), ("muon", "wsd")])
+def test_resume_continues_exactly_like_an_unbroken_run(tmp_path, tiny_config, corpus, optimizer, schedule):
+    config = replace(tiny_config, dropout=0.1,  # dropout draws from the RNG too
+                     optimizer=optimizer, schedule=schedule, muon_momentum_warmup=15)  # Muon's warmup spans the break
     unbroken = Trainer(config, corpus)
     unbroken_losses = losses(unbroken.run())
 

@@ -33,12 +33,12 @@ from typing import Any
 import torch
 
 from minigpt.model import GPT, ModelConfig
+from minigpt.optim import make_optimizer
 from minigpt.plumbing.atomic import atomic_write_bytes
 from minigpt.plumbing.config import TrainConfig
 from minigpt.plumbing.device import autocast, dtype_name, pick_device, pick_dtype
 from minigpt.plumbing.paths import cache_folder
 from minigpt.plumbing.terminal import format_seconds
-from minigpt.trainer import make_optimizer
 
 TOKENS_PER_PARAMETER = 2.0  # the least a budget must feed a model, in training tokens per parameter
 PARAMETERS_PER_TOKEN = 4.0  # the most parameters a model may have per token of its training text
