@@ -2,7 +2,8 @@
 
     trainer = Trainer(config, corpus)
     for event in trainer.run():
-        ...  # StepEvent after every step, EvalEvent after every evaluation
+        ...  # StepEvent after every step, EvalEvent after every evaluation,
+             # FinalScoreEvent once a run has reached its end
 
 The library never prints: a CLI draws a progress bar from the events, a
 Textual worker posts them to the screen. Between two events the loop is
@@ -31,6 +32,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from minigpt.data import BatchSampler, make_tokenizer, split_corpus
+from minigpt.evaluate import FixedWindows, Score, score_batches, score_split
 from minigpt.model import GPT, ModelConfig
 from minigpt.optim import apply_config, learning_rate, make_optimizer, set_step_hyperparameters
 from minigpt.plumbing.checkpoint import Checkpoint, save_checkpoint
@@ -76,6 +78,17 @@ class EvalEvent:
 
 
 @dataclass(frozen=True)
+class FinalScoreEvent:
+    """A run that reached its end (max_iters, or its time budget), its last
+    weights scored on the whole validation split (minigpt.evaluate.score_split)."""
+    step: int
+    val_loss: float  # nats per token
+    val_bpc: float
+    tokens: int  # validation tokens scored
+    elapsed: float  # as StepEvent.elapsed, once scored
+
+
+@dataclass(frozen=True)
 class SavedEvent:
     step: int
     path: Path
@@ -88,7 +101,7 @@ class SaveFailedEvent:
     error: str
 
 
-Event = StepEvent | EvalEvent | SavedEvent | SaveFailedEvent
+Event = StepEvent | EvalEvent | FinalScoreEvent | SavedEvent | SaveFailedEvent
 
 
 def training_memory(model_config: ModelConfig, batch_size: int) -> tuple[int, int]:
@@ -158,6 +171,14 @@ class Trainer:
                                          "vocabulary; start a new model with --from-scratch or pass another --out")
         check_fits_in_memory(self.model_config, config.batch_size, self.device)
         self.splits = split_corpus(corpus, self.tokenizer, config.val_fraction, self.model_config.block_size)
+        # Every evaluation reads the same windows of each split, so its losses move only with learning.
+        self.eval_windows = {name: FixedWindows(data, config.batch_size, self.model_config.block_size,
+                                                config.eval_iters, config.seed)
+                             for name, data in (("train", self.splits.train), ("val", self.splits.val))}
+        # What ends a run: an evaluation of the fixed windows, then the score of the whole validation split.
+        self.final_batches = 2 * config.eval_iters + score_batches(len(self.splits.val),
+                                                                   self.model_config.block_size, config.batch_size)
+        self.final_score: Score | None = None  # once the run has reached its end
 
         world.require_same({"the corpus's length in characters": corpus.length, "the vocabulary's size":
                             self.tokenizer.vocab_size, "the step to resume from": resume.step if resume else 0})
@@ -175,6 +196,9 @@ class Trainer:
         self.clock: BudgetClock | None = None  # while run() goes on
         self._progress: float | None = None  # where a time budget's schedule stands, as agreed before a step
         self._last_saved_step: int | None = None
+        self._last_evaluated_step: int | None = None
+        self._last_scored_step: int | None = None
+        self._eval_batch_seconds = 0.0  # what a batch of an evaluation takes, once measured
         self._stop = threading.Event()
         self._update_lock = threading.Lock()  # held while the weights change
         if resume:
@@ -247,10 +271,11 @@ class Trainer:
                                 self.time_spent, *self._eta_and_progress(step_seconds))
                 if self._evaluation_due():
                     yield from self._evaluate_and_save()
-            if self.config.time_budget and not self._stop.is_set() and self._last_saved_step != self.step:
-                yield from self._evaluate_and_save()  # the budget's end: the last evaluation and save
-            elif self._stop.is_set() and self._last_saved_step != self.step:
-                yield from self.save()  # stopped between evaluations: keep the work done
+            if self._stop.is_set():
+                if self._last_saved_step != self.step:
+                    yield from self.save()  # stopped between evaluations: keep the work done
+            elif self._last_scored_step != self.step:  # the run's end: evaluated, scored on the validation split, saved
+                yield from self._evaluate_and_save(end=True)
         except DistributedError as e:  # nothing is saved without every rank: the last save stays as it was
             raise DistributedError(f"{e}; {self._kept()}") from None
         finally:
@@ -265,10 +290,10 @@ class Trainer:
         self.time_spent = self.clock.used
         budget, main = self.config.time_budget, self.world.is_main
         stop_asked = self._stop.is_set()
-        out_of_time = bool(budget and main and self.clock.time_to_stop(self.config.eval_iters))
+        out_of_time = bool(budget and main and self.clock.time_to_stop(self.final_batches))
         done = self.step >= self.config.max_iters
         evaluate = bool(budget and main and not (stop_asked or out_of_time or done) and self.clock.time_to_evaluate())
-        progress = self.clock.progress(self.config.eval_iters) if budget and main else 0.0
+        progress = self.clock.progress(self.final_batches) if budget and main else 0.0
         stop_asked, out_of_time, evaluate, progress = self.world.agree([stop_asked, out_of_time, evaluate, progress])
         if stop_asked:
             self._stop.set()  # asked on another rank: this one ends the same way
@@ -283,7 +308,7 @@ class Trainer:
     def _evaluation_due(self) -> bool:
         if self.config.time_budget:
             return False  # decided before the next step, by _agree_on_next_step
-        return self.step % self.config.eval_interval == 0 or self.step == self.config.max_iters
+        return self.step % self.config.eval_interval == 0 and self.step < self.config.max_iters  # the last: at the end
 
     def _train_step(self) -> tuple[float, float]:
         lr = learning_rate(self.step, self.config, self._progress)
@@ -324,20 +349,21 @@ class Trainer:
             return contextlib.nullcontext()
         return self.forward_model.no_sync()
 
-    @torch.no_grad()
     def estimate_loss(self, split: str) -> float:
-        """Mean loss over eval_iters batches. Its own generator, seeded by the
-        step, leaves the training batches and dropout untouched."""
-        data = self.splits.train if split == "train" else self.splits.val
-        sampler = BatchSampler(data, self.config.batch_size, self.model_config.block_size,
-                               seed=self.config.seed + self.step)
-        total = 0.0
-        for _ in range(self.config.eval_iters):
-            x, y = sampler.next_batch()
-            with autocast(self.device, self.dtype):
-                _, loss = self.eval_model(x.to(self.device), y.to(self.device))
-            total += loss.item()
-        return total / self.config.eval_iters
+        """Mean loss over the split's fixed windows (eval_iters batches), the same at every evaluation."""
+        return self.eval_windows[split].loss(self.eval_model, self.device, self.dtype)
+
+    def _score_validation_split(self) -> FinalScoreEvent:
+        self._last_scored_step = self.step
+        self.model.eval()
+        score = score_split(self.eval_model, self.splits.val, self.model_config.block_size, self.config.batch_size,
+                            self.splits.val_chars_per_token, self.device, self.dtype)
+        self.model.train()
+        self.final_score = score
+        if self.clock:
+            self.clock.count()
+            self.time_spent = self.clock.used
+        return FinalScoreEvent(self.step, score.loss, score.bpc, score.tokens, self.time_spent)
 
     def _diverged(self, what: str, step: int) -> TrainingDiverged:
         return TrainingDiverged(f"{what} at step {step} (lr {self.config.lr:g}); {self._kept()}; try a lower lr")
@@ -350,14 +376,31 @@ class Trainer:
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
             raise self._diverged("the weights became inf or NaN", self.step)
 
-    def _evaluate_and_save(self) -> Iterator[Event]:
+    def _evaluate_and_save(self, end: bool = False) -> Iterator[Event]:
+        """Evaluate on the fixed windows and save. end: the run's end, where the
+        validation split is scored too, before the save, so that the checkpoint's
+        time spent counts it."""
         if not self.world.is_main:
             yield from self.save()  # rank 0 evaluates meanwhile; saving needs every rank's batch streams
             return
         started = time.perf_counter()
+        if self._last_evaluated_step != self.step:  # a time budget's last evaluation may fall on the last step
+            yield self._evaluate()
+        if end:
+            yield self._score_validation_split()
+        yield from self.save()
+        if self.clock and not end:  # the end of the run must fit before the deadline. The latest evaluation is the
+            # best guess of its time (the first pays for warm-up); the validation split's score runs batches as fast.
+            split_batches = self.final_batches - 2 * self.config.eval_iters
+            self.clock.final_seconds = time.perf_counter() - started + split_batches * self._eval_batch_seconds
+
+    def _evaluate(self) -> EvalEvent:
         self._require_finite_weights()
+        self._last_evaluated_step = self.step
         self.model.eval()
+        evaluating = time.perf_counter()
         train_loss, val_loss = self.estimate_loss("train"), self.estimate_loss("val")
+        self._eval_batch_seconds = (time.perf_counter() - evaluating) / (2 * self.config.eval_iters)
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
             raise self._diverged(f"the evaluation loss became {train_loss} (train), {val_loss} (val)", self.step)
         sample = sample_text(self.model, self.tokenizer, max_new_tokens=SAMPLE_TOKENS, seed=self.config.seed)
@@ -366,11 +409,8 @@ class Trainer:
         # Nats per token -> bits per character: comparable across tokenizers.
         train_bpc = train_loss / (math.log(2) * self.splits.train_chars_per_token)
         val_bpc = val_loss / (math.log(2) * self.splits.val_chars_per_token)
-        yield EvalEvent(self.step, train_loss, val_loss, train_bpc, val_bpc,
-                        self.best_val_loss, sample, self.time_spent)
-        yield from self.save()
-        if self.clock:  # the final evaluation must fit before the deadline. The latest is the best guess of
-            self.clock.final_seconds = time.perf_counter() - started  # its time: the first pays for warm-up
+        return EvalEvent(self.step, train_loss, val_loss, train_bpc, val_bpc, self.best_val_loss, sample,
+                         self.time_spent)
 
     def save(self) -> Iterator[Event]:
         """Save a checkpoint to checkpoint_path, if there is one. A failed

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from minigpt.evaluate import FixedWindows, bits_per_character, score_split, window_plan
+from minigpt.evaluate import FixedWindows, bits_per_character, score_batches, score_split, window_plan
 from minigpt.model import GPT, ModelConfig
 
 CPU, FLOAT32 = torch.device("cpu"), torch.float32
@@ -94,10 +94,20 @@ def test_the_split_score_is_deterministic_and_does_not_depend_on_the_batch(tiny_
 
 
 def test_the_split_score_runs_the_model_on_one_shape_only(tiny_model):
-    shapes = set()
-    tiny_model.register_forward_pre_hook(lambda module, args: shapes.add(tuple(args[0].shape)))
+    shapes = []
+    tiny_model.register_forward_pre_hook(lambda module, args: shapes.append(tuple(args[0].shape)))
     score_split(tiny_model, split(101), 8, batch_size=5, chars_per_token=1.0, device=CPU, dtype=FLOAT32)
-    assert shapes == {(5, 8)}  # the batch of training: a compiled model is not compiled again
+    assert set(shapes) == {(5, 8)}  # the batch of training: a compiled model is not compiled again
+    assert len(shapes) == score_batches(101, 8, 5)  # as many batches as a time budget keeps time for
+
+
+def test_a_long_split_is_scored_on_its_first_tokens(tiny_model, monkeypatch):
+    monkeypatch.setattr("minigpt.evaluate.SCORED_TOKENS", 50)
+    data = split(200, seed=5)
+    score = score_split(tiny_model, data, 8, batch_size=4, chars_per_token=1.0, device=CPU, dtype=FLOAT32)
+    assert score.tokens == 49
+    assert score == score_split(tiny_model, data[:50], 8, batch_size=4, chars_per_token=1.0, device=CPU,
+                                dtype=FLOAT32)
 
 
 def test_fixed_windows_read_the_same_text_at_every_evaluation(tiny_model):
@@ -110,7 +120,8 @@ def test_fixed_windows_read_the_same_text_at_every_evaluation(tiny_model):
     assert torch.equal(windows.inputs[..., 1:], windows.targets[..., :-1])  # targets: the next tokens
     first = windows.loss(tiny_model, CPU, FLOAT32)
     assert windows.loss(tiny_model, CPU, FLOAT32) == first  # the same weights, the same loss
-    expected = sum(tiny_model(x, y)[1].item() for x, y in zip(windows.inputs, windows.targets, strict=True)) / 3
+    expected = sum(tiny_model(x.long(), y.long())[1].item()
+                   for x, y in zip(windows.inputs, windows.targets, strict=True)) / 3
     assert first == pytest.approx(expected, abs=1e-12)
     with torch.no_grad():
         tiny_model.head.weight.mul_(0.5)
