@@ -17,11 +17,12 @@ from textual.worker import Worker
 
 from minigpt.plumbing.runlog import RunLog, log_path
 from minigpt.plumbing.session import TrainingSession
-from minigpt.trainer import EvalEvent, Event, SavedEvent, SaveFailedEvent, StepEvent, Trainer
+from minigpt.trainer import EvalEvent, Event, FinalScoreEvent, SavedEvent, SaveFailedEvent, StepEvent, Trainer
 from tui.messages import (
     CheckpointSaved,
     CheckpointSaveFailed,
     Evaluated,
+    FinalScored,
     RunLogFailed,
     TrainingPaused,
     TrainingProgress,
@@ -104,6 +105,8 @@ class TrainingRun:
         self._flush()  # keep the order: the steps before an evaluation arrive first
         if isinstance(event, EvalEvent):
             self._post(Evaluated(event))
+        elif isinstance(event, FinalScoreEvent):
+            self._post(FinalScored(event))
         elif isinstance(event, SaveFailedEvent):
             self._post(CheckpointSaveFailed(event))
         elif isinstance(event, SavedEvent):
