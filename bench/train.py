@@ -3,14 +3,17 @@
 Throughput mode: tokens/s and achieved FLOP/s of a preset, next to this
 machine's matmul throughput on a large square product measured in the same run
 with the same threads, so the ratio (model FLOPs utilisation) compares across
-machines. The time of a step is all of it, the optimizer's update included.
+machines. The time of a step is all of it, the optimizer's update included
+(Muon's Newton-Schulz iterations too); the optimizer's share is reported apart.
 With compile = true, the first step's time, compilation included, is reported
 apart.
 
 Budget mode (--budget SECONDS): trains a preset with minigpt-train in a fresh
 process within the wall-clock budget, interpreter and torch start-up included,
 and reports its quality: the loss of its last weights on the whole validation
-split (minigpt.evaluate.score_split), in nats per token and bits per character.
+split (minigpt.evaluate.score_split), in nats per token and bits per character,
+as the run logged it (within its budget), or, from a run cut short, as the
+benchmark scores its last checkpoint.
 --seeds N trains N runs, seeds S to S+N-1 (S: the config's seed), and reports
 the mean and spread of that figure.
 """
@@ -29,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from bench.timing import median_seconds
 from minigpt.data import split_corpus
 from minigpt.evaluate import Score, score_split
 from minigpt.plumbing import config as cfg
@@ -115,10 +119,26 @@ def run_throughput(args: argparse.Namespace) -> None:
         d_name = dtype_name(d)
         print(f"matmul {MATMUL_SIZE}x{MATMUL_SIZE} {d_name}: {flops / 1e9:,.1f} GFLOP/s"
               + (f"  ->  MFU {model_flops / flops:.1%}" if d == dtype else ""))
+    optimizer = optimizer_seconds(trainer, device)
+    print(f"optimizer ({config.optimizer}): {optimizer * 1e3:.2f} ms a step, "
+          f"{optimizer / (seconds / args.steps):.0%} of a training step (counted in it above)")
     if config.compile and first_step is not None:
         step = seconds / args.steps
         print(f"compile: {first_step - step:.1f} s (the first step took {first_step:.1f} s, a step "
               f"{step * 1e3:.1f} ms; an evaluation compiles once more, not timed here)")
+
+
+def optimizer_seconds(trainer: Trainer, device: torch.device, repeats: int = 10) -> float:
+    """One optimizer step's time, on the gradients of one batch (it moves the weights: the benchmark is done)."""
+    x, y = trainer.streams[0].next_batch()
+    trainer.model(x.to(device), y.to(device))[1].backward()
+
+    def step() -> None:
+        trainer.optimizer.step()
+        _sync(device)
+
+    step()  # the first sets up the optimizer's state
+    return median_seconds(step, repeats)
 
 
 def _synthetic_corpus(n_chars: int) -> str:
@@ -175,7 +195,7 @@ def budget_run(args: argparse.Namespace, seed: int | None, keep: Path | None) ->
             stderr.seek(0)
             shape = [line.strip() for line in stderr if "GFLOP/s" in line or line.startswith("model:")]
         evals = _read_evals(out.with_suffix(".jsonl"), started)
-        final = final_score(out, args.data)
+        final = _logged_final(out.with_suffix(".jsonl")) or final_score(out, args.data)
         if keep:
             keep.mkdir(parents=True, exist_ok=True)
             for kept in (out, out.with_suffix(".jsonl")):
@@ -218,7 +238,17 @@ def final_score(checkpoint: Path, data: Path | None) -> Score | None:
 
 
 def _read_evals(log: Path, started: float) -> list[dict]:
+    return [dict(r, seconds=r["time"] - started) for r in _read_log(log) if r["event"] == "eval"]
+
+
+def _logged_final(log: Path) -> Score | None:
+    """The score the run logged at its end, within its budget (minigpt.plumbing.runlog), if it got there."""
+    finals = [r for r in _read_log(log) if r["event"] == "final"]
+    return Score(finals[-1]["final_val_loss"], finals[-1]["final_val_bpc"], finals[-1]["scored_tokens"]) \
+        if finals else None
+
+
+def _read_log(log: Path) -> list[dict]:
     if not log.exists():
         return []
-    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    return [dict(r, seconds=r["time"] - started) for r in records if r["event"] == "eval"]
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
