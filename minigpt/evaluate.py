@@ -20,8 +20,10 @@ the score stays a few seconds of a run (Tiny Shakespeare's validation split,
 111,540 tokens, is scored whole).
 
 Both run the model on batches of batch_size x block_size, the shape training
-uses, so a compiled model is not compiled again for them (the last batch of a
-split is filled up with copies of its last window, which are not counted).
+uses, and always contiguous in memory, so a compiled model (which is
+specialised to its inputs' shapes and strides) is compiled once for them (the
+last batch of a split is filled up with copies of its last window, which are
+not counted).
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class FixedWindows:
         total = 0.0
         for x, y in zip(self.inputs, self.targets, strict=True):
             with autocast(device, dtype):
-                _, loss = model(x.long().to(device), y.long().to(device))
+                _, loss = model(x.long().contiguous().to(device), y.long().contiguous().to(device))
             total += loss.item()
         return total / len(self.inputs)
 
@@ -115,7 +117,7 @@ def score_split(model: torch.nn.Module, data: torch.Tensor, block_size: int, bat
         filler = [windows[-1]] * (batch_size - len(windows))  # one shape for every batch
         starts = torch.tensor([start for start, _ in windows + filler])
         tokens = data[starts[:, None] + offsets].long()
-        x, y = tokens[:, :-1].to(device), tokens[:, 1:].to(device)
+        x, y = tokens[:, :-1].contiguous().to(device), tokens[:, 1:].contiguous().to(device)
         firsts = torch.tensor([first for _, first in windows] + [block_size] * len(filler))  # filler: none
         scored = torch.arange(block_size) >= firsts[:, None]  # (B, T)
         with autocast(device, dtype):

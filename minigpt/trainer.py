@@ -37,6 +37,7 @@ from minigpt.model import GPT, ModelConfig
 from minigpt.optim import apply_config, learning_rate, make_optimizer, set_step_hyperparameters
 from minigpt.plumbing.checkpoint import Checkpoint, save_checkpoint
 from minigpt.plumbing.clock import BudgetClock
+from minigpt.plumbing.compiler import compile_model
 from minigpt.plumbing.config import ConfigError, TrainConfig
 from minigpt.plumbing.corpus import Corpus
 from minigpt.plumbing.device import autocast, device_memory, pick_device, pick_dtype
@@ -182,14 +183,18 @@ class Trainer:
 
         world.require_same({"the corpus's length in characters": corpus.length, "the vocabulary's size":
                             self.tokenizer.vocab_size, "the step to resume from": resume.step if resume else 0})
+        self.notes: list[str] = []  # what the user should know about the set-up or a resume
         self.model = GPT(self.model_config).to(self.device)  # saved and sampled: never wrapped
-        self.eval_model = torch.compile(self.model) if config.compile else self.model
+        self.eval_model = self.model  # what training and evaluation call: compiled, with compile = true
+        if config.compile:
+            self.eval_model, why_not = compile_model(self.model, self.device)
+            if why_not:
+                self.notes.append(why_not)
         self.forward_model = self._wrap_for_ranks(self.eval_model)  # what training steps call
         if world.rank:
             torch.manual_seed(config.seed + world.rank)  # the same weights everywhere, but each rank its own dropout
         self.optimizer = make_optimizer(self.model, config, self.device, self.dtype)
         self.streams = self._batch_streams()
-        self.notes: list[str] = []  # what the user should know about a resume
         self.step = 0
         self.best_val_loss = float("inf")
         self.time_spent = 0.0  # seconds the run has used (of its time budget, if it has one), all sessions

@@ -158,6 +158,7 @@ CORE_MAY_IMPORT = {
     "minigpt.plumbing.settings": {"SamplingSettings"},  # the knobs of sampling, with their ranges
     "minigpt.plumbing.checkpoint": {"Checkpoint", "save_checkpoint"},
     "minigpt.plumbing.clock": {"BudgetClock"},
+    "minigpt.plumbing.compiler": {"compile_model"},  # torch.compile, cached, or why not
     "minigpt.plumbing.config": {"ConfigError", "TrainConfig"},
     "minigpt.plumbing.device": {"autocast", "device_memory", "pick_device", "pick_dtype"},
     "minigpt.plumbing.distributed": {"SINGLE", "DistributedError", "World", "is_communication_error", "lost_peer"},

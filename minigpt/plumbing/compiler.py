@@ -6,21 +6,18 @@ per operation.
   block_size (minigpt.evaluate), and dynamic=False compiles for exactly that,
   so the model is compiled twice per run (training, and evaluation without
   gradients) and never again.
-- Cached: inductor keeps the generated code in $TORCHINDUCTOR_CACHE_DIR, which
-  MiniGPT sets, unless you did, to cache_folder()/torchinductor
-  (~/.cache/minigpt/torchinductor), so a second run of the same shape loads
-  it in seconds instead of compiling for a minute.
+- Cached: inductor keeps the generated code in its cache folder,
+  $TORCHINDUCTOR_CACHE_DIR, by default /tmp/torchinductor_$USER (so it lasts
+  until the machine cleans /tmp: set the variable to keep it elsewhere), and a
+  second run of the same shape loads it in seconds instead of compiling for a
+  minute.
 - On the CPU the code is built with a C++ compiler (g++ or clang++, or $CXX).
   Without one the model runs uncompiled, and the run says why in one line.
 """
 
 from __future__ import annotations
 
-import os
-
 import torch
-
-from minigpt.plumbing.paths import cache_folder
 
 NO_CXX = ("compile = true needs a C++ compiler on the CPU (g++ or clang++, or one named by $CXX) and none was "
           "found; training runs uncompiled")
@@ -30,7 +27,6 @@ def compile_model(model: torch.nn.Module, device: torch.device) -> tuple[torch.n
     """The compiled model, or model itself and one line saying why it could not be compiled."""
     if device.type == "cpu" and not has_cpp_compiler():
         return model, NO_CXX
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_folder() / "torchinductor"))
     return torch.compile(model, dynamic=False), None
 
 

@@ -6,20 +6,12 @@
     minigpt.toml            the sampling settings (and the app's [tui] and [keymap])
     minigpt-history.jsonl   the app's prompt history (minigpt.plumbing.history)
 
-Every command takes flags to put them elsewhere. What is worth keeping between
-runs but can be made again (the shape chooser's timings, torch.compile's
-compiled code) goes in the user's cache folder, cache_folder().
+Every command takes flags to put them elsewhere.
 """
 
-import os
 from pathlib import Path
 
 DEFAULT_DATA = Path("data/input.txt")
 DEFAULT_CHECKPOINT = Path("checkpoints/model.pt")
 DEFAULT_SETTINGS = Path("minigpt.toml")
 DEFAULT_HISTORY = Path("minigpt-history.jsonl")
-
-
-def cache_folder() -> Path:
-    """~/.cache/minigpt, or $XDG_CACHE_HOME/minigpt."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "minigpt"

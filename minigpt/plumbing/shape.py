@@ -23,6 +23,7 @@ PyTorch version in the user's cache folder, so the measurement is paid once.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from collections.abc import Callable, Collection
@@ -37,7 +38,6 @@ from minigpt.optim import make_optimizer
 from minigpt.plumbing.atomic import atomic_write_bytes
 from minigpt.plumbing.config import TrainConfig
 from minigpt.plumbing.device import autocast, dtype_name, pick_device, pick_dtype
-from minigpt.plumbing.paths import cache_folder
 from minigpt.plumbing.terminal import format_seconds
 
 TOKENS_PER_PARAMETER = 2.0  # the least a budget must feed a model, in training tokens per parameter
@@ -202,6 +202,10 @@ class SpeedCache:
         except (OSError, ValueError):  # none yet, or damaged: measure again
             return {}
         return data if isinstance(data, dict) and all(isinstance(v, dict) for v in data.values()) else {}
+
+
+def cache_folder() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "minigpt"
 
 
 def machine_key(device: torch.device, dtype: torch.dtype) -> str:
