@@ -155,9 +155,9 @@ def fake_timing(monkeypatch, tmp_path, speed):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     calls = []
 
-    def measure(rung, device, dtype, vocab_size):
+    def measure(rung, device, dtype, vocab_size, optimizer):
         assert vocab_size == 128
-        calls.append((rung, dtype))
+        calls.append((rung, dtype) if optimizer == "adamw" else (rung, dtype, optimizer))
         return speed(rung, dtype)
 
     monkeypatch.setattr("minigpt.plumbing.shape.measure_tokens_per_sec", measure)
@@ -186,6 +186,20 @@ def test_the_largest_model_the_budget_feeds_enough_is_chosen_and_timed_once(tmp_
     assert json.loads((tmp_path / "cache/minigpt/speeds.json").read_text()), "kept for next time"
     calls.clear()
     assert choose_shape(config, set(), BIG_TEXT, VOCAB) == choice and calls == [], "the second time, read back"
+
+
+def test_a_run_with_muon_is_timed_with_muon_and_keeps_its_own_timings(tmp_path, monkeypatch, tiny_config):
+    config = replace(tiny_config, time_budget=600.0)
+    calls = fake_timing(monkeypatch, tmp_path, machine(feeding(LADDER[2], 600) * 1.1))
+    choose_shape(config, set(), BIG_TEXT, VOCAB)
+    adamw = list(calls)
+    calls.clear()
+    choose_shape(replace(config, optimizer="muon"), set(), BIG_TEXT, VOCAB)  # AdamW's timings are not Muon's
+    assert calls == [(rung, dtype, "muon") for rung, dtype in adamw]
+    calls.clear()
+    choose_shape(replace(config, optimizer="muon"), set(), BIG_TEXT, VOCAB)
+    choose_shape(config, set(), BIG_TEXT, VOCAB)
+    assert calls == [], "both kept for next time"
 
 
 def test_where_bfloat16_is_fast_the_faster_format_for_the_model_is_chosen(tmp_path, monkeypatch, tiny_config):
