@@ -302,8 +302,8 @@ class MiniGPTApp(App[None]):
     def on_final_scored(self, message: FinalScored) -> None:
         event = message.event
         self.progress = replace(self.progress, final_val_loss=event.val_loss)
-        self.log_line(f"step {event.step:,}: final val loss {event.val_loss:.4f} ({event.val_bpc:.3f} bits/char), "
-                      f"the whole validation split ({event.tokens:,} tokens)")
+        self.log_line(f"step {event.step:,}: final val loss {event.val_loss:.4f} ({event.val_bpc:.3f} bits/char) "
+                      f"on all {event.tokens:,} val tokens")
 
     def on_checkpoint_saved(self, message: CheckpointSaved) -> None:
         self._unsaved_error = None

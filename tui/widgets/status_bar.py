@@ -82,7 +82,7 @@ class StatusBar(Vertical):
                 parts.append(f"final val {format_loss(p.final_val_loss)}")
             if p.tokens_per_sec:
                 parts.append(f"{format_count(p.tokens_per_sec)} tok/s")
-            if p.eta is not None and self.state == "training":
+            if p.eta is not None and self.state == "training" and p.final_val_loss is None:  # scored: it ended
                 parts.append(f"{'left' if p.time_budget else 'ETA'} {format_seconds(p.eta)}")
             text = "  ".join(parts)
         self.query_one("#figures", Label).update(text, layout=False)  # one row, always: no layout pass needed
