@@ -122,27 +122,33 @@ class Muon(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self) -> None:
-        updates, targets = [], []
+        """Update every matrix that has a gradient; their momenta are orthogonalised together, by shape."""
+        params, groups, momenta = [], [], []
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = torch.zeros_like(p)
-                momentum, buffer = group["momentum"], state["momentum_buffer"]
-                buffer.lerp_(p.grad, 1 - momentum)
-                nesterov = p.grad.lerp(buffer, momentum)  # the step momentum is about to take, looked ahead at
-                pieces = list(nesterov.chunk(group["pieces"]))
-                updates += pieces
-                targets += [(p, group, len(pieces))]
-        directions = iter(orthogonalise_all(updates, self.dtype))
-        for p, group, pieces in targets:
-            direction = torch.cat([next(directions) for _ in range(pieces)])
-            lr, rows, columns = group["lr"], *direction.chunk(pieces)[0].shape
-            p.mul_(1 - lr * group["weight_decay"])
+                if p.grad is not None:
+                    params.append(p)
+                    groups.append(group)
+                    momenta.append(self._nesterov_momentum(p, group["momentum"]))
+        pieces = [piece for momentum, group in zip(momenta, groups, strict=True)
+                  for piece in momentum.chunk(group["pieces"])]
+        directions = iter(orthogonalise_all(pieces, self.dtype))
+        for p, group in zip(params, groups, strict=True):
+            parts = [next(directions) for _ in range(group["pieces"])]
+            rows, columns = parts[0].shape
+            lr = group["lr"]
+            p.mul_(1 - lr * group["weight_decay"])  # decoupled weight decay
             # An orthogonal update of a tall matrix has smaller entries than a wide one's: scale it up to match.
-            p.add_(direction, alpha=-lr * max(1.0, rows / columns) ** 0.5)
+            p.add_(torch.cat(parts), alpha=-lr * max(1.0, rows / columns) ** 0.5)
+
+    def _nesterov_momentum(self, p: torch.Tensor, momentum: float) -> torch.Tensor:
+        """Fold p's gradient into its momentum; return the step it is about to take (Nesterov's look-ahead)."""
+        state = self.state[p]
+        if "momentum_buffer" not in state:
+            state["momentum_buffer"] = torch.zeros_like(p)
+        buffer = state["momentum_buffer"]
+        buffer.lerp_(p.grad, 1 - momentum)
+        return p.grad.lerp(buffer, momentum)
 
 
 class MuonWithAdamW:
@@ -208,11 +214,16 @@ def _adamw(params: list[nn.Parameter], config: TrainConfig, device: torch.device
 
 def _muon_groups(model: nn.Module) -> list[dict]:
     """Muon's parameters, attention's fused query-key-value weights in a group of their own (3 pieces each)."""
-    fused = {id(module.qkv.weight) for module in model.modules() if isinstance(getattr(module, "qkv", None), nn.Linear)}
+    fused = {id(module.qkv.weight) for module in model.modules() if _fused_qkv(getattr(module, "qkv", None))}
     matrices = hidden_matrices(model)
     groups = [{"params": [p for p in matrices if id(p) not in fused], "pieces": 1},
               {"params": [p for p in matrices if id(p) in fused], "pieces": 3}]
     return [group for group in groups if group["params"]]
+
+
+def _fused_qkv(layer: object) -> bool:
+    """Whether layer is a linear map to query, key and value side by side, each as wide as its input."""
+    return isinstance(layer, nn.Linear) and layer.weight.size(0) == 3 * layer.weight.size(1)
 
 
 def apply_config(optimizer: Optimizer, config: TrainConfig) -> None:
