@@ -192,8 +192,9 @@ def hidden_matrices(model: nn.Module) -> list[nn.Parameter]:
 def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device,
                    dtype: torch.dtype = torch.float32) -> Optimizer:
     """config.optimizer's optimizer for model's weights. dtype: the run's number
-    format, in which Muon's Newton-Schulz products run too."""
-    if config.optimizer == "adamw":
+    format, in which Muon's Newton-Schulz products run too. A model with no linear
+    layer in its blocks (the Lab's, without attention and MLP) has nothing for Muon: AdamW alone."""
+    if config.optimizer == "adamw" or not hidden_matrices(model):
         optimizer = _adamw(list(model.parameters()), config, device)
     else:
         muon = {id(p) for p in hidden_matrices(model)}

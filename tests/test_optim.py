@@ -13,6 +13,7 @@ from minigpt.model import GPT, ModelConfig
 from minigpt.optim import (
     MOMENTUM_START,
     MuonWithAdamW,
+    hidden_matrices,
     learning_rate,
     make_optimizer,
     muon_momentum,
@@ -112,6 +113,25 @@ def test_a_new_head_or_gain_goes_to_adamw_and_a_new_linear_layer_in_a_block_to_m
     assert id(model.blocks[0].gate.weight) in muon
     assert not {id(model.head.weight), id(model.blocks[0].gain), id(model.blocks[0].gate.bias)} & muon
     assert len(muon) + sum(len(g["params"]) for g in optimizer.adamw.param_groups) == len(list(model.parameters()))
+
+
+@pytest.mark.parametrize("switches", [
+    {"rope": True, "norm": "rmsnorm", "activation": "swiglu", "qk_norm": True, "tie_head": False, "zero_init": True,
+     "embed_norm": True, "x0_mix": True},
+    {"activation": "relu2", "attention": False},
+    {"attention": False, "mlp": False},  # a bigram model: nothing for Muon
+])
+def test_every_weight_of_a_model_with_the_switches_is_moved_once(muon_config, switches):
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(vocab_size=13, block_size=8, d_model=16, n_heads=2, n_layers=2, **switches))
+    optimizer = make_optimizer(model, muon_config, CPU)
+    groups = optimizer.param_groups
+    moved = [id(p) for group in groups for p in group["params"]]
+    assert sorted(moved) == sorted(id(p) for p in model.parameters())
+    assert isinstance(optimizer, MuonWithAdamW) == bool(hidden_matrices(model))
+    before = [p.detach().clone() for p in model.parameters()]
+    train(model, optimizer, muon_config, batches(2))
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
 def test_muon_orthogonalises_query_key_and_value_each_on_its_own(muon_config):
