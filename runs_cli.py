@@ -75,12 +75,14 @@ def runs_table(runs: list[Run]) -> str:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("run", "parameters", "shape", "tokenizer", "steps", "time", "best val loss", "bits/char",
-                   "date"):
+    # final: the whole validation split, scored once a run reaches its end; best: the lowest evaluation on the way
+    for column in ("run", "parameters", "shape", "tokenizer", "steps", "time", "final val loss", "final bits/char",
+                   "best val loss", "best bits/char", "date"):
         table.add_column(column, justify="left" if column in ("run", "shape", "tokenizer", "date") else "right")
     for run in runs:
         table.add_row(run.name, f"{run.parameters:,}" if run.parameters else "?", run.shape, run.tokenizer,
                       f"{run.steps:,}", format_seconds(run.elapsed) if run.elapsed is not None else "?",
+                      _figure(run.final_val_loss), _figure(run.final_val_bpc),
                       _figure(run.best_val_loss), _figure(run.best_val_bpc), run.date)
     console = Console(width=200, record=True, file=io.StringIO())  # recorded, then returned as plain text
     console.print(table)

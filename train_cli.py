@@ -119,7 +119,11 @@ def train_one(args: argparse.Namespace, config, explicit_keys, world) -> int:
     if outcome.stopped_by or trainer.stop_requested:  # by a signal here, or (under torchrun) on another rank
         console.print(f"stopped at step {trainer.step}; checkpoint saved to {args.out}")
         return 128 + (outcome.stopped_by or signal.SIGTERM)  # the shell's convention: 130 for Ctrl+C, 143 for SIGTERM
-    console.print(f"done: step {trainer.step}, best val loss {trainer.best_val_loss:.4f}, saved to {args.out}")
+    final = trainer.final_score  # the whole validation split, scored at the run's end
+    scored = f"final val loss {final.loss:.4f} ({final.bpc:.3f} bits/char, the whole validation split), " \
+        if final else ""
+    console.print(f"done: step {trainer.step}, {scored}best val loss {trainer.best_val_loss:.4f}, saved to {args.out}",
+                  markup=False, soft_wrap=True)  # one line, also in a log
     return 0
 
 

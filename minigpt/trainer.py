@@ -2,13 +2,16 @@
 
     trainer = Trainer(config, corpus)
     for event in trainer.run():
-        ...  # StepEvent after every step, EvalEvent after every evaluation
+        ...  # StepEvent after every step, EvalEvent after every evaluation,
+             # FinalScoreEvent once the run has reached its end
 
 Trainer.run() is the loop: read it first. Before the first step it
 evaluates the untrained model once (its loss is about ln(vocab_size): it
 guesses uniformly). Then, step after step: set the learning rate from the
 schedule, run forward and backward on a batch, clip the gradient, update the
-weights; evaluate and save now and then. Three collaborators from
+weights; evaluate and save now and then. At its end the last weights are
+scored on the whole validation split (minigpt.evaluate): the run's figure.
+The optimizer and its schedule are minigpt.optim's. Three collaborators from
 minigpt.plumbing keep the rest out of the loop, each met in one line:
 
     BudgetClock          (clock) the time the run has used, and a time budget's schedule and deadline
@@ -33,9 +36,12 @@ from pathlib import Path
 import torch
 
 from minigpt.data import BatchSampler, make_tokenizer, split_corpus
+from minigpt.evaluate import FixedWindows, Score, score_batches, score_split
 from minigpt.model import GPT, ModelConfig
+from minigpt.optim import learning_rate, make_optimizer, set_step_hyperparameters
 from minigpt.plumbing.checkpoint import Checkpoint
 from minigpt.plumbing.clock import BudgetClock
+from minigpt.plumbing.compiler import compile_model
 from minigpt.plumbing.config import TrainConfig
 from minigpt.plumbing.corpus import Corpus
 from minigpt.plumbing.device import autocast, check_fits_in_memory, pick_device, pick_dtype
@@ -78,6 +84,17 @@ class EvalEvent:
 
 
 @dataclass(frozen=True)
+class FinalScoreEvent:
+    """A run that reached its end (max_iters, or its time budget), its last
+    weights scored on the whole validation split (minigpt.evaluate.score_split)."""
+    step: int
+    val_loss: float  # nats per token
+    val_bpc: float
+    tokens: int  # validation tokens scored
+    elapsed: float  # as StepEvent.elapsed, once scored
+
+
+@dataclass(frozen=True)
 class SavedEvent:
     step: int
     path: Path
@@ -90,35 +107,7 @@ class SaveFailedEvent:
     error: str
 
 
-Event = StepEvent | EvalEvent | SavedEvent | SaveFailedEvent
-
-
-def learning_rate(step: int, config: TrainConfig, progress: float | None = None) -> float:
-    """Linear warmup to lr over warmup_iters steps, then cosine decay to min_lr:
-    at max_iters, or, with a time budget, when progress (the share of the
-    budget's schedule gone, from its clock) reaches 1."""
-    warmup = config.lr * (step + 1) / (config.warmup_iters + 1)
-    if progress is not None:
-        return min(warmup, _cosine(progress, config))
-    if step < config.warmup_iters:
-        return warmup
-    decay_steps = max(config.max_iters - config.warmup_iters, 1)
-    return _cosine(min((step - config.warmup_iters) / decay_steps, 1.0), config)
-
-
-def _cosine(progress: float, config: TrainConfig) -> float:
-    return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
-
-
-def make_optimizer(model: GPT, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with weight decay on the matrices only: decaying gains, biases
-    and LayerNorm weights toward zero would only hurt."""
-    matrices = [p for p in model.parameters() if p.dim() >= 2]
-    others = [p for p in model.parameters() if p.dim() < 2]
-    groups = [{"params": matrices, "weight_decay": config.weight_decay},
-              {"params": others, "weight_decay": 0.0}]
-    fused = device.type in ("cuda", "cpu")  # one kernel for the whole update
-    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, config.beta2), fused=fused)
+Event = StepEvent | EvalEvent | FinalScoreEvent | SavedEvent | SaveFailedEvent
 
 
 def model_config(config: TrainConfig, vocab_size: int) -> ModelConfig:
@@ -154,15 +143,27 @@ class Trainer:
                                          "vocabulary; start a new model with --from-scratch or pass another --out")
         check_fits_in_memory(self.model_config, config.batch_size, self.device)
         self.splits = split_corpus(corpus, self.tokenizer, config.val_fraction, self.model_config.block_size)
+        # Every evaluation reads the same windows of each split, so its losses move only with learning.
+        self.eval_windows = {name: FixedWindows(data, config.batch_size, self.model_config.block_size,
+                                                config.eval_iters, config.seed)
+                             for name, data in (("train", self.splits.train), ("val", self.splits.val))}
+        # What ends a run: an evaluation of the fixed windows, then the score of the whole validation split.
+        self.final_batches = 2 * config.eval_iters + score_batches(len(self.splits.val),
+                                                                   self.model_config.block_size, config.batch_size)
+        self.final_score: Score | None = None  # once the run has reached its end
 
         world.require_same({"the corpus's length in characters": corpus.length, "the vocabulary's size":
                             self.tokenizer.vocab_size, "the step to resume from": resume.step if resume else 0})
+        self.notes: list[str] = []  # what the user should know about the set-up or a resume
         self.model = GPT(self.model_config).to(self.device)  # saved and sampled: never wrapped
-        self.eval_model = torch.compile(self.model) if config.compile else self.model
+        self.eval_model = self.model  # what evaluations call: compiled, with compile = true
+        if config.compile:
+            self.eval_model, why_not = compile_model(self.model, self.device)
+            self.notes += [why_not] if why_not else []
         self.forward_model = world.data_parallel(self.eval_model, self.device)  # what training steps call
         if world.rank:
             torch.manual_seed(config.seed + world.rank)  # the same weights everywhere, but each rank its own dropout
-        self.optimizer = make_optimizer(self.model, config, self.device)
+        self.optimizer = make_optimizer(self.model, config, self.device, self.dtype)
         self.streams = [BatchSampler(self.splits.train, config.batch_size, self.model_config.block_size,
                                      config.seed + slot) for slot in self.slots]  # a stream for each slot
         self.step = 0
@@ -170,9 +171,13 @@ class Trainer:
         self.clock: BudgetClock | None = None  # while run() goes on
         self.time_spent = 0.0
         self._last_saved_step: int | None = None
+        self._last_evaluated_step: int | None = None
+        self._last_scored_step: int | None = None
+        self._eval_batch_seconds = 0.0  # what a batch of an evaluation takes, once measured
         self._stop = threading.Event()
         self._update_lock = threading.Lock()  # held while the weights change
-        self.notes = restore_state(self, resume) if resume else []  # what the user should know about a resume
+        if resume:
+            self.notes += restore_state(self, resume)
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -190,7 +195,7 @@ class Trainer:
                 yield from self._evaluate()  # the untrained model: the loss of a uniform guess, and noise
             while True:
                 self.clock.count(after_wait=True)  # the consumer's time counts, a pause does not
-                plan = agree_on_next_step(self.world, self.clock, self._stop, self.config.eval_iters,
+                plan = agree_on_next_step(self.world, self.clock, self._stop, self.final_batches,
                                           done=self.step >= self.config.max_iters)  # the same on every rank
                 if plan.evaluate:
                     yield from self._evaluate_and_save()
@@ -198,8 +203,7 @@ class Trainer:
                 if not plan.train:
                     break
                 lr = learning_rate(self.step, self.config, plan.progress)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
+                set_step_hyperparameters(self.optimizer, self.config, self.step, lr)  # and Muon's momentum
                 loss = self._forward_backward()  # a batch for each micro-step: its loss, and the gradients
                 if not math.isfinite(loss):  # the same mean on every rank: all stop, before the update
                     raise self._diverged(f"loss became {loss}", self.step + 1)
@@ -246,34 +250,23 @@ class Trainer:
     def _evaluation_due(self) -> bool:
         if self.config.time_budget:
             return False  # decided before the next step, by rank 0's clock
-        return self.step % self.config.eval_interval == 0 or self.step == self.config.max_iters
+        return self.step % self.config.eval_interval == 0 and self.step < self.config.max_iters  # the last: at the end
 
     def _finish(self) -> Iterator[Event]:
-        """A time budget's last evaluation and save, just before its deadline; or,
-        stopped between evaluations, a save that keeps the work done."""
-        if self._last_saved_step == self.step:
-            return
-        if self.config.time_budget and not self._stop.is_set():
-            yield from self._evaluate_and_save()
-        elif self._stop.is_set():
-            yield from self.save()
+        """The run's end (max_iters, or just before a time budget's deadline): an
+        evaluation, the score of the whole validation split, a save. Stopped
+        between evaluations: a save that keeps the work done."""
+        if self._stop.is_set():
+            if self._last_saved_step != self.step:
+                yield from self.save()
+        elif self._last_scored_step != self.step:
+            yield from self._evaluate_and_save(end=True)
 
     # --- evaluating and saving ----------------------------------------------------------------
 
-    @torch.no_grad()
     def estimate_loss(self, split: str) -> float:
-        """Mean loss over eval_iters batches. Its own generator, seeded by the
-        step, leaves the training batches and dropout untouched."""
-        data = self.splits.train if split == "train" else self.splits.val
-        sampler = BatchSampler(data, self.config.batch_size, self.model_config.block_size,
-                               seed=self.config.seed + self.step)
-        total = 0.0
-        for _ in range(self.config.eval_iters):
-            x, y = sampler.next_batch()
-            with autocast(self.device, self.dtype):
-                _, loss = self.eval_model(x.to(self.device), y.to(self.device))
-            total += loss.item()
-        return total / self.config.eval_iters
+        """Mean loss over the split's fixed windows (eval_iters batches), the same at every evaluation."""
+        return self.eval_windows[split].loss(self.eval_model, self.device, self.dtype)
 
     def _evaluate(self) -> Iterator[EvalEvent]:
         """The loss on both splits and a short sample, on rank 0 alone (the
@@ -281,8 +274,11 @@ class Trainer:
         if not self.world.is_main:
             return
         self._require_finite_weights()
+        self._last_evaluated_step = self.step
         self.model.eval()
+        evaluating = time.perf_counter()
         train_loss, val_loss = self.estimate_loss("train"), self.estimate_loss("val")
+        self._eval_batch_seconds = (time.perf_counter() - evaluating) / (2 * self.config.eval_iters)
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
             raise self._diverged(f"the evaluation loss became {train_loss} (train), {val_loss} (val)", self.step)
         sample = sample_text(self.model, self.tokenizer, max_new_tokens=SAMPLE_TOKENS, seed=self.config.seed)
@@ -294,12 +290,35 @@ class Trainer:
         yield EvalEvent(self.step, train_loss, val_loss, train_bpc, val_bpc,
                         self.best_val_loss, sample, self.time_spent)
 
-    def _evaluate_and_save(self) -> Iterator[Event]:
+    def _score_validation_split(self) -> Iterator[FinalScoreEvent]:
+        """The run's figure, on rank 0: its last weights' loss on the whole validation split."""
+        self._last_scored_step = self.step
+        if not self.world.is_main:
+            return
+        self.model.eval()
+        self.final_score = score_split(self.eval_model, self.splits.val, self.model_config.block_size,
+                                       self.config.batch_size, self.splits.val_chars_per_token, self.device,
+                                       self.dtype)
+        self.model.train()
+        if self.clock:
+            self.clock.count()  # the score's time counts, in the event and in the checkpoint
+        score = self.final_score
+        yield FinalScoreEvent(self.step, score.loss, score.bpc, score.tokens, self.time_spent)
+
+    def _evaluate_and_save(self, end: bool = False) -> Iterator[Event]:
+        """Evaluate on the fixed windows and save. end: the run's end, where the
+        validation split is scored too, before the save, so that the checkpoint's
+        time spent counts it."""
         started = time.perf_counter()
-        yield from self._evaluate()
+        if self._last_evaluated_step != self.step:  # a time budget's last evaluation may fall on the last step
+            yield from self._evaluate()
+        if end:
+            yield from self._score_validation_split()
         yield from self.save()  # on every rank: it needs all of their batch streams
-        if self.clock:  # the final evaluation must fit before the deadline. The latest is the best guess of
-            self.clock.final_seconds = time.perf_counter() - started  # its time: the first pays for warm-up
+        if self.clock and not end:  # the end of the run must fit before the deadline. The latest evaluation is
+            # the best guess of its time (the first pays for warm-up); the split's score runs batches as fast.
+            split_batches = self.final_batches - 2 * self.config.eval_iters
+            self.clock.final_seconds = time.perf_counter() - started + split_batches * self._eval_batch_seconds
 
     def save(self) -> Iterator[Event]:
         """Save the run's whole state to checkpoint_path, if there is one. A

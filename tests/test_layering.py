@@ -157,6 +157,8 @@ CORE_MAY_IMPORT = {
     "data": {"minigpt.plumbing.corpus": {"Corpus", "CorpusError"}},  # the text, read in chunks
     "sampling": {"minigpt.plumbing.settings": {"SamplingSettings"}},  # the knobs of sampling, with their ranges
     "inspect": {"minigpt.plumbing.settings": {"SamplingSettings"}},
+    "optim": {"minigpt.plumbing.config": {"TrainConfig"}},  # the hyperparameters
+    "evaluate": {"minigpt.plumbing.device": {"autocast"}},  # the run's number format
     "trainer": {
         "minigpt.plumbing.errors": {"MiniGPTError"},  # TrainingDiverged is an expected failure
         "minigpt.plumbing.config": {"TrainConfig"},  # the hyperparameters
@@ -164,6 +166,7 @@ CORE_MAY_IMPORT = {
         "minigpt.plumbing.checkpoint": {"Checkpoint"},  # what a resumed run starts from
         # where it trains, in which number format, and whether the model fits there
         "minigpt.plumbing.device": {"autocast", "check_fits_in_memory", "pick_device", "pick_dtype"},
+        "minigpt.plumbing.compiler": {"compile_model"},  # torch.compile (compile = true), or why not
         # The loop's three collaborators, each met in one line:
         "minigpt.plumbing.clock": {"BudgetClock"},  # the time used, and a time budget's schedule and deadline
         "minigpt.plumbing.distributed": {  # the processes of a torchrun run: which batches are whose, the same

@@ -22,6 +22,8 @@ def test_trains_on_the_builtin_corpus_then_resumes(tmp_path):
     first = run(["--preset", "tiny", "--max-iters", "30", "--set", "eval_interval=15"], tmp_path)
     assert first.returncode == 0, first.stderr
     assert "built-in" in first.stderr and "step 30" in first.stderr
+    done = first.stderr.strip().splitlines()[-1]
+    assert done.startswith("done: step 30, final val loss ") and "bits/char, the whole validation split" in done
     assert load_checkpoint(tmp_path / "checkpoints/model.pt").step == 30
     log = [json.loads(line) for line in (tmp_path / "checkpoints/model.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if r["event"] == "eval"] == [0, 15, 30]

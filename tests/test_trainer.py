@@ -4,9 +4,11 @@ from dataclasses import replace
 import pytest
 import torch
 
+from minigpt.evaluate import score_split
+from minigpt.optim import learning_rate
 from minigpt.plumbing.checkpoint import load_checkpoint
 from minigpt.plumbing.corpus import Corpus
-from minigpt.trainer import EvalEvent, SavedEvent, StepEvent, Trainer, TrainingDiverged, learning_rate
+from minigpt.trainer import EvalEvent, FinalScoreEvent, SavedEvent, StepEvent, Trainer, TrainingDiverged
 
 
 def losses(events):
@@ -26,8 +28,39 @@ def test_events_come_in_order_with_evaluations_and_saves(tmp_path, tiny_config, 
     assert losses(events)[-1] < losses(events)[0]
 
 
-def test_resume_continues_exactly_like_an_unbroken_run(tmp_path, tiny_config, corpus):
-    config = replace(tiny_config, dropout=0.1)  # dropout draws from the RNG too
+def test_every_evaluation_reads_the_same_windows(tiny_config, corpus):
+    frozen = replace(tiny_config, lr=0.0, min_lr=0.0, max_iters=30)  # weights that never change...
+    evals = [e for e in Trainer(frozen, corpus).run() if isinstance(e, EvalEvent)]
+    assert len(evals) == 4  # the untrained model at step 0, then steps 10, 20 and 30
+    assert len({(e.train_loss, e.val_loss) for e in evals}) == 1  # ...score the same at every evaluation
+
+
+def test_a_run_that_reaches_its_end_scores_the_whole_validation_split(tiny_config, corpus):
+    trainer = Trainer(tiny_config, corpus)
+    events = list(trainer.run())
+    final = events[-1]
+    assert isinstance(final, FinalScoreEvent) and final.step == 20
+    assert [e for e in events if isinstance(e, FinalScoreEvent)] == [final]
+    trainer.model.eval()
+    expected = score_split(trainer.model, trainer.splits.val, 32, tiny_config.batch_size, 1.0, trainer.device,
+                           trainer.dtype)
+    assert (final.val_loss, final.val_bpc, final.tokens) == (expected.loss, expected.bpc, len(trainer.splits.val) - 1)
+    assert trainer.final_score == expected
+
+
+def test_a_stopped_run_is_not_scored(tiny_config, corpus):
+    trainer = Trainer(tiny_config, corpus)
+    for event in trainer.run():
+        if isinstance(event, StepEvent) and event.step == 5:
+            trainer.request_stop()
+        assert not isinstance(event, FinalScoreEvent)
+    assert trainer.final_score is None
+
+
+@pytest.mark.parametrize(("optimizer", "schedule"), [("adamw", "cosine"), ("muon", "wsd")])
+def test_resume_continues_exactly_like_an_unbroken_run(tmp_path, tiny_config, corpus, optimizer, schedule):
+    config = replace(tiny_config, dropout=0.1,  # dropout draws from the RNG too
+                     optimizer=optimizer, schedule=schedule, muon_momentum_warmup=15)  # Muon's warmup spans the break
     unbroken = Trainer(config, corpus)
     unbroken_losses = losses(unbroken.run())
 

@@ -38,6 +38,7 @@ from tui.messages import (
     CheckpointSaved,
     CheckpointSaveFailed,
     Evaluated,
+    FinalScored,
     LoadProgress,
     RunHistory,
     RunLogFailed,
@@ -283,7 +284,7 @@ class MiniGPTApp(App[None]):
         last = message.last
         self.progress = replace(self.progress, step=last.step, max_iters=last.max_iters, loss=last.loss,
                                 tokens_per_sec=last.tokens_per_sec, eta=last.eta,
-                                time_used=last.elapsed)
+                                time_used=last.elapsed, final_val_loss=None)  # steps past an end: it is old
 
     def on_evaluated(self, message: Evaluated) -> None:
         event = message.event
@@ -293,6 +294,12 @@ class MiniGPTApp(App[None]):
         self.samples.add_samples([Sample(event.step, event.val_loss, event.sample)])
         self.log_line(f"step {event.step:,}: train {event.train_loss:.4f}  val {event.val_loss:.4f}  "
                       f"({event.val_bpc:.3f} bits/char)")
+
+    def on_final_scored(self, message: FinalScored) -> None:
+        event = message.event
+        self.progress = replace(self.progress, final_val_loss=event.val_loss)
+        self.log_line(f"step {event.step:,}: final val loss {event.val_loss:.4f} ({event.val_bpc:.3f} bits/char) "
+                      f"on all {event.tokens:,} val tokens")
 
     def on_checkpoint_saved(self, message: CheckpointSaved) -> None:
         self._unsaved_error = None

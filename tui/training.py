@@ -20,11 +20,12 @@ from textual.worker import Worker
 
 from minigpt.plumbing.driver import Driver, Watcher
 from minigpt.plumbing.session import TrainingSession
-from minigpt.trainer import EvalEvent, SavedEvent, SaveFailedEvent, StepEvent
+from minigpt.trainer import EvalEvent, FinalScoreEvent, SavedEvent, SaveFailedEvent, StepEvent
 from tui.messages import (
     CheckpointSaved,
     CheckpointSaveFailed,
     Evaluated,
+    FinalScored,
     RunLogFailed,
     TrainingPaused,
     TrainingProgress,
@@ -100,6 +101,9 @@ class TrainingRun(Watcher):
 
     def on_eval(self, event: EvalEvent) -> None:
         self._send(Evaluated(event))
+
+    def on_final(self, event: FinalScoreEvent) -> None:
+        self._send(FinalScored(event))
 
     def on_saved(self, event: SavedEvent) -> None:
         self._send(CheckpointSaved(event))

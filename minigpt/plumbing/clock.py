@@ -30,7 +30,7 @@ class BudgetClock:
         self.eval_interval = max(budget / EVALUATIONS, MIN_EVAL_GAP)
         self._next_eval = (self.used // self.eval_interval + 1) * self.eval_interval
         self.step_seconds = 0.0  # recent time of one training step (count before the step, step_done after)
-        self.final_seconds: float | None = None  # what an evaluation and a save took, once measured
+        self.final_seconds: float | None = None  # what the end of the run takes, once an evaluation is measured
 
     def count(self, *, after_wait: bool = False) -> float:
         """Add the time since the last count, and return it; after_wait: the loop
@@ -51,22 +51,22 @@ class BudgetClock:
     def left(self) -> float:
         return self.budget - self.used
 
-    def reserve(self, eval_iters: int) -> float:
-        """Seconds to keep for the final evaluation, save and exit. Before one
-        is measured: evaluating is eval_iters batches of each split, forward
-        only (about a third of a step each), plus a sample and a save."""
-        final = self.final_seconds if self.final_seconds is not None else eval_iters * self.step_seconds + 1.0
-        return final + EXIT_MARGIN
+    def reserve(self, final_batches: int) -> float:
+        """Seconds to keep for the final evaluation, save, score of the validation
+        split and exit. Before one is measured: final_batches batches, forward
+        only (about a third of a step each, counted as half), plus a sample and a save."""
+        guess = final_batches * self.step_seconds / 2 + 1.0
+        return (self.final_seconds if self.final_seconds is not None else guess) + EXIT_MARGIN
 
-    def progress(self, eval_iters: int) -> float:
+    def progress(self, final_batches: int) -> float:
         """How far the schedule is, from 0 to 1 a step or two before the final
         evaluation must begin, so that the last steps run at the schedule's floor."""
-        end = self.budget - self.reserve(eval_iters) - 2 * self.step_seconds
+        end = self.budget - self.reserve(final_batches) - 2 * self.step_seconds
         return min(max(self.used / end, 0.0), 1.0) if end > 0 else 1.0
 
-    def time_to_stop(self, eval_iters: int) -> bool:
-        """Whether one more step would leave too little time for the final evaluation and save."""
-        return self.used + self.step_seconds + self.reserve(eval_iters) >= self.budget
+    def time_to_stop(self, final_batches: int) -> bool:
+        """Whether one more step would leave too little time for what ends the run."""
+        return self.used + self.step_seconds + self.reserve(final_batches) >= self.budget
 
     def time_to_evaluate(self) -> bool:
         if self.used < self._next_eval:

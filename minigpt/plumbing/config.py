@@ -72,8 +72,21 @@ class TrainConfig:
     grad_accum: int = _setting(1, "micro-batches per optimizer step, over all the processes of a torchrun run "
                                "(a multiple of their number): a step sees batch_size x block_size x grad_accum "
                                "tokens on any number of processes", low=1, high=4096)
-    lr: float = _setting(4e-3, "peak learning rate", low=0.0, high=1.0)
-    min_lr: float = _setting(2e-4, "learning rate at the end of the cosine decay", low=0.0, high=1.0)
+    optimizer: str = _setting("adamw", "adamw: AdamW for every weight; muon: Muon for the matrices inside the "
+                              "blocks, AdamW for embeddings, head and gains", choices=("adamw", "muon"))
+    lr: float = _setting(4e-3, "peak learning rate (AdamW's)", low=0.0, high=1.0)
+    min_lr: float = _setting(2e-4, "learning rate at the end of the decay", low=0.0, high=1.0)
+    schedule: str = _setting("cosine", "after the warmup, cosine: decay along half a cosine; wsd: hold lr, "
+                             "then decay in a straight line over the last decay_share of training",
+                             choices=("cosine", "wsd"))
+    decay_share: float = _setting(0.65, "wsd only: the share of training over which the rate decays", low=0.01,
+                                  high=1.0)
+    muon_lr: float = _setting(0.02, "muon only: Muon's peak learning rate, on the same schedule", low=0.0, high=1.0)
+    muon_momentum: float = _setting(0.95, "muon only: Muon's momentum", low=0.0, high=0.9999)
+    muon_momentum_warmup: int = _setting(300, "muon only: steps over which Muon's momentum rises from 0.85",
+                                         low=0, high=10_000_000)
+    muon_weight_decay: float = _setting(0.0, "muon only: weight decay of the matrices Muon moves", low=0.0,
+                                        high=10.0)
     max_iters: int = _setting(3100, "training steps (with a time budget: at most this many)", low=1, high=MAX_ITERS)
     warmup_iters: int = _setting(100, "steps of linear learning-rate warmup", low=0, high=10_000_000)
     weight_decay: float = _setting(0.1, "AdamW weight decay (matrices only)", low=0.0, high=10.0)

@@ -17,7 +17,7 @@ from minigpt.plumbing.runlog import RunLog, log_path
 
 if TYPE_CHECKING:
     from minigpt.plumbing.session import TrainingSession
-    from minigpt.trainer import EvalEvent, Event, SavedEvent, SaveFailedEvent, StepEvent
+    from minigpt.trainer import EvalEvent, Event, FinalScoreEvent, SavedEvent, SaveFailedEvent, StepEvent
 
 
 class Watcher:
@@ -28,6 +28,9 @@ class Watcher:
 
     def on_eval(self, event: EvalEvent) -> None:
         """After every evaluation: the losses, and a sample."""
+
+    def on_final(self, event: FinalScoreEvent) -> None:
+        """The run reached its end: its last weights scored on the whole validation split."""
 
     def on_saved(self, event: SavedEvent) -> None:
         """A checkpoint was written."""
@@ -40,8 +43,8 @@ class Watcher:
 
 
 # By the event's name: a front end can import this module before PyTorch (which minigpt.trainer imports).
-METHODS = {"StepEvent": "on_step", "EvalEvent": "on_eval", "SavedEvent": "on_saved",
-           "SaveFailedEvent": "on_save_failed"}
+METHODS = {"StepEvent": "on_step", "EvalEvent": "on_eval", "FinalScoreEvent": "on_final",
+           "SavedEvent": "on_saved", "SaveFailedEvent": "on_save_failed"}
 
 
 def deliver(event: Event, watcher: Watcher) -> None:

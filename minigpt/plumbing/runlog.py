@@ -6,6 +6,8 @@ Each training session appends:
     {"event": "run", ...}    what the run is: config, model, tokenizer, device, number format, start time
     {"event": "step", ...}   every LOG_EVERY steps (and the session's last): loss, lr, tokens/s
     {"event": "eval", ...}   every evaluation: train and val loss, bits per character, the sample
+    {"event": "final", ...}  a run's end: final_val_loss and final_val_bpc, its last weights scored
+                             on the whole validation split, and scored_tokens
 Every line has "time" (Unix seconds), "elapsed" (seconds the run has used, all its
 sessions, pauses not) and "tokens" (training tokens seen). Appending never
 loses an earlier session: a resumed run continues its log, a new one starts
@@ -67,9 +69,9 @@ class RunLog:
         self._last_step_logged = True
 
     def record(self, event: Event) -> None:
-        from minigpt.trainer import EvalEvent, StepEvent
+        from minigpt.trainer import EvalEvent, FinalScoreEvent, StepEvent
 
-        if not isinstance(event, StepEvent | EvalEvent):
+        if not isinstance(event, StepEvent | EvalEvent | FinalScoreEvent):
             return  # a save is not a metric
         if self._run_line is not None:  # written with the first metric: a session that never trains adds nothing
             self._write(self._run_line)
@@ -84,6 +86,10 @@ class RunLog:
                          "tokens_per_sec": self._last_step.tokens_per_sec if self._last_step else 0.0,
                          "elapsed": event.elapsed, "tokens": tokens_seen(self.trainer, event.step),
                          "sample": event.sample})
+        elif isinstance(event, FinalScoreEvent):
+            self._write({"event": "final", "step": event.step, "final_val_loss": event.val_loss,
+                         "final_val_bpc": event.val_bpc, "scored_tokens": event.tokens, "elapsed": event.elapsed,
+                         "tokens": tokens_seen(self.trainer, event.step)})
 
     def finish(self) -> None:
         """The session's last step, if its line is not written yet (the run's last learning rate too)."""

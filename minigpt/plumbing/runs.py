@@ -28,6 +28,7 @@ YAxis = Literal["loss", "bpc"]
 X_KEYS = {"step": "step", "tokens": "tokens", "time": "elapsed"}
 Y_KEYS = {"loss": "val_loss", "bpc": "val_bpc"}
 EVAL_KEYS = ("step", "val_loss", "val_bpc")  # what an eval line needs to be drawn
+FINAL_KEYS = ("final_val_loss", "final_val_bpc")  # what a final line needs
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Run:
     evals: list[dict] = field(default_factory=list, repr=False)
     train: list[dict] = field(default_factory=list, repr=False)  # the step lines
     last_step: dict | None = None  # the latest line with a step
+    final: dict | None = None  # the latest final line: the whole validation split scored at the run's end
 
     @property
     def parameters(self) -> int | None:
@@ -87,6 +89,18 @@ class Run:
     @property
     def best_val_bpc(self) -> float | None:
         return min((e["val_bpc"] for e in self.evals), default=None)
+
+    @property
+    def final_val_loss(self) -> float | None:
+        """The loss of the run's last weights on the whole validation split, if its latest step was its end."""
+        return self._final("final_val_loss")
+
+    @property
+    def final_val_bpc(self) -> float | None:
+        return self._final("final_val_bpc")
+
+    def _final(self, key: str) -> float | None:
+        return self.final[key] if self.final and self.final["step"] == self.steps else None
 
     @property
     def date(self) -> str:
@@ -157,7 +171,7 @@ def _add(run: Run, record: dict) -> bool:
     kind = record.get("event")
     if kind == "run":
         if record.get("resumed_from") == 0:  # a new run in the same log: the older one is replaced
-            run.evals, run.train, run.last_step, run.started = [], [], None, None
+            run.evals, run.train, run.last_step, run.started, run.final = [], [], None, None, None
         run.info = record
         run.started = run.started or record.get("started")
         return True
@@ -169,6 +183,10 @@ def _add(run: Run, record: dict) -> bool:
         run.evals.append(record)
     elif kind == "step":
         run.train.append(record)
+    elif kind == "final":
+        if not all(is_number(record.get(key)) for key in FINAL_KEYS):
+            return False
+        run.final = record
     else:
         return False
     run.last_step = record

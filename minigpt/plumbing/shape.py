@@ -18,6 +18,7 @@ are in the README.
 
 Timings are cached per machine, device, number format, thread count and
 PyTorch version in the user's cache folder, so the measurement is paid once.
+A step is timed with the run's optimizer: Muon's step costs more than AdamW's.
 """
 
 from __future__ import annotations
@@ -27,18 +28,18 @@ import os
 import platform
 import time
 from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from minigpt.model import GPT, ModelConfig
+from minigpt.optim import make_optimizer
 from minigpt.plumbing.atomic import atomic_write_bytes
 from minigpt.plumbing.config import TrainConfig
 from minigpt.plumbing.device import autocast, dtype_name, pick_device, pick_dtype
 from minigpt.plumbing.terminal import format_seconds
-from minigpt.trainer import make_optimizer
 
 TOKENS_PER_PARAMETER = 2.0  # the least a budget must feed a model, in training tokens per parameter
 PARAMETERS_PER_TOKEN = 4.0  # the most parameters a model may have per token of its training text
@@ -99,7 +100,7 @@ def choose_shape(config: TrainConfig, explicit_keys: Collection[str], corpus_tok
     if config.dtype == "auto" and formats[0] != torch.float32:
         formats.append(torch.float32)  # small models can train faster in float32 even where bfloat16 is fast
     train_seconds = max(config.time_budget * TRAINING_SHARE - 5.0, 1.0)
-    speeds = SpeedCache(device, timed_vocab(vocab_size))
+    speeds = SpeedCache(device, timed_vocab(vocab_size), config.optimizer)
     chosen = None
     for rung in LADDER:
         if parameters(rung) > PARAMETERS_PER_TOKEN * corpus_tokens:
@@ -163,9 +164,10 @@ def describe(config: TrainConfig, device: torch.device, dtype: torch.dtype, rung
 class SpeedCache:
     """Training tokens/s of each rung on this machine, per number format: measured, or read back."""
 
-    def __init__(self, device: torch.device, vocab_size: int) -> None:
+    def __init__(self, device: torch.device, vocab_size: int, optimizer: str = "adamw") -> None:
         self.device = device
         self.vocab_size = vocab_size
+        self.optimizer = optimizer
         self.path = cache_folder() / "speeds.json"
         self._all = self._read()
 
@@ -173,7 +175,8 @@ class SpeedCache:
         return self._all.get(machine_key(self.device, dtype), {}).get(self._key(rung), 0.0)
 
     def _key(self, rung: Rung) -> str:
-        return f"{rung.key()}v{self.vocab_size}"
+        optimizer = "" if self.optimizer == "adamw" else f" {self.optimizer}"  # AdamW's timings keep their old key
+        return f"{rung.key()}v{self.vocab_size}{optimizer}"
 
     def predicted(self, rung: Rung, measured: Rung, formats: list[torch.dtype]) -> float:
         """A rung's tokens/s guessed from a smaller one's, with room to spare: bigger
@@ -190,7 +193,7 @@ class SpeedCache:
         for dtype in formats:
             if not self.get(rung, dtype):
                 progress(f"timing a {rung.d_model} x {rung.n_layers}-layer model on this machine…")
-                speed = measure_tokens_per_sec(rung, self.device, dtype, self.vocab_size)
+                speed = measure_tokens_per_sec(rung, self.device, dtype, self.vocab_size, self.optimizer)
                 self._all.setdefault(machine_key(self.device, dtype), {})[self._key(rung)] = speed
 
     def save(self) -> None:
@@ -232,11 +235,12 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def measure_tokens_per_sec(rung: Rung, device: torch.device, dtype: torch.dtype, vocab_size: int) -> float:
+def measure_tokens_per_sec(rung: Rung, device: torch.device, dtype: torch.dtype, vocab_size: int,
+                           optimizer: str) -> float:
     """Train a throwaway model of this shape on random tokens for a few steps."""
     generator = torch.Generator().manual_seed(0)
     model = GPT(rung.model_config(vocab_size)).to(device)
-    optimizer = make_optimizer(model, TrainConfig(), device)
+    optimizer = make_optimizer(model, replace(TrainConfig(), optimizer=optimizer), device, dtype)
     x, y = (torch.randint(vocab_size, (rung.batch_size, rung.block_size), generator=generator).to(device)
             for _ in range(2))
     fastest = float("inf")  # the fastest step: other programs can only slow a step down

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from minigpt.optim import apply_config
 from minigpt.plumbing.checkpoint import Checkpoint, save_checkpoint
 
 if TYPE_CHECKING:
@@ -55,15 +56,17 @@ def save_state(trainer: Trainer, path: Path) -> None:
 
 def restore_state(trainer: Trainer, checkpoint: Checkpoint) -> list[str]:
     """Put the checkpoint's state into a new trainer; returns what the user
-    should know about it (a data order that differs from an unbroken run's)."""
+    should know about it (an optimizer state that does not fit this run's
+    optimizer, a data order that differs from an unbroken run's)."""
     trainer.model.load_state_dict(checkpoint.model_state)
-    if checkpoint.optimizer_state:
+    notes = []
+    saved_optimizer = checkpoint.train_config.get("optimizer", "adamw")  # checkpoints before Muon: AdamW's
+    if checkpoint.optimizer_state and saved_optimizer == trainer.config.optimizer:
         trainer.optimizer.load_state_dict(checkpoint.optimizer_state)
-        # The saved state carries the old run's weight decay and betas; this run's config wins.
-        matrices, others = trainer.optimizer.param_groups
-        matrices["weight_decay"], others["weight_decay"] = trainer.config.weight_decay, 0.0
-        for group in trainer.optimizer.param_groups:
-            group["betas"] = (0.9, trainer.config.beta2)
+        apply_config(trainer.optimizer, trainer.config)  # the saved state carries the old run's values
+    elif checkpoint.optimizer_state:
+        notes.append(f"the checkpoint's optimizer state is {saved_optimizer}'s and this run uses "
+                     f"{trainer.config.optimizer}: the optimizer state starts fresh (the weights are kept)")
     trainer.step = checkpoint.step
     trainer.best_val_loss = checkpoint.best_val_loss
     trainer.time_spent = checkpoint.time_spent
@@ -72,7 +75,7 @@ def restore_state(trainer: Trainer, checkpoint: Checkpoint) -> list[str]:
         torch.set_rng_state(rng["torch"])
     if "cuda" in rng and trainer.device.type == "cuda":
         torch.cuda.set_rng_state_all(rng["cuda"])
-    return _restore_streams(trainer, rng)
+    return notes + _restore_streams(trainer, rng)
 
 
 def _restore_streams(trainer: Trainer, rng: dict) -> list[str]:

@@ -12,7 +12,14 @@ from tui_helpers import TINY, Messages, complete, completions_ended, make_app, w
 from minigpt.plumbing.checkpoint import load_checkpoint
 from minigpt.plumbing.device import pick_device
 from minigpt.plumbing.session import open_session
-from tui.messages import CheckpointSaved, CompletionEnded, CompletionText, TrainingPaused, TrainingProgress
+from tui.messages import (
+    CheckpointSaved,
+    CompletionEnded,
+    CompletionText,
+    FinalScored,
+    TrainingPaused,
+    TrainingProgress,
+)
 from tui.options import parse_options
 from tui.screens.help import HelpScreen
 from tui.widgets.completion_list import PROMPT_SHOWN, Completion, CompletionList
@@ -71,6 +78,21 @@ async def test_train_pause_resume_stop(workdir):
         assert load_checkpoint(workdir / "checkpoints/model.pt").step == final
         assert app.progress.step == final
         assert "saved, step" in app.run_info.checkpoint
+
+
+async def test_a_run_that_reaches_its_end_shows_its_final_score(workdir):
+    messages = Messages()
+    app = make_app("--max-iters", "30")
+    async with app.run_test(size=(120, 40), message_hook=messages.append) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: messages.of(FinalScored) and app.run_state == "idle", "the end of the run")
+        score = app.session.trainer.final_score
+        assert app.progress.final_val_loss == score.loss
+        await pilot.pause()
+        assert f"final val {score.loss:.4f}" in str(app.query_one("#figures").render())
+        assert f"step 30: final val loss {score.loss:.4f} ({score.bpc:.3f} bits/char) on all {score.tokens:,} val " \
+               "tokens" in app.event_log.lines
 
 
 async def test_training_resumes_from_the_checkpoint_at_start(workdir):
