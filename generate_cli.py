@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from minigpt.plumbing.completions import (
     CompletionsFileError,
@@ -38,11 +38,11 @@ from minigpt.plumbing.completions import (
 )
 from minigpt.plumbing.corpus import read_text
 from minigpt.plumbing.errors import MiniGPTError
+from minigpt.plumbing.fields import add_flags, flag_values
 from minigpt.plumbing.paths import DEFAULT_CHECKPOINT
 from minigpt.plumbing.settings import (
     SETTING_NAMES,
     SamplingSettings,
-    allowed,
     field_specs,
     load_settings,
     save_settings,
@@ -77,26 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     # waiting on it costs milliseconds per operation when other programs busy the cores.
     parser.add_argument("--threads", type=int, default=1, metavar="N",
                         help="CPU threads for torch (default: 1; 0 keeps torch's choice)")
-    add_sampling_arguments(parser)
+    sampling = parser.add_argument_group("sampling settings", "These override the settings file for this run. "
+                                         "The defaults are those used without a file.")
+    add_flags(sampling, field_specs().values())  # --temperature, --top-k...: SamplingSettings' own words
     return parser
-
-
-def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per sampling setting (--temperature, --top-k...), with the help line, range and default
-    that SamplingSettings gives it."""
-
-    group = parser.add_argument_group("sampling settings", "These override the settings file for this run. "
-                                      "The defaults are those used without a file.")
-    for name, spec in field_specs().items():
-        flag, help_line = "--" + name.replace("_", "-"), spec.metadata["help"]
-        if name == "stop":
-            default = list(spec.default) or "none"
-            group.add_argument(flag, action="append", type=unescape, metavar="TEXT",
-                               help=f"{help_line} (repeatable; \\n and \\t work; default: {default})")
-        else:
-            kind, metavar = {"int": (int, "N"), "float": (float, "X")}[spec.type]
-            group.add_argument(flag, type=kind, metavar=metavar,
-                               help=f"{help_line}; {allowed(spec)} (default: {spec.default})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +102,7 @@ def generate_text(args: argparse.Namespace) -> int:
     loaded = load_settings(path)
     for problem in loaded.problems:
         print(f"minigpt-generate: warning: {problem}", file=sys.stderr)
-    settings = dataclasses.replace(loaded.sampling, **setting_flags(args))
+    settings = dataclasses.replace(loaded.sampling, **flag_values(args, SETTING_NAMES))
     if args.save_settings:
         save_settings(path, settings, loaded.document)
         print(f"minigpt-generate: saved the settings to {path}", file=sys.stderr)
@@ -148,12 +132,6 @@ def record(checkpoint: Path, completion: StoredCompletion) -> None:
         append_completion(path, completion)
     except CompletionsFileError as e:
         print(f"minigpt-generate: warning: {e}", file=sys.stderr)
-
-
-def setting_flags(args: argparse.Namespace) -> dict[str, Any]:
-    """The sampling settings given as flags, by name."""
-
-    return {name: getattr(args, name) for name in SETTING_NAMES if getattr(args, name) is not None}
 
 
 def stream(model: GPT, tokenizer: Tokenizer, prompt: str, settings: SamplingSettings,

@@ -33,14 +33,15 @@ class RunsError(MiniGPTError, ValueError):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="minigpt-runs", description="List training runs and overlay their validation curves.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        prog="minigpt-runs", description="List training runs and overlay their validation curves.")
     parser.add_argument("folder", type=Path, nargs="?", default=DEFAULT_CHECKPOINT.parent,
-                        help="folder holding the runs' metrics logs (*.jsonl), searched with its subfolders")
+                        help="folder holding the runs' metrics logs (*.jsonl), searched with its subfolders "
+                             "(default: %(default)s)")
     parser.add_argument("--plot", nargs="+", metavar="NAME", help="draw these runs' validation curves, overlaid")
-    parser.add_argument("--x", choices=["step", "tokens", "time"], default="step", help="the plot's x-axis")
+    parser.add_argument("--x", choices=["step", "tokens", "time"], default="step",
+                        help="the plot's x-axis (default: %(default)s)")
     parser.add_argument("--y", choices=["loss", "bpc"], default="loss",
-                        help="the plot's y-axis: loss (nats per token) or bits per character")
+                        help="the plot's y-axis: loss (nats per token) or bits per character (default: %(default)s)")
     return parser
 
 
@@ -75,12 +76,14 @@ def runs_table(runs: list[Run]) -> str:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("run", "parameters", "shape", "tokenizer", "steps", "time", "best val loss", "bits/char",
-                   "date"):
+    # final: the whole validation split, scored once a run reaches its end; best: the lowest evaluation on the way
+    for column in ("run", "parameters", "shape", "tokenizer", "steps", "time", "final val loss", "final bits/char",
+                   "best val loss", "best bits/char", "date"):
         table.add_column(column, justify="left" if column in ("run", "shape", "tokenizer", "date") else "right")
     for run in runs:
         table.add_row(run.name, f"{run.parameters:,}" if run.parameters else "?", run.shape, run.tokenizer,
                       f"{run.steps:,}", format_seconds(run.elapsed) if run.elapsed is not None else "?",
+                      _figure(run.final_val_loss), _figure(run.final_val_bpc),
                       _figure(run.best_val_loss), _figure(run.best_val_bpc), run.date)
     console = Console(width=200, record=True, file=io.StringIO())  # recorded, then returned as plain text
     console.print(table)

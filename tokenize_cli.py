@@ -20,6 +20,7 @@ from pathlib import Path
 
 from minigpt.plumbing import config as cfg
 from minigpt.plumbing.errors import MiniGPTError
+from minigpt.plumbing.fields import add_flags, flag_values
 from minigpt.plumbing.terminal import printable
 
 TOKEN_STYLES = ("black on bright_cyan", "black on bright_yellow")  # neighbouring tokens alternate
@@ -27,26 +28,22 @@ SPLIT_STYLE = "black on bright_magenta underline"  # one character whose bytes s
 BOUNDARY = "│"  # between two tokens, where there are no colours (a pipe, a file, NO_COLOR)
 SPLIT_MARKS = ("‹", "›")  # around a character whose bytes span several tokens, likewise
 LONGEST_SHOWN = 8
+TOKENIZER_KEYS = ("tokenizer", "vocab_size", "val_fraction")  # the settings that make a tokenizer, as in training
 
 
 def build_parser() -> argparse.ArgumentParser:
-    specs = cfg.field_specs()
     parser = argparse.ArgumentParser(
-        prog="minigpt-tokenize", description="Learn a tokenizer from a text file and show how it splits text.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        prog="minigpt-tokenize", description="Learn a tokenizer from a text file and show how it splits text.")
     parser.add_argument("files", nargs="*", metavar="FILE",
                         help="UTF-8 text files to split into tokens (-: standard input, also read when it is "
                              "not a terminal and neither a FILE nor --text is given)")
     parser.add_argument("--text", help="a text to split into tokens, given here")
     parser.add_argument("--data", type=Path, default=None,
                         help="UTF-8 text to learn from (default: data/input.txt, else the built-in corpus)")
-    parser.add_argument("--tokenizer", choices=specs["tokenizer"].metadata["choices"],
-                        default=specs["tokenizer"].default, help=specs["tokenizer"].metadata["help"])
-    parser.add_argument("--vocab-size", type=int, default=specs["vocab_size"].default,
-                        help=specs["vocab_size"].metadata["help"])
-    parser.add_argument("--val-fraction", type=float, default=specs["val_fraction"].default,
-                        help="share of the corpus (its end) that BPE does not learn from, as in training")
     parser.add_argument("--checkpoint", type=Path, help="show the tokenizer of this checkpoint instead")
+    learned = parser.add_argument_group("the tokenizer to learn", "BPE learns from the text as training does: "
+                                        "all of it but the validation split at its end.")
+    add_flags(learned, [cfg.field_specs()[key] for key in TOKENIZER_KEYS])
     return parser
 
 
@@ -67,8 +64,7 @@ def tokenize(args: argparse.Namespace) -> int:
 
     from minigpt.plumbing.corpus import choose_corpus
 
-    config = cfg.resolve("default", assignments=[f"tokenizer={args.tokenizer}", f"vocab_size={args.vocab_size}",
-                                                  f"val_fraction={args.val_fraction}"])
+    config = cfg.resolve("default", flags=flag_values(args, TOKENIZER_KEYS))
     texts = texts_to_split(args.files, args.text)  # a missing file fails here, before the tokenizer is learned
     console = Console(highlight=False)
     corpus = choose_corpus(args.data)

@@ -21,35 +21,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from minigpt.plumbing import config as cfg
+from minigpt.plumbing.driver import Driver, Watcher
 from minigpt.plumbing.errors import MiniGPTError
-from minigpt.plumbing.paths import DEFAULT_CHECKPOINT, DEFAULT_DATA
+from minigpt.plumbing.paths import DEFAULT_DATA
+from minigpt.plumbing.session import add_run_arguments, start_of
 from minigpt.plumbing.terminal import format_seconds, printable
 
 if TYPE_CHECKING:
-    from minigpt.plumbing.runlog import RunLog
+    from rich.progress import Progress
 
 PROGRAM_START = time.monotonic()  # a time budget counts the program's start-up too
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="minigpt-train", description="Train a GPT on a text file.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    run = parser.add_argument_group("run")
-    run.add_argument("--data", type=Path, default=None,
-                     help="UTF-8 text to train on (default: data/input.txt, else the built-in corpus)")
+    parser = argparse.ArgumentParser(prog="minigpt-train", description="Train a GPT on a text file.")
+    run = add_run_arguments(parser)
     run.add_argument("--download", choices=["shakespeare"],
-                     help="fetch Tiny Shakespeare into the --data path (default data/input.txt) first")
-    run.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT, help="checkpoint to write (and resume from)")
-    start = run.add_mutually_exclusive_group()
-    start.add_argument("--resume", action="store_true", help="resume from --out; fail if it does not exist")
-    start.add_argument("--from-scratch", action="store_true", help="ignore an existing checkpoint at --out")
-    run.add_argument("--log", type=Path, default=None, help="JSON-lines metrics log (default: beside --out)")
+                     help="fetch Tiny Shakespeare into the --data path (default: data/input.txt) first")
+    run.add_argument("--log", type=Path, default=None, metavar="PATH",
+                     help="JSON-lines metrics log (default: beside --out)")
     run.add_argument("--no-sample", action="store_true", help="do not print a sample at each evaluation")
-    run.add_argument("--retime", action="store_true",
-                     help="time the model sizes on this machine again for a time budget, not reading the speed cache")
-
-    cfg.add_arguments(parser)
     return parser
 
 
@@ -96,7 +87,6 @@ def train_one(args: argparse.Namespace, config, explicit_keys, world) -> int:
 
     from minigpt.plumbing.checkpoint import CheckpointError
     from minigpt.plumbing.corpus import download_shakespeare
-    from minigpt.plumbing.runlog import RunLog, log_path
     from minigpt.plumbing.session import open_session
 
     console = Console(stderr=True, quiet=bool(world and not world.is_main))
@@ -108,22 +98,20 @@ def train_one(args: argparse.Namespace, config, explicit_keys, world) -> int:
             console.print(f"downloading Tiny Shakespeare to {target} ...")
             download_shakespeare(target)
         args.data = target
-    start = "scratch" if args.from_scratch else "resume" if args.resume else "auto"
     with console.status("starting…") as status:  # the corpus, a checkpoint, the tokenizer's merges, the shape
-        session = open_session(config, explicit_keys, args.data, args.out, start, progress=status.update,
+        session = open_session(config, explicit_keys, args.data, args.out, start_of(args), progress=status.update,
                                world=world, retime=args.retime)
     if session.shape_choice:
         console.print(session.shape_choice, markup=False, soft_wrap=True)  # one line, also in a log
-    describe_run(console, session)
+    for line in session.summary():
+        console.print(line, markup=False)
     for note in session.notes:
         console.print(f"note: {note}", markup=False)
     if session.finished:
         return 0
     trainer = session.trainer
-    log = RunLog(args.log or log_path(args.out), trainer, session.corpus.name,
-                 on_error=lambda message: console.print(f"warning: {message}", markup=False)) \
-        if not world or world.is_main else None  # under torchrun, rank 0 alone logs
-    outcome = run_with_progress(console, trainer, log, show_samples=not args.no_sample)
+    outcome = run_with_progress(console, session, args.log, keep_log=not world or world.is_main,  # rank 0 alone
+                                show_samples=not args.no_sample)
     if outcome.save_error:
         raise CheckpointError(f"{outcome.save_error}; the training since the last good save is lost, and any "
                               "earlier checkpoint there is intact; free some space or pass another --out, then run "
@@ -131,20 +119,12 @@ def train_one(args: argparse.Namespace, config, explicit_keys, world) -> int:
     if outcome.stopped_by or trainer.stop_requested:  # by a signal here, or (under torchrun) on another rank
         console.print(f"stopped at step {trainer.step}; checkpoint saved to {args.out}")
         return 128 + (outcome.stopped_by or signal.SIGTERM)  # the shell's convention: 130 for Ctrl+C, 143 for SIGTERM
-    console.print(f"done: step {trainer.step}, best val loss {trainer.best_val_loss:.4f}, saved to {args.out}")
+    final = trainer.final_score  # the whole validation split, scored at the run's end
+    scored = f"final val loss {final.loss:.4f} ({final.bpc:.3f} bits/char, the whole validation split), " \
+        if final else ""
+    console.print(f"done: step {trainer.step}, {scored}best val loss {trainer.best_val_loss:.4f}, saved to {args.out}",
+                  markup=False, soft_wrap=True)  # one line, also in a log
     return 0
-
-
-def describe_run(console, session) -> None:
-    from minigpt.plumbing.device import dtype_name
-
-    trainer, corpus, c = session.trainer, session.corpus, session.trainer.model_config
-    start = f"resuming {session.checkpoint} at step {trainer.step}" if session.resumed else "training from scratch"
-    console.print(f"{start} on {corpus.name} ({corpus.length:,} characters); {trainer.tokenizer.kind} tokenizer, "
-                  f"{c.vocab_size:,} tokens, {trainer.splits.train_chars_per_token:.2f} characters per token")
-    console.print(f"model: {trainer.num_parameters / 1e6:.2f}M parameters, {c.n_layers} layers, d_model {c.d_model}, "
-                  f"{c.n_heads} heads, block {c.block_size}; device {trainer.device.type}, "
-                  f"{dtype_name(trainer.dtype)}")
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -156,19 +136,16 @@ class RunOutcome:
     save_error: str | None = None  # why the latest save failed, if it did
 
 
-def run_with_progress(console, trainer, log: RunLog | None, show_samples: bool) -> RunOutcome:
-    """Drive the trainer with a progress bar.
+def run_with_progress(console, session, log: Path | None, keep_log: bool, show_samples: bool) -> RunOutcome:
+    """Drive the session's trainer with a progress bar (ProgressBar), keeping its metrics log
+    at log (by default beside the checkpoint) if keep_log.
 
     The first Ctrl+C (or SIGTERM, as `kill` and service managers send) asks the
     trainer to stop after its current step and save; further ones are ignored
     until the process exits, so the save they might interrupt completes."""
-    from rich.markup import escape
     from rich.progress import BarColumn, Progress, TextColumn
 
-    from minigpt.plumbing.speedcheck import SpeedCorrected, checking_speed
-    from minigpt.trainer import EvalEvent, SavedEvent, SaveFailedEvent, StepEvent
-
-    outcome = RunOutcome()
+    trainer, outcome = session.trainer, RunOutcome()
 
     def on_stop_signal(signum, frame):
         # Both ignored from now until the process ends, interpreter shutdown included.
@@ -179,43 +156,57 @@ def run_with_progress(console, trainer, log: RunLog | None, show_samples: bool) 
         console.print(f"{signal.Signals(signum).name}: stopping after this step and saving "
                       "(Ctrl+C again does not interrupt the save) ...")
 
-    previous = {stop_signal: signal.signal(stop_signal, on_stop_signal) for stop_signal in STOP_SIGNALS}
     fields = ("{task.fields[where]}  loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[speed]}  "
               "{task.fields[left]}")
-    columns = [TextColumn("[bold]train"), BarColumn(), TextColumn(fields)]
+    previous = {stop_signal: signal.signal(stop_signal, on_stop_signal) for stop_signal in STOP_SIGNALS}
     try:
-        with Progress(*columns, console=console) as progress:
-            task = progress.add_task("train", total=1.0, where=where(trainer, trainer.step), loss="-", val="-",
-                                     speed="-", left="")
-            for event in checking_speed(trainer, trainer.run(started=PROGRAM_START)):
-                if log:
-                    log.record(event)
-                if isinstance(event, StepEvent):
-                    left = "left" if trainer.config.time_budget else "ETA"
-                    progress.update(task, completed=event.progress, where=where(trainer, event.step),
-                                    loss=f"{event.loss:.4f}", speed=f"{event.tokens_per_sec:,.0f} tok/s",
-                                    left=f"{left} {format_seconds(event.eta)}")
-                elif isinstance(event, EvalEvent):
-                    progress.update(task, val=f"{event.val_loss:.4f}")
-                    progress.console.print(f"step {event.step}: train {event.train_loss:.4f}  val {event.val_loss:.4f}"
-                                           f" ({event.val_bpc:.3f} bits/char)")
-                    if show_samples:
-                        progress.console.print(escape(printable(event.sample)), style="dim", highlight=False)
-                elif isinstance(event, SaveFailedEvent):
-                    outcome.save_error = event.error
-                    progress.console.print(f"[red]warning:[/] {escape(event.error)}; the previous checkpoint is intact"
-                                           " and training goes on")
-                elif isinstance(event, SavedEvent):
-                    outcome.save_error = None
-                elif isinstance(event, SpeedCorrected):
-                    progress.console.print(f"note: {event.description}", markup=False, soft_wrap=True)
-            if log:
-                log.finish()
+        with Progress(TextColumn("[bold]train"), BarColumn(), TextColumn(fields), console=console) as progress:
+            bar = ProgressBar(progress, trainer, outcome, show_samples)
+            Driver(session, bar, log, keep_log).run(started=PROGRAM_START)
     finally:
         if not (outcome.stopped_by or trainer.stop_requested):  # stopping (maybe by another rank): let it end
             for stop_signal, handler in previous.items():
                 signal.signal(stop_signal, handler)
     return outcome
+
+
+class ProgressBar(Watcher):
+    """minigpt-train's view of a run: a progress bar, a line (and a sample) at each evaluation, warnings."""
+
+    def __init__(self, progress: Progress, trainer, outcome: RunOutcome, show_samples: bool) -> None:
+        self.progress, self.console, self.trainer = progress, progress.console, trainer
+        self.outcome, self.show_samples = outcome, show_samples
+        self.task = progress.add_task("train", total=1.0, where=where(trainer, trainer.step), loss="-", val="-",
+                                      speed="-", left="")
+
+    def on_step(self, event) -> None:
+        left = "left" if self.trainer.config.time_budget else "ETA"
+        self.progress.update(self.task, completed=event.progress, where=where(self.trainer, event.step),
+                             loss=f"{event.loss:.4f}", speed=f"{event.tokens_per_sec:,.0f} tok/s",
+                             left=f"{left} {format_seconds(event.eta)}")
+
+    def on_eval(self, event) -> None:
+        self.progress.update(self.task, val=f"{event.val_loss:.4f}")
+        self.console.print(f"step {event.step}: train {event.train_loss:.4f}  val {event.val_loss:.4f}"
+                           f" ({event.val_bpc:.3f} bits/char)")
+        if self.show_samples:
+            self.console.print(printable(event.sample), style="dim", highlight=False, markup=False)
+
+    def on_saved(self, event) -> None:
+        self.outcome.save_error = None
+
+    def on_save_failed(self, event) -> None:
+        from rich.markup import escape
+
+        self.outcome.save_error = event.error
+        self.console.print(f"[red]warning:[/] {escape(event.error)}; the previous checkpoint is intact and training "
+                           "goes on")
+
+    def on_log_failed(self, message: str) -> None:
+        self.console.print(f"warning: {message}", markup=False)
+
+    def on_speed_corrected(self, event) -> None:
+        self.console.print(f"note: {event.description}", markup=False, soft_wrap=True)
 
 
 def where(trainer, step: int) -> str:

@@ -3,9 +3,19 @@
 Throughput mode: tokens/s and achieved FLOP/s of a preset, next to this
 machine's matmul throughput on a large square product measured in the same run
 with the same threads, so the ratio (model FLOPs utilisation) compares across
-machines. Budget mode (--budget SECONDS): trains a preset with minigpt-train in
-a fresh process and reports the best val loss reached within the wall-clock
-budget, interpreter and torch start-up included.
+machines. The time of a step is all of it, the optimizer's update included
+(Muon's Newton-Schulz iterations too); the optimizer's share is reported apart.
+With compile = true, the first step's time, compilation included, is reported
+apart.
+
+Budget mode (--budget SECONDS): trains a preset with minigpt-train in a fresh
+process within the wall-clock budget, interpreter and torch start-up included,
+and reports its quality: the loss of its last weights on the whole validation
+split (minigpt.evaluate.score_split), in nats per token and bits per character,
+as the run logged it (within its budget), or, from a run cut short, as the
+benchmark scores its last checkpoint.
+--seeds N trains N runs, seeds S to S+N-1 (S: the config's seed), and reports
+the mean and spread of that figure.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,10 +32,14 @@ from pathlib import Path
 
 import torch
 
+from bench.timing import median_seconds
+from minigpt.data import split_corpus
+from minigpt.evaluate import Score, score_split
 from minigpt.plumbing import config as cfg
-from minigpt.plumbing.corpus import Corpus
+from minigpt.plumbing.checkpoint import load_checkpoint
+from minigpt.plumbing.corpus import Corpus, choose_corpus
 from minigpt.plumbing.device import dtype_name, pick_device, pick_dtype
-from minigpt.trainer import Trainer
+from minigpt.trainer import StepEvent, Trainer
 
 MATMUL_SIZE = 4096
 GRACE = 10  # seconds past --budget before a child still training is killed
@@ -36,11 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=40, help="timed training steps (throughput mode)")
     parser.add_argument("--warmup-steps", type=int, default=5, help="untimed steps first (throughput mode)")
     parser.add_argument("--budget", type=float, help="wall-clock seconds: train and report the val loss reached")
+    parser.add_argument("--seeds", type=int, default=1, help="budget mode: train this many runs, one seed each, and "
+                                                             "report the mean and spread of their final val loss")
     parser.add_argument("--checkpoints", default="", help="comma-separated seconds at which to report the loss too "
                                                           "(budget mode), e.g. 150")
     parser.add_argument("--data", type=Path, help="corpus for budget mode (default: minigpt-train's default)")
     parser.add_argument("--keep", type=Path, metavar="FOLDER", help="budget mode: keep the run's checkpoint and "
-                                                                  "metrics log (model.pt, model.jsonl) in FOLDER")
+                                                                  "metrics log (model.pt, model.jsonl) in FOLDER "
+                                                                  "(with --seeds, in FOLDER/seed-S)")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -76,10 +94,13 @@ def run_throughput(args: argparse.Namespace) -> None:
     dtype = pick_dtype(config.dtype, device)
     text = _synthetic_corpus(200_000)
     trainer = Trainer(config, Corpus.from_text(text, "synthetic"))
-    runs = trainer.run()
+    runs = (event for event in trainer.run() if isinstance(event, StepEvent))  # the step-0 evaluation: warm-up
+    first_step = None  # seconds, the step-0 evaluation and compilation (compile = true) included
     for _ in range(args.warmup_steps):
+        started = time.perf_counter()
         next(runs)
-    _sync(device)
+        _sync(device)
+        first_step = first_step or time.perf_counter() - started
     started = time.perf_counter()
     for _ in range(args.steps):
         next(runs)
@@ -98,6 +119,26 @@ def run_throughput(args: argparse.Namespace) -> None:
         d_name = dtype_name(d)
         print(f"matmul {MATMUL_SIZE}x{MATMUL_SIZE} {d_name}: {flops / 1e9:,.1f} GFLOP/s"
               + (f"  ->  MFU {model_flops / flops:.1%}" if d == dtype else ""))
+    optimizer = optimizer_seconds(trainer, device)
+    print(f"optimizer ({config.optimizer}): {optimizer * 1e3:.2f} ms a step, "
+          f"{optimizer / (seconds / args.steps):.0%} of a training step (counted in it above)")
+    if config.compile and first_step is not None:
+        step = seconds / args.steps
+        print(f"compile: {first_step - step:.1f} s (the first step took {first_step:.1f} s, a step "
+              f"{step * 1e3:.1f} ms; the untrained model's evaluation, compiled too, is counted in it)")
+
+
+def optimizer_seconds(trainer: Trainer, device: torch.device, repeats: int = 10) -> float:
+    """One optimizer step's time, on the gradients of one batch (it moves the weights: the benchmark is done)."""
+    x, y = trainer.streams[0].next_batch()
+    trainer.model(x.to(device), y.to(device))[1].backward()
+
+    def step() -> None:
+        trainer.optimizer.step()
+        _sync(device)
+
+    step()  # the first sets up the optimizer's state
+    return median_seconds(step, repeats)
 
 
 def _synthetic_corpus(n_chars: int) -> str:
@@ -109,13 +150,34 @@ def _synthetic_corpus(n_chars: int) -> str:
 
 
 def run_budget(args: argparse.Namespace) -> None:
-    """Run minigpt-train in a child process and read its metrics log as it goes."""
+    """One run, or one run per seed with the mean and spread of their quality."""
+    if args.seeds == 1:
+        budget_run(args, seed=None, keep=args.keep)
+        return
+    first = cfg.resolve(args.preset, assignments=args.set).seed
+    seeds = range(first, first + args.seeds)
+    scores = {seed: budget_run(args, seed, args.keep / f"seed-{seed}" if args.keep else None) for seed in seeds}
+    scored = [score for score in scores.values() if score]
+    print(f"over {len(scored)} of {args.seeds} seeds ({', '.join(map(str, seeds))}): final val loss "
+          + (spread([s.loss for s in scored]) + ", " + spread([s.bpc for s in scored]) + " bits/char"
+             if scored else "none (no run saved a checkpoint)"))
+
+
+def spread(values: list[float]) -> str:
+    """mean ± standard deviation (min to max)."""
+    deviation = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.4f} ± {deviation:.4f} ({min(values):.4f} to {max(values):.4f})"
+
+
+def budget_run(args: argparse.Namespace, seed: int | None, keep: Path | None) -> Score | None:
+    """Run minigpt-train in a child process, read its metrics log and score its last weights."""
     marks = sorted({float(s) for s in args.checkpoints.split(",") if s} | {args.budget})
+    settings = args.set + ([f"seed={seed}"] if seed is not None else [])
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "model.pt"
         command = [sys.executable, "-m", "train_cli", "--preset", args.preset, "--out", str(out),
                    "--from-scratch", "--no-sample"]
-        command += [arg for setting in args.set for arg in ("--set", setting)]
+        command += [arg for setting in settings for arg in ("--set", setting)]
         if args.data:
             command += ["--data", str(args.data.resolve())]
         started = time.time()
@@ -133,16 +195,22 @@ def run_budget(args: argparse.Namespace) -> None:
             stderr.seek(0)
             shape = [line.strip() for line in stderr if "GFLOP/s" in line or line.startswith("model:")]
         evals = _read_evals(out.with_suffix(".jsonl"), started)
-        if args.keep:
-            args.keep.mkdir(parents=True, exist_ok=True)
+        final = _logged_final(out.with_suffix(".jsonl")) or final_score(out, args.data)
+        if keep:
+            keep.mkdir(parents=True, exist_ok=True)
             for kept in (out, out.with_suffix(".jsonl")):
                 if kept.exists():
-                    shutil.copyfile(kept, args.keep / kept.name)
-    print(f"preset {args.preset} {' '.join(args.set)} on {args.data or 'the default corpus'}, "
+                    shutil.copyfile(kept, keep / kept.name)
+    print(f"preset {args.preset} {' '.join(settings)} on {args.data or 'the default corpus'}, "
           f"budget {args.budget:g} s (start-up included); minigpt-train ran {seconds:.1f} s, exit code "
           f"{child.returncode}")
     for line in shape:  # the shape chosen for a time budget, and the model
         print(line)
+    if final:
+        print(f"final val loss (whole validation split, {final.tokens:,} tokens): {final.loss:.4f}, "
+              f"{final.bpc:.4f} bits/char")
+    else:
+        print("final val loss: none (no checkpoint was saved)")
     for mark in marks:
         reached = [e for e in evals if e["seconds"] <= mark]
         if reached:
@@ -151,10 +219,36 @@ def run_budget(args: argparse.Namespace) -> None:
                   f"(step {best['step']}, at {best['seconds']:.0f} s; {best['tokens_per_sec']:,.0f} tokens/s)")
         else:
             print(f"within {mark:g} s: no evaluation finished")
+    return final
+
+
+def final_score(checkpoint: Path, data: Path | None) -> Score | None:
+    """The whole validation split scored with a run's last saved weights, on the device and in the number
+    format it trained in; None if it saved none."""
+    if not checkpoint.exists():
+        return None
+    saved = load_checkpoint(checkpoint)
+    config = cfg.apply_overrides(cfg.TrainConfig(), saved.train_config, source=str(checkpoint))
+    block_size = saved.model_config.block_size
+    splits = split_corpus(choose_corpus(data), saved.tokenizer, config.val_fraction, block_size)
+    device = pick_device(config.device)
+    model = saved.build_model(device).eval()
+    return score_split(model, splits.val, block_size, config.batch_size, splits.val_chars_per_token, device,
+                       pick_dtype(config.dtype, device))
 
 
 def _read_evals(log: Path, started: float) -> list[dict]:
+    return [dict(r, seconds=r["time"] - started) for r in _read_log(log) if r["event"] == "eval"]
+
+
+def _logged_final(log: Path) -> Score | None:
+    """The score the run logged at its end, within its budget (minigpt.plumbing.runlog), if it got there."""
+    finals = [r for r in _read_log(log) if r["event"] == "final"]
+    return Score(finals[-1]["final_val_loss"], finals[-1]["final_val_bpc"], finals[-1]["scored_tokens"]) \
+        if finals else None
+
+
+def _read_log(log: Path) -> list[dict]:
     if not log.exists():
         return []
-    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    return [dict(r, seconds=r["time"] - started) for r in records if r["event"] == "eval"]
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]

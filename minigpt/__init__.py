@@ -6,7 +6,9 @@ The modules here are the ones that teach; read them in this order:
     bpe        byte-level BPE: tokens learned from the text
     data       the training and validation splits, and random batches
     model      the GPT itself: embeddings, attention, MLP, blocks, KV cache
+    optim      how the weights move: AdamW or Muon, and the learning-rate schedule
     trainer    the training loop
+    evaluate   how a model is scored: fixed windows during a run, the whole validation split at its end
     sampling   generation, token by token
     inspect    looking inside: attention, the logit lens
 

@@ -2,24 +2,30 @@
 
     trainer = Trainer(config, corpus)
     for event in trainer.run():
-        ...  # StepEvent after every step, EvalEvent after every evaluation
+        ...  # StepEvent after every step, EvalEvent after every evaluation,
+             # FinalScoreEvent once the run has reached its end
+
+Trainer.run() is the loop: read it first. Before the first step it
+evaluates the untrained model once (its loss is about ln(vocab_size): it
+guesses uniformly). Then, step after step: set the learning rate from the
+schedule, run forward and backward on a batch, clip the gradient, update the
+weights; evaluate and save now and then. At its end the last weights are
+scored on the whole validation split (minigpt.evaluate): the run's figure.
+The optimizer and its schedule are minigpt.optim's. Three collaborators from
+minigpt.plumbing keep the rest out of the loop, each met in one line:
+
+    BudgetClock          (clock) the time the run has used, and a time budget's schedule and deadline
+    agree_on_next_step   (distributed) under torchrun, every process takes the same decision before a step
+    save_state           (training_state) the whole state in a checkpoint, so a resumed run goes on exactly
 
 The library never prints: a CLI draws a progress bar from the events, a
 Textual worker posts them to the screen. Between two events the loop is
 suspended, so a consumer pauses training simply by not asking for the next
 one, and stops it with request_stop() (checked before every step).
-
-Under torchrun each process runs a Trainer with the same config and its own
-World (minigpt.plumbing.distributed): the model is wrapped in DistributedDataParallel,
-each rank draws its own batches, and rank 0 alone evaluates, samples and
-writes the checkpoint. Every decision that would otherwise differ between
-ranks (stop, evaluate, where a time budget's schedule stands) is taken by a
-collective before each step, so that no rank waits for another that has gone.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import time
@@ -28,17 +34,20 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 from minigpt.data import BatchSampler, make_tokenizer, split_corpus
+from minigpt.evaluate import FixedWindows, Score, score_batches, score_split
 from minigpt.model import GPT, ModelConfig
-from minigpt.plumbing.checkpoint import Checkpoint, save_checkpoint
+from minigpt.optim import learning_rate, make_optimizer, set_step_hyperparameters
+from minigpt.plumbing.checkpoint import Checkpoint
 from minigpt.plumbing.clock import BudgetClock
-from minigpt.plumbing.config import ConfigError, TrainConfig
+from minigpt.plumbing.compiler import compile_model
+from minigpt.plumbing.config import TrainConfig
 from minigpt.plumbing.corpus import Corpus
-from minigpt.plumbing.device import autocast, device_memory, pick_device, pick_dtype
-from minigpt.plumbing.distributed import SINGLE, DistributedError, World, is_communication_error, lost_peer
+from minigpt.plumbing.device import autocast, check_fits_in_memory, pick_device, pick_dtype
+from minigpt.plumbing.distributed import SINGLE, DistributedError, World, agree_on_next_step, gradient_exchange
 from minigpt.plumbing.errors import MiniGPTError
+from minigpt.plumbing.training_state import restore_state, save_state
 from minigpt.sampling import sample_text
 from minigpt.tokenizer import Tokenizer, UnknownCharactersError
 
@@ -75,6 +84,17 @@ class EvalEvent:
 
 
 @dataclass(frozen=True)
+class FinalScoreEvent:
+    """A run that reached its end (max_iters, or its time budget), its last
+    weights scored on the whole validation split (minigpt.evaluate.score_split)."""
+    step: int
+    val_loss: float  # nats per token
+    val_bpc: float
+    tokens: int  # validation tokens scored
+    elapsed: float  # as StepEvent.elapsed, once scored
+
+
+@dataclass(frozen=True)
 class SavedEvent:
     step: int
     path: Path
@@ -87,70 +107,7 @@ class SaveFailedEvent:
     error: str
 
 
-Event = StepEvent | EvalEvent | SavedEvent | SaveFailedEvent
-
-
-def learning_rate(step: int, config: TrainConfig, progress: float | None = None) -> float:
-    """Linear warmup to lr over warmup_iters steps, then cosine decay to min_lr:
-    at max_iters, or, with a time budget, when progress (the share of the
-    budget's schedule gone, from its clock) reaches 1."""
-    warmup = config.lr * (step + 1) / (config.warmup_iters + 1)
-    if progress is not None:
-        return min(warmup, _cosine(progress, config))
-    if step < config.warmup_iters:
-        return warmup
-    decay_steps = max(config.max_iters - config.warmup_iters, 1)
-    return _cosine(min((step - config.warmup_iters) / decay_steps, 1.0), config)
-
-
-def _cosine(progress: float, config: TrainConfig) -> float:
-    return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
-
-
-def training_memory(model_config: ModelConfig, batch_size: int) -> tuple[int, int]:
-    """The model's parameter count, and a lower bound on the bytes training it
-    takes: float32 weights, gradients and AdamW's two moments (16 bytes a
-    parameter), plus one batch's logits and their gradient. Activations come on top."""
-    with torch.device("meta"):  # shapes only, nothing allocated
-        parameters = GPT(model_config).num_parameters()
-    logits = batch_size * model_config.block_size * model_config.vocab_size
-    return parameters, 16 * parameters + 2 * 4 * logits
-
-
-def check_fits_in_memory(model_config: ModelConfig, batch_size: int, device: torch.device) -> None:
-    """Refuse a model that cannot fit, before allocating it: a huge d_model or
-    n_layers would otherwise exhaust the machine's memory."""
-    parameters, needed = training_memory(model_config, batch_size)
-    available = device_memory(device)
-    if available is not None and needed > available:
-        raise ConfigError(
-            f"a model of {parameters:,} parameters (d_model {model_config.d_model}, n_layers {model_config.n_layers}) "
-            f"with batch_size {batch_size} and block_size {model_config.block_size} needs at least "
-            f"{needed / 2**30:,.1f} GiB to train, but the {device.type} has {available / 2**30:,.1f} GiB; "
-            "lower d_model, n_layers, batch_size or block_size")
-
-
-def make_optimizer(model: GPT, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with weight decay on the matrices only: decaying gains, biases
-    and LayerNorm weights toward zero would only hurt."""
-    matrices = [p for p in model.parameters() if p.dim() >= 2]
-    others = [p for p in model.parameters() if p.dim() < 2]
-    groups = [{"params": matrices, "weight_decay": config.weight_decay},
-              {"params": others, "weight_decay": 0.0}]
-    fused = device.type in ("cuda", "cpu")  # one kernel for the whole update
-    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, config.beta2), fused=fused)
-
-
-def micro_steps(grad_accum: int, world_size: int) -> int:
-    """The micro-batches each process runs per optimizer step. grad_accum counts
-    them over all processes, so that an optimizer step sees batch_size x
-    block_size x grad_accum tokens whatever the number of processes."""
-    if grad_accum % world_size:
-        raise ConfigError(f"grad_accum = {grad_accum} must be a multiple of the {world_size} processes of this run: "
-                          "it counts the micro-batches of an optimizer step over all of them, so that a step sees "
-                          f"the same tokens on any number of processes; e.g. --grad-accum {world_size} (with "
-                          f"batch_size / {world_size} for the tokens per step of grad_accum 1)")
-    return grad_accum // world_size
+Event = StepEvent | EvalEvent | FinalScoreEvent | SavedEvent | SaveFailedEvent
 
 
 def model_config(config: TrainConfig, vocab_size: int) -> ModelConfig:
@@ -169,7 +126,7 @@ class Trainer:
         world: this process's place in a torchrun run (by default the only process)."""
         self.config = config
         self.world = world
-        self.micro_steps = micro_steps(config.grad_accum, world.size)
+        self.slots = world.slots(config.grad_accum)  # the micro-batches of a step this process runs
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None  # as given, for messages
         # Saves go where the run started, whatever the current directory is by then.
         self._save_to = self.checkpoint_path.absolute() if self.checkpoint_path else None
@@ -186,43 +143,206 @@ class Trainer:
                                          "vocabulary; start a new model with --from-scratch or pass another --out")
         check_fits_in_memory(self.model_config, config.batch_size, self.device)
         self.splits = split_corpus(corpus, self.tokenizer, config.val_fraction, self.model_config.block_size)
+        # Every evaluation reads the same windows of each split, so its losses move only with learning.
+        self.eval_windows = {name: FixedWindows(data, config.batch_size, self.model_config.block_size,
+                                                config.eval_iters, config.seed)
+                             for name, data in (("train", self.splits.train), ("val", self.splits.val))}
+        # What ends a run: an evaluation of the fixed windows, then the score of the whole validation split.
+        self.final_batches = 2 * config.eval_iters + score_batches(len(self.splits.val),
+                                                                   self.model_config.block_size, config.batch_size)
+        self.final_score: Score | None = None  # once the run has reached its end
 
         world.require_same({"the corpus's length in characters": corpus.length, "the vocabulary's size":
                             self.tokenizer.vocab_size, "the step to resume from": resume.step if resume else 0})
+        self.notes: list[str] = []  # what the user should know about the set-up or a resume
         self.model = GPT(self.model_config).to(self.device)  # saved and sampled: never wrapped
-        self.eval_model = torch.compile(self.model) if config.compile else self.model
-        self.forward_model = self._wrap_for_ranks(self.eval_model)  # what training steps call
+        self.eval_model = self.model  # what evaluations call: compiled, with compile = true
+        if config.compile:
+            self.eval_model, why_not = compile_model(self.model, self.device)
+            self.notes += [why_not] if why_not else []
+        self.forward_model = world.data_parallel(self.eval_model, self.device)  # what training steps call
         if world.rank:
             torch.manual_seed(config.seed + world.rank)  # the same weights everywhere, but each rank its own dropout
-        self.optimizer = make_optimizer(self.model, config, self.device)
-        self.streams = self._batch_streams()
-        self.notes: list[str] = []  # what the user should know about a resume
+        self.optimizer = make_optimizer(self.model, config, self.device, self.dtype)
+        self.streams = [BatchSampler(self.splits.train, config.batch_size, self.model_config.block_size,
+                                     config.seed + slot) for slot in self.slots]  # a stream for each slot
         self.step = 0
         self.best_val_loss = float("inf")
-        self.time_spent = 0.0  # seconds the run has used (of its time budget, if it has one), all sessions
         self.clock: BudgetClock | None = None  # while run() goes on
-        self._progress: float | None = None  # where a time budget's schedule stands, as agreed before a step
+        self.time_spent = 0.0
         self._last_saved_step: int | None = None
+        self._last_evaluated_step: int | None = None
+        self._last_scored_step: int | None = None
+        self._eval_batch_seconds = 0.0  # what a batch of an evaluation takes, once measured
         self._stop = threading.Event()
         self._update_lock = threading.Lock()  # held while the weights change
         if resume:
-            self._restore(resume)
+            self.notes += restore_state(self, resume)
 
-    def _wrap_for_ranks(self, model: torch.nn.Module) -> torch.nn.Module:
-        """DistributedDataParallel under torchrun: it averages the gradients over the ranks in backward."""
-        if not self.world.is_distributed:
-            return model
-        device_ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=device_ids)
+    # --- the loop ---------------------------------------------------------------------------
 
-    def _batch_streams(self) -> list[BatchSampler]:
-        """A batch sampler for each micro-batch of an optimizer step (slot) that
-        this rank runs: rank r has slots r*k to r*k+k-1, each seeded by its slot.
-        The streams belong to the slots, not to the ranks, so the same data comes
-        whatever the number of processes sharing them."""
-        first = self.world.rank * self.micro_steps
-        return [BatchSampler(self.splits.train, self.config.batch_size, self.model_config.block_size,
-                             self.config.seed + slot) for slot in range(first, first + self.micro_steps)]
+    def run(self, started: float | None = None) -> Iterator[Event]:
+        """Train until max_iters, the end of the time budget or a stop request.
+        Evaluate and save every eval_interval steps (with a time budget: at
+        intervals of the budget) and once more at the end. started is the
+        time.monotonic() at which the program started: a time budget counts
+        the start-up too."""
+        self._stop.clear()
+        self.clock = BudgetClock(self.config.time_budget, self.time_spent, started)
+        self.model.train()
+        try:
+            if self.step == 0:
+                yield from self._evaluate()  # the untrained model: the loss of a uniform guess, and noise
+            while True:
+                self.clock.count(after_wait=True)  # the consumer's time counts, a pause does not
+                plan = agree_on_next_step(self.world, self.clock, self._stop, self.final_batches,
+                                          done=self.step >= self.config.max_iters)  # the same on every rank
+                if plan.evaluate:
+                    yield from self._evaluate_and_save()
+                    continue  # it took time: decide again
+                if not plan.train:
+                    break
+                lr = learning_rate(self.step, self.config, plan.progress)
+                set_step_hyperparameters(self.optimizer, self.config, self.step, lr)  # and Muon's momentum
+                loss = self._forward_backward()  # a batch for each micro-step: its loss, and the gradients
+                if not math.isfinite(loss):  # the same mean on every rank: all stop, before the update
+                    raise self._diverged(f"loss became {loss}", self.step + 1)
+                if self.config.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+                with self._update_lock:  # snapshot() copies the weights between two updates
+                    self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.step += 1
+                self.clock.step_done()  # its moving average of a step's time keeps tokens/s and the ETA steady
+                yield self._step_event(loss, lr)
+                if self._evaluation_due():
+                    yield from self._evaluate_and_save()
+            yield from self._finish()
+        except DistributedError as e:  # nothing is saved without every rank: the last save stays as it was
+            raise DistributedError(f"{e}; {self._kept()}") from None
+        finally:
+            self.time_spent, self.clock = self.clock.used, None  # a save between runs must not count the idle time
+
+    def _forward_backward(self) -> float:
+        """Forward and backward over this process's micro-batches, each loss
+        scaled so that the gradient is their mean; returns the mean loss over
+        every process."""
+        total = torch.zeros((), device=self.device)
+        for i, stream in enumerate(self.streams):
+            with gradient_exchange(self.forward_model, last=i == len(self.streams) - 1):
+                x, y = stream.next_batch()
+                with autocast(self.device, self.dtype):
+                    _, loss = self.forward_model(x.to(self.device), y.to(self.device))
+                (loss / len(self.streams)).backward()
+            total += loss.detach().float()
+        return self.world.mean(total / len(self.streams)).item()
+
+    def _step_event(self, loss: float, lr: float) -> StepEvent:
+        clock = self.clock
+        if self.config.time_budget:
+            eta, progress = max(clock.left, 0.0), min(clock.used / clock.budget, 1.0)
+        else:
+            eta = (self.config.max_iters - self.step) * clock.step_seconds
+            progress = self.step / self.config.max_iters
+        return StepEvent(self.step, self.config.max_iters, loss, lr, self.tokens_per_step / clock.step_seconds,
+                         self.time_spent, eta, progress)
+
+    def _evaluation_due(self) -> bool:
+        if self.config.time_budget:
+            return False  # decided before the next step, by rank 0's clock
+        return self.step % self.config.eval_interval == 0 and self.step < self.config.max_iters  # the last: at the end
+
+    def _finish(self) -> Iterator[Event]:
+        """The run's end (max_iters, or just before a time budget's deadline): an
+        evaluation, the score of the whole validation split, a save. Stopped
+        between evaluations: a save that keeps the work done."""
+        if self._stop.is_set():
+            if self._last_saved_step != self.step:
+                yield from self.save()
+        elif self._last_scored_step != self.step:
+            if self.config.time_budget and self.step < self.config.max_iters:
+                self.clock.require_room(self.final_batches)  # a new run that its budget ended at its first step
+            yield from self._evaluate_and_save(end=True)
+
+    # --- evaluating and saving ----------------------------------------------------------------
+
+    def estimate_loss(self, split: str) -> float:
+        """Mean loss over the split's fixed windows (eval_iters batches), the same at every evaluation."""
+        return self.eval_windows[split].loss(self.eval_model, self.device, self.dtype)
+
+    def _evaluate(self) -> Iterator[EvalEvent]:
+        """The loss on both splits and a short sample, on rank 0 alone (the
+        other ranks go on to the next collective and wait there)."""
+        if not self.world.is_main:
+            return
+        self._require_finite_weights()
+        self._last_evaluated_step = self.step
+        self.model.eval()
+        evaluating = time.perf_counter()
+        train_loss, val_loss = self.estimate_loss("train"), self.estimate_loss("val")
+        self._eval_batch_seconds = (time.perf_counter() - evaluating) / (2 * self.config.eval_iters)
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            raise self._diverged(f"the evaluation loss became {train_loss} (train), {val_loss} (val)", self.step)
+        sample = sample_text(self.model, self.tokenizer, max_new_tokens=SAMPLE_TOKENS, seed=self.config.seed)
+        self.model.train()
+        self.best_val_loss = min(self.best_val_loss, val_loss)
+        # Nats per token -> bits per character: comparable across tokenizers.
+        train_bpc = train_loss / (math.log(2) * self.splits.train_chars_per_token)
+        val_bpc = val_loss / (math.log(2) * self.splits.val_chars_per_token)
+        yield EvalEvent(self.step, train_loss, val_loss, train_bpc, val_bpc,
+                        self.best_val_loss, sample, self.time_spent)
+
+    def _score_validation_split(self) -> Iterator[FinalScoreEvent]:
+        """The run's figure, on rank 0: its last weights' loss on the whole validation split."""
+        self._last_scored_step = self.step
+        if not self.world.is_main:
+            return
+        self.model.eval()
+        self.final_score = score_split(self.eval_model, self.splits.val, self.model_config.block_size,
+                                       self.config.batch_size, self.splits.val_chars_per_token, self.device,
+                                       self.dtype)
+        self.model.train()
+        if self.clock:
+            self.clock.count()  # the score's time counts, in the event and in the checkpoint
+        score = self.final_score
+        yield FinalScoreEvent(self.step, score.loss, score.bpc, score.tokens, self.time_spent)
+
+    def _evaluate_and_save(self, end: bool = False) -> Iterator[Event]:
+        """Evaluate on the fixed windows and save. end: the run's end, where the
+        validation split is scored too, before the save, so that the checkpoint's
+        time spent counts it."""
+        started = time.perf_counter()
+        if self._last_evaluated_step != self.step:  # a time budget's last evaluation may fall on the last step
+            yield from self._evaluate()
+        if end:
+            yield from self._score_validation_split()
+        yield from self.save()  # on every rank: it needs all of their batch streams
+        if self.clock and not end:  # the end of the run must fit before the deadline. The latest evaluation is
+            # the best guess of its time (the first pays for warm-up); the split's score runs batches as fast.
+            split_batches = self.final_batches - 2 * self.config.eval_iters
+            self.clock.final_seconds = time.perf_counter() - started + split_batches * self._eval_batch_seconds
+
+    def save(self) -> Iterator[Event]:
+        """Save the run's whole state to checkpoint_path, if there is one. A
+        failed write is reported as an event, not raised: training can go on,
+        and the previous file is intact. Under torchrun every rank calls it
+        together and rank 0 writes the file."""
+        path = self.checkpoint_path
+        if path is None:
+            return
+        self._require_finite_weights()
+        self._last_saved_step = self.step
+        if self.clock:
+            self.clock.count()
+        try:
+            save_state(self, self._save_to)
+        except OSError as e:
+            yield SaveFailedEvent(self.step, path, f"could not save {path}: {e.strerror or e}")
+            return
+        if self.world.is_main:
+            yield SavedEvent(self.step, path)
+
+    # --- for the front ends -------------------------------------------------------------------
 
     @property
     def finished(self) -> bool:
@@ -230,6 +350,15 @@ class Trainer:
         if self.config.time_budget and self.step < self.config.max_iters:
             return self.time_spent >= self.config.time_budget - FINISHED_MARGIN
         return self.step >= self.config.max_iters
+
+    @property
+    def time_spent(self) -> float:
+        """Seconds the run has used (of its time budget, if it has one), all sessions, pauses not."""
+        return self.clock.used if self.clock else self._time_spent
+
+    @time_spent.setter
+    def time_spent(self, seconds: float) -> None:
+        self._time_spent = seconds
 
     @property
     def num_parameters(self) -> int:
@@ -249,126 +378,12 @@ class Trainer:
         """Ask the loop to end before its next step; safe from any thread."""
         self._stop.set()
 
-    def run(self, started: float | None = None) -> Iterator[Event]:
-        """Train until max_iters, the end of the time budget or a stop request.
-        Evaluate and save every eval_interval steps (with a time budget: at
-        intervals of the budget) and once more at the end. started is the
-        time.monotonic() at which the program started: a time budget counts
-        the start-up too."""
-        self._stop.clear()
-        self.clock = BudgetClock(self.config.time_budget, self.time_spent, started)
-        tokens_per_step = self.tokens_per_step
-        self.model.train()
-        try:
-            while True:
-                keep_going, evaluate = self._agree_on_next_step()
-                if evaluate:  # a time budget's evaluations fall due by rank 0's clock
-                    yield from self._evaluate_and_save()
-                    continue  # it took time: decide again
-                if not keep_going:
-                    break
-                lr, loss = self._train_step()
-                self.clock.step_done()  # its moving average of a step's time keeps tokens/s and the ETA steady
-                self.time_spent = self.clock.used
-                step_seconds = self.clock.step_seconds
-                yield StepEvent(self.step, self.config.max_iters, loss, lr, tokens_per_step / step_seconds,
-                                self.time_spent, *self._eta_and_progress(step_seconds))
-                if self._evaluation_due():
-                    yield from self._evaluate_and_save()
-            if self.config.time_budget and not self._stop.is_set() and self.step < self.config.max_iters:
-                self.clock.require_room(self.config.eval_iters)  # a new run ended by its budget at its first step
-            if self.config.time_budget and not self._stop.is_set() and self._last_saved_step != self.step:
-                yield from self._evaluate_and_save()  # the budget's end: the last evaluation and save
-            elif self._stop.is_set() and self._last_saved_step != self.step:
-                yield from self.save()  # stopped between evaluations: keep the work done
-        except DistributedError as e:  # nothing is saved without every rank: the last save stays as it was
-            raise DistributedError(f"{e}; {self._kept()}") from None
-        finally:
-            self.clock = None  # a save between runs must not count the idle time since
-
-    def _agree_on_next_step(self) -> tuple[bool, bool]:
-        """Whether to take another step, and whether to evaluate first. Under
-        torchrun one collective gives every rank the same answer: all stop when
-        any was asked to (Ctrl+C, SIGTERM), and rank 0's clock alone says when a
-        time budget is spent, an evaluation is due and where the schedule stands."""
-        self.clock.count(after_wait=True)
-        self.time_spent = self.clock.used
-        budget, main = self.config.time_budget, self.world.is_main
-        stop_asked = self._stop.is_set()
-        out_of_time = bool(budget and main and self.clock.time_to_stop(self.config.eval_iters))
-        done = self.step >= self.config.max_iters
-        evaluate = bool(budget and main and not (stop_asked or out_of_time or done) and self.clock.time_to_evaluate())
-        progress = self.clock.progress(self.config.eval_iters) if budget and main else 0.0
-        stop_asked, out_of_time, evaluate, progress = self.world.agree([stop_asked, out_of_time, evaluate, progress])
-        if stop_asked:
-            self._stop.set()  # asked on another rank: this one ends the same way
-        self._progress = progress if budget else None
-        return not (done or stop_asked or out_of_time), bool(evaluate)
-
-    def _eta_and_progress(self, step_seconds: float) -> tuple[float, float]:
-        if self.config.time_budget:
-            return max(self.clock.left, 0.0), min(self.clock.used / self.clock.budget, 1.0)
-        return (self.config.max_iters - self.step) * step_seconds, self.step / self.config.max_iters
-
-    def _evaluation_due(self) -> bool:
-        if self.config.time_budget:
-            return False  # decided before the next step, by _agree_on_next_step
-        return self.step % self.config.eval_interval == 0 or self.step == self.config.max_iters
-
-    def _train_step(self) -> tuple[float, float]:
-        lr = learning_rate(self.step, self.config, self._progress)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        loss_value = self._accumulate_gradients()
-        if not math.isfinite(loss_value):  # the same mean on every rank: all stop, before the update
-            raise self._diverged(f"loss became {loss_value}", self.step + 1)
-        if self.config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+    def snapshot(self) -> GPT:
+        """A copy of the model between two updates, in eval mode, for sampling
+        from another thread while training goes on."""
         with self._update_lock:
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.step += 1
-        return lr, loss_value
-
-    def _accumulate_gradients(self) -> float:
-        """Forward and backward over this rank's micro-batches, each loss scaled
-        so that the gradient is their mean; return the mean loss over all ranks.
-        DDP averages the gradients over the ranks in the last backward only: the
-        others, forward and backward both, run under no_sync."""
-        total = torch.zeros((), device=self.device)
-        for i, stream in enumerate(self.streams):
-            with self._gradient_sync(last=i == len(self.streams) - 1):
-                x, y = stream.next_batch()
-                with autocast(self.device, self.dtype):
-                    _, loss = self.forward_model(x.to(self.device), y.to(self.device))
-                try:
-                    (loss / len(self.streams)).backward()
-                except RuntimeError as e:  # DDP exchanges the gradients in here
-                    if self.world.is_distributed and is_communication_error(e):
-                        raise lost_peer(e) from None
-                    raise
-            total += loss.detach().float()
-        return self.world.mean(total / len(self.streams)).item()
-
-    def _gradient_sync(self, last: bool) -> contextlib.AbstractContextManager:
-        if last or not isinstance(self.forward_model, DistributedDataParallel):
-            return contextlib.nullcontext()
-        return self.forward_model.no_sync()
-
-    @torch.no_grad()
-    def estimate_loss(self, split: str) -> float:
-        """Mean loss over eval_iters batches. Its own generator, seeded by the
-        step, leaves the training batches and dropout untouched."""
-        data = self.splits.train if split == "train" else self.splits.val
-        sampler = BatchSampler(data, self.config.batch_size, self.model_config.block_size,
-                               seed=self.config.seed + self.step)
-        total = 0.0
-        for _ in range(self.config.eval_iters):
-            x, y = sampler.next_batch()
-            with autocast(self.device, self.dtype):
-                _, loss = self.eval_model(x.to(self.device), y.to(self.device))
-            total += loss.item()
-        return total / self.config.eval_iters
+            weights = {name: tensor.clone() for name, tensor in self.model.state_dict().items()}
+        return GPT.holding(self.model_config, weights).eval()
 
     def _diverged(self, what: str, step: int) -> TrainingDiverged:
         return TrainingDiverged(f"{what} at step {step} (lr {self.config.lr:g}); {self._kept()}; try a lower lr")
@@ -380,113 +395,3 @@ class Trainer:
         # An update can overflow the weights even when the loss before it was fine.
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
             raise self._diverged("the weights became inf or NaN", self.step)
-
-    def _evaluate_and_save(self) -> Iterator[Event]:
-        if not self.world.is_main:
-            yield from self.save()  # rank 0 evaluates meanwhile; saving needs every rank's batch streams
-            return
-        started = time.perf_counter()
-        self._require_finite_weights()
-        self.model.eval()
-        train_loss, val_loss = self.estimate_loss("train"), self.estimate_loss("val")
-        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-            raise self._diverged(f"the evaluation loss became {train_loss} (train), {val_loss} (val)", self.step)
-        sample = sample_text(self.model, self.tokenizer, max_new_tokens=SAMPLE_TOKENS, seed=self.config.seed)
-        self.model.train()
-        self.best_val_loss = min(self.best_val_loss, val_loss)
-        # Nats per token -> bits per character: comparable across tokenizers.
-        train_bpc = train_loss / (math.log(2) * self.splits.train_chars_per_token)
-        val_bpc = val_loss / (math.log(2) * self.splits.val_chars_per_token)
-        yield EvalEvent(self.step, train_loss, val_loss, train_bpc, val_bpc,
-                        self.best_val_loss, sample, self.time_spent)
-        yield from self.save()
-        if self.clock:  # the final evaluation must fit before the deadline. The latest is the best guess of
-            self.clock.final_seconds = time.perf_counter() - started  # its time: the first pays for warm-up
-
-    def save(self) -> Iterator[Event]:
-        """Save a checkpoint to checkpoint_path, if there is one. A failed
-        write is reported as an event, not raised: training can go on, and the
-        previous file is intact. Under torchrun every rank calls it together
-        (it gathers their batch streams) and rank 0 writes the file."""
-        path = self.checkpoint_path
-        if path is None:
-            return
-        self._require_finite_weights()
-        self._last_saved_step = self.step
-        if self.clock:
-            self.clock.count()
-            self.time_spent = self.clock.used
-        streams = [state for rank in self.world.gather([s.generator.get_state() for s in self.streams])
-                   for state in rank]
-        if not self.world.is_main:
-            return
-        try:
-            save_checkpoint(self._save_to, self.checkpoint(streams))
-        except OSError as e:
-            yield SaveFailedEvent(self.step, path, f"could not save {path}: {e.strerror or e}")
-        else:
-            yield SavedEvent(self.step, path)
-
-    def checkpoint(self, batch_streams: list[torch.Tensor] | None = None) -> Checkpoint:
-        """What save() writes. batch_streams: the generator state of every slot's
-        batch sampler, in slot order (by default this process's own)."""
-        if batch_streams is None:
-            batch_streams = [stream.generator.get_state() for stream in self.streams]
-        rng = {"torch": torch.get_rng_state(), "batch_streams": batch_streams}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        return Checkpoint(
-            model_state=self.model.state_dict(),
-            model_config=self.model_config,
-            tokenizer=self.tokenizer,
-            step=self.step,
-            train_config=self.config.to_dict(),
-            best_val_loss=self.best_val_loss,
-            optimizer_state=self.optimizer.state_dict(),
-            rng_state=rng,
-            time_spent=self.time_spent,
-        )
-
-    def _restore(self, resume: Checkpoint) -> None:
-        self.model.load_state_dict(resume.model_state)
-        if resume.optimizer_state:
-            self.optimizer.load_state_dict(resume.optimizer_state)
-            # The saved state carries the old run's weight decay and betas; this run's config wins.
-            matrices, others = self.optimizer.param_groups
-            matrices["weight_decay"], others["weight_decay"] = self.config.weight_decay, 0.0
-            for group in self.optimizer.param_groups:
-                group["betas"] = (0.9, self.config.beta2)
-        self.step = resume.step
-        self.best_val_loss = resume.best_val_loss
-        self.time_spent = resume.time_spent
-        rng = resume.rng_state or {}
-        if "torch" in rng and self.world.is_main:  # rank 0's dropout stream; the others keep their seeds
-            torch.set_rng_state(rng["torch"])
-        if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        self._restore_streams(rng)
-
-    def _restore_streams(self, rng: dict) -> None:
-        """Each slot's batch stream goes on where it stopped, whichever rank runs
-        it now: a resume is exact on any number of processes that divides
-        grad_accum. With another grad_accum, slots the checkpoint lacks start
-        from their seed, and a note says the data order differs from an unbroken run."""
-        saved = rng.get("batch_streams") or ([rng["batches"]["generator"]] if "batches" in rng else [])
-        if not saved:
-            return
-        first = self.world.rank * self.micro_steps
-        for slot, stream in enumerate(self.streams, start=first):
-            if slot < len(saved):
-                stream.generator.set_state(saved[slot])
-        if len(saved) != self.config.grad_accum:
-            change = "new ones start from their seed" if len(saved) < self.config.grad_accum else "extra ones end"
-            self.notes.append(f"the checkpoint holds {len(saved)} batch stream(s) and grad_accum is "
-                              f"{self.config.grad_accum}: the {change}, so the data order differs from an "
-                              "unbroken run's")
-
-    def snapshot(self) -> GPT:
-        """A copy of the model between two updates, in eval mode, for sampling
-        from another thread while training goes on."""
-        with self._update_lock:
-            weights = {name: tensor.clone() for name, tensor in self.model.state_dict().items()}
-        return GPT.holding(self.model_config, weights).eval()

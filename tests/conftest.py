@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 
 from minigpt.plumbing import config as cfg
@@ -9,6 +12,10 @@ SHAKESPEARE_LIKE = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
     "All:\nSpeak, speak.\n\nFirst Citizen:\nYou are all resolved rather to die than to famish?\n\n"
 ) * 40
+
+# The tests time models and write MiniGPT's cache (speeds.json); they keep it apart from
+# the user's ~/.cache, where a timing from another version or a busy moment would steer them.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="minigpt-test-cache-")
 
 
 @pytest.fixture

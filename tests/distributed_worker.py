@@ -3,7 +3,7 @@
     python -m torch.distributed.run --standalone --nproc_per_node=2 tests/distributed_worker.py CORPUS OUT
 
 Trains the tiny preset with the library, as minigpt-train does, once for each
-grad_accum in GRAD_ACCUMS, and writes what each rank ends with to
+grad_accum in GRAD_ACCUMS (with AdamW, then with Muon), and writes what each rank ends with to
 OUT/rank{R}-accum{G}.pt: its weights, its losses, and how many times DDP
 exchanged gradients (counted by a communication hook, so a sync on a micro-step
 that should not have one shows).
@@ -24,13 +24,15 @@ from minigpt.plumbing.distributed import World, from_environment, join, leave
 from minigpt.trainer import StepEvent, Trainer
 
 GRAD_ACCUMS = (2, 4)  # 1 and 2 micro-batches per rank on 2 ranks
+OPTIMIZERS = {2: "adamw", 4: "muon"}  # by grad_accum: Muon's step sees the gradients DDP averaged, as AdamW's does
 STEPS = 4
 
 
 def tiny_config(grad_accum: int) -> cfg.TrainConfig:
     """The config every test of the equivalence uses, on any number of processes."""
     return cfg.resolve("tiny", flags={"dtype": "float32", "device": "cpu", "max_iters": STEPS, "eval_interval": 100,
-                                      "grad_accum": grad_accum, "batch_size": 4})
+                                      "grad_accum": grad_accum, "batch_size": 4,
+                                      "optimizer": OPTIMIZERS.get(grad_accum, "adamw")})
 
 
 def train(grad_accum: int, corpus_path: str, world: World) -> dict:

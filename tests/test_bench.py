@@ -155,3 +155,20 @@ async def test_the_app_benchmark_trains_the_same_shape_in_the_app_as_headless(tm
         assert app.session.shape_choice is None
         assert app.session.trainer.model_config == headless.model_config
         assert app.session.trainer.config.batch_size == headless.config.batch_size
+
+
+def test_the_budget_benchmark_reads_the_final_score_a_run_logged_and_scores_the_same_from_its_checkpoint(
+        tmp_path, corpus_file, tiny_config):
+    from bench.train import _logged_final, final_score, spread
+    from minigpt.plumbing.corpus import open_corpus
+    from minigpt.plumbing.runlog import RunLog
+    from minigpt.trainer import Trainer
+
+    trainer = Trainer(tiny_config, open_corpus(corpus_file), checkpoint_path=tmp_path / "model.pt")
+    log = RunLog(tmp_path / "model.jsonl", trainer, "corpus")
+    for event in trainer.run():
+        log.record(event)
+    assert _logged_final(tmp_path / "model.jsonl") == trainer.final_score
+    assert final_score(tmp_path / "model.pt", corpus_file) == trainer.final_score  # a run cut short: the same figure
+    assert final_score(tmp_path / "missing.pt", corpus_file) is None
+    assert spread([1.5, 1.6, 1.7]) == "1.6000 ± 0.1000 (1.5000 to 1.7000)"

@@ -1,6 +1,7 @@
 import json
 import os
 import pickle
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,13 +10,20 @@ import torch
 
 from minigpt.inspect import score
 from minigpt.model import ModelConfig
+from minigpt.plumbing import config as cfg
 from minigpt.plumbing.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from minigpt.plumbing.corpus import Corpus
 from minigpt.plumbing.settings import SamplingSettings
-from minigpt.sampling import generate
+from minigpt.plumbing.training_state import capture
+from minigpt.sampling import generate, sample_text
 from minigpt.trainer import StepEvent, Trainer
 
 FROM_MAIN = Path(__file__).parent / "data" / "checkpoint_from_main.pt"
+# Written by main at b498b35, before Muon and the new schedule: --preset tiny with d_model 16, 1 layer, block 16,
+# batch 4, eval_iters 2, float32, 6 steps on the conftest's corpus. Its optimizer state is AdamW's.
+BEFORE_MUON = Path(__file__).parent / "data" / "main_b498b35_tiny.pt"
+# The losses of steps 7 to 9 when main at b498b35 resumed it with max_iters 9.
+BEFORE_MUON_RESUMED = [3.4644267559051514, 3.4418253898620605, 3.431588888168335]
 
 
 @pytest.fixture
@@ -70,7 +78,7 @@ def test_failed_save_leaves_previous_checkpoint_intact(saved, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(OSError):
-        save_checkpoint(path, trainer.checkpoint())
+        save_checkpoint(path, capture(trainer))
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir() if p.suffix == ".tmp"] == []
     load_checkpoint(path)
@@ -132,7 +140,7 @@ def test_compiled_model_checkpoints_load_into_plain_models_and_back(saved, tiny_
     # A state dict taken from a torch.compile wrapper carries "_orig_mod." prefixes.
     compiled_state = torch.compile(trainer.model).state_dict()
     assert all(key.startswith("_orig_mod.") for key in compiled_state)
-    checkpoint = trainer.checkpoint()
+    checkpoint = capture(trainer)
     checkpoint.model_state = compiled_state
     save_checkpoint(tmp_path / "compiled.pt", checkpoint)
     plain = load_checkpoint(tmp_path / "compiled.pt").build_model()
@@ -142,6 +150,39 @@ def test_compiled_model_checkpoints_load_into_plain_models_and_back(saved, tiny_
     resumed = Trainer(replace(tiny_config, compile=True), corpus, resume=load_checkpoint(path))
     assert resumed.forward_model is not resumed.model
     assert torch.equal(resumed.model.head.weight, trainer.model.head.weight)
+
+
+@pytest.fixture
+def before_muon(tmp_path) -> Path:
+    path = tmp_path / "old.pt"
+    shutil.copyfile(BEFORE_MUON, path)  # a resumed run saves over it
+    return path
+
+
+def test_a_checkpoint_from_before_muon_loads_generates_and_resumes_as_it_would_have(before_muon, corpus):
+    old = load_checkpoint(before_muon)
+    assert old.step == 6 and "optimizer" not in old.train_config and "schedule" not in old.train_config
+    assert len(sample_text(old.build_model(), old.tokenizer, max_new_tokens=20, seed=0)) == 20
+    config = cfg.TrainConfig(**{**old.train_config, "max_iters": 9})  # the keys it lacks: AdamW, cosine
+    trainer = Trainer(config, corpus, checkpoint_path=before_muon, resume=old)
+    assert trainer.notes == []
+    losses = [e.loss for e in trainer.run() if isinstance(e, StepEvent)]
+    assert losses == pytest.approx(BEFORE_MUON_RESUMED, abs=1e-5)  # AdamW's moments were restored
+    assert load_checkpoint(before_muon).step == 9
+
+
+def test_resuming_an_adamw_checkpoint_under_muon_starts_the_optimizer_afresh_and_says_so(before_muon, corpus):
+    old = load_checkpoint(before_muon)
+    config = replace(cfg.TrainConfig(**old.train_config), optimizer="muon", max_iters=9)
+    trainer = Trainer(config, corpus, resume=old)
+    assert trainer.notes == ["the checkpoint's optimizer state is adamw's and this run uses muon: the optimizer "
+                             "state starts fresh (the weights are kept)"]
+    assert torch.equal(trainer.model.token_embedding.weight, old.model_state["token_embedding.weight"])
+    losses = [e.loss for e in trainer.run() if isinstance(e, StepEvent)]
+    assert len(losses) == 3 and losses[0] == pytest.approx(BEFORE_MUON_RESUMED[0], abs=1e-5)
+    back = Trainer(replace(config, optimizer="adamw", max_iters=12), corpus, resume=capture(trainer))
+    assert back.notes == ["the checkpoint's optimizer state is muon's and this run uses adamw: the optimizer "
+                          "state starts fresh (the weights are kept)"]
 
 
 def test_a_checkpoint_from_before_the_model_switches_loads_computes_the_same_generates_and_resumes(tiny_config):

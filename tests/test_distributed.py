@@ -28,9 +28,10 @@ from minigpt.plumbing import config as cfg
 from minigpt.plumbing.checkpoint import load_checkpoint, save_checkpoint
 from minigpt.plumbing.config import ConfigError
 from minigpt.plumbing.corpus import open_corpus
-from minigpt.plumbing.distributed import DistributedError, from_environment, timeout_seconds
+from minigpt.plumbing.distributed import DistributedError, from_environment, micro_steps, timeout_seconds
 from minigpt.plumbing.session import shared_grad_accum
-from minigpt.trainer import StepEvent, Trainer, micro_steps
+from minigpt.plumbing.training_state import capture
+from minigpt.trainer import StepEvent, Trainer
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 WORKER = Path(__file__).with_name("distributed_worker.py")
@@ -125,7 +126,7 @@ def test_two_nodes_on_localhost_train_once_and_resume_in_one_process(tmp_path, c
     shown = [output for _, output in results if "done: step 4" in output]
     assert len(shown) == 1 and shown[0].count("step 2: train") == 1
     log = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log if r["event"] == "eval"] == [2, 4]  # written once, not once per rank
+    assert [r["step"] for r in log if r["event"] == "eval"] == [0, 2, 4]  # written once, not once per rank
     assert [r["step"] for r in log if r["event"] == "step"] == [4]
     assert not list(tmp_path.glob(".m.pt.*"))  # no save left half-done
 
@@ -185,7 +186,7 @@ def test_a_killed_rank_ends_the_run_with_one_clear_error_and_a_loadable_checkpoi
         pytest.skip("finds the rank's process through /proc (Linux)")
     # A checkpoint of one process resumes under torchrun (the other way round from the test above).
     alone, _ = unbroken_run(corpus_file, 2, 2)
-    save_checkpoint(tmp_path / "m.pt", alone.checkpoint())
+    save_checkpoint(tmp_path / "m.pt", capture(alone))
     args = ["--standalone", "--nproc_per_node=2"] + CLI_ARGS + ["--max-iters", "1000000", "--set", "eval_interval=2"]
     process = launch(args, tmp_path, start_new_session=True)
     try:
@@ -259,7 +260,7 @@ def test_grad_accum_must_be_shared_evenly_among_the_processes():
     assert micro_steps(8, 4) == 2 and micro_steps(3, 1) == 3
     with pytest.raises(ConfigError, match=r"grad_accum = 3 must be a multiple of the 2 processes.*--grad-accum 2"):
         micro_steps(3, 2)
-    with pytest.raises(ConfigError, match="grad_accum = 0: expected a value from 1"):
+    with pytest.raises(ConfigError, match="grad_accum = 0: expected an integer from 1"):
         cfg.resolve("tiny", assignments=["grad_accum=0"])
 
 
@@ -295,7 +296,7 @@ def test_outside_torchrun_there_is_one_process(monkeypatch):
 
 def test_a_resume_with_another_grad_accum_keeps_the_streams_it_has_and_says_so(tmp_path, corpus_file):
     first, _ = unbroken_run(corpus_file, 1, 3)
-    save_checkpoint(tmp_path / "one.pt", first.checkpoint())
+    save_checkpoint(tmp_path / "one.pt", capture(first))
     resumed = Trainer(tiny_config(2), open_corpus(corpus_file), resume=load_checkpoint(tmp_path / "one.pt"))
     assert resumed.notes == ["the checkpoint holds 1 batch stream(s) and grad_accum is 2: the new ones start from "
                              "their seed, so the data order differs from an unbroken run's"]

@@ -15,7 +15,8 @@ import torch
 import generate_cli
 from minigpt.model import GPT, ModelConfig
 from minigpt.plumbing.checkpoint import Checkpoint, save_checkpoint
-from minigpt.plumbing.settings import SETTINGS_ENV, SamplingSettings, field_specs
+from minigpt.plumbing.fields import flag_values
+from minigpt.plumbing.settings import SETTING_NAMES, SETTINGS_ENV, SamplingSettings, field_specs
 from minigpt.sampling import generate
 from minigpt.tokenizer import CharTokenizer
 
@@ -209,7 +210,7 @@ def test_unescape():
 
 def test_sampling_flags_are_read_by_setting_name():
     args = generate_cli.build_parser().parse_args(["--top-k", "3", "--stop", "a\\nb", "--stop", "END", "--seed", "5"])
-    assert generate_cli.setting_flags(args) == {"top_k": 3, "seed": 5, "stop": ["a\nb", "END"]}
+    assert flag_values(args, SETTING_NAMES) == {"top_k": 3, "seed": 5, "stop": ["a\nb", "END"]}
 
 
 class CtrlCOnFlush(io.StringIO):

@@ -49,11 +49,15 @@ def test_the_log_records_the_run_and_every_evaluation(tmp_path, tiny_config, cor
     assert (run["device"], run["dtype"]) == ("cpu", "float32")
     assert run["model"]["d_model"] == tiny_config.d_model and run["config"]["lr"] == tiny_config.lr
     evals = [r for r in lines if r["event"] == "eval"]
-    assert [e["step"] for e in evals] == [10, 20]
+    assert [e["step"] for e in evals] == [0, 10, 20]
     assert all(e["sample"] and e["tokens"] == e["step"] * tiny_config.batch_size * tiny_config.block_size
                for e in evals)
     assert [r["step"] for r in lines if r["event"] == "step"] == [10, 20]
     assert all("elapsed" in r and "time" in r for r in lines)
+    final = lines[-1]  # the run's end: its last weights on the whole validation split
+    assert final["event"] == "final" and final["step"] == 20
+    assert (final["final_val_loss"], final["final_val_bpc"]) == (trainer.final_score.loss, trainer.final_score.bpc)
+    assert final["scored_tokens"] == len(trainer.splits.val) - 1
 
 
 def test_a_resumed_run_continues_its_log(tmp_path, tiny_config, corpus):
@@ -67,8 +71,9 @@ def test_a_resumed_run_continues_its_log(tmp_path, tiny_config, corpus):
     (run,), warnings = load_runs(tmp_path)
     assert warnings == []
     assert run.info["resumed_from"] == 10
-    assert [step for step, _ in run.curve("step")] == [10, 20]
-    assert [sample.step for sample in run.samples()] == [10, 20]
+    assert [step for step, _ in run.curve("step")] == [0, 10, 20], "the first session's, then the resumed one's"
+    assert run.final["step"] == 20 and run.final_val_loss == resumed.final_score.loss  # the first end was step 10's
+    assert [sample.step for sample in run.samples()] == [0, 10, 20]
 
 
 def test_a_new_run_in_the_same_log_replaces_the_old_one_in_the_table(tmp_path, tiny_config, corpus):
@@ -89,7 +94,8 @@ def test_minigpt_runs_prints_a_table_of_the_runs(three_runs, capsys):
     for name, row in rows.items():
         run = runs[name]
         assert row[1:5] == [f"{run.parameters:,}", run.shape, "char", f"{run.steps:,}"]
-        assert row[6:8] == [f"{run.best_val_loss:.4f}", f"{run.best_val_bpc:.4f}"]
+        assert row[6:10] == [f"{run.final_val_loss:.4f}", f"{run.final_val_bpc:.4f}", f"{run.best_val_loss:.4f}",
+                             f"{run.best_val_bpc:.4f}"]
     assert rows["long"][4] == "30" and rows["wide"][2] == "d48x2"
 
 
@@ -142,7 +148,7 @@ def test_corrupt_and_half_written_logs_warn_and_the_rest_is_shown(three_runs, ca
     rows = [line.split()[0] for line in captured.out.splitlines()[1:4]]
     assert rows == ["long", "narrow", "wide"]
     runs = {run.name: run for run in load_runs(three_runs)[0]}
-    assert [step for step, _ in runs["narrow"].curve()] == [10, 20]  # the cut line is not drawn
+    assert [step for step, _ in runs["narrow"].curve()] == [0, 10, 20]  # the cut line is not drawn
 
 
 def test_a_record_of_the_wrong_shape_is_skipped_with_a_warning(tmp_path):
@@ -185,3 +191,20 @@ def test_the_plots_x_ticks_are_round_numbers(three_runs, capsys):
     tokens_per_step = 8 * 32  # the tiny preset's batch x block
     assert labels == [runs_cli.tick_label(t) for t in runs_cli.round_ticks(10 * tokens_per_step, 30 * tokens_per_step)]
     assert len(labels) >= 3 and all(label.endswith("k") or "." not in label for label in labels)
+
+
+def test_a_final_score_of_an_earlier_end_is_not_the_runs(tmp_path, tiny_config, corpus):
+    from minigpt.plumbing.checkpoint import load_checkpoint
+
+    first = train_run(tmp_path, "model", replace(tiny_config, max_iters=10), corpus)
+    (run,), _ = load_runs(tmp_path)
+    assert run.final_val_loss == first.final_score.loss and run.final_val_bpc == first.final_score.bpc
+    resumed = Trainer(tiny_config, corpus, resume=load_checkpoint(tmp_path / "model.pt"))
+    log = RunLog(tmp_path / "model.jsonl", resumed, corpus.name)
+    for event in resumed.run():
+        log.record(event)
+        if getattr(event, "step", 0) == 15:
+            resumed.request_stop()  # stopped before its new end: not scored
+    log.finish()
+    (run,), _ = load_runs(tmp_path)
+    assert run.steps == 15 and run.final_val_loss is None and run.final_val_bpc is None

@@ -22,9 +22,11 @@ def test_trains_on_the_builtin_corpus_then_resumes(tmp_path):
     first = run(["--preset", "tiny", "--max-iters", "30", "--set", "eval_interval=15"], tmp_path)
     assert first.returncode == 0, first.stderr
     assert "built-in" in first.stderr and "step 30" in first.stderr
+    done = first.stderr.strip().splitlines()[-1]
+    assert done.startswith("done: step 30, final val loss ") and "bits/char, the whole validation split" in done
     assert load_checkpoint(tmp_path / "checkpoints/model.pt").step == 30
     log = [json.loads(line) for line in (tmp_path / "checkpoints/model.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log if r["event"] == "eval"] == [15, 30]
+    assert [r["step"] for r in log if r["event"] == "eval"] == [0, 15, 30]
 
     again = run(["--preset", "tiny", "--max-iters", "40"], tmp_path)
     assert again.returncode == 0, again.stderr
@@ -41,7 +43,7 @@ def test_trains_on_a_given_file(tmp_path, corpus_text):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--set", "lr=-1"], "minigpt-train: error: --set: lr = -1.0: expected a value from 0 to 1"),
+    (["--set", "lr=-1"], "minigpt-train: error: --set: lr = -1: expected a number from 0 to 1"),
     (["--set", "lrate=1"], "unknown key 'lrate'"),
     (["--data", "missing.txt"], "missing.txt: no such file"),
     (["--resume", "--out", "none.pt"], "none.pt: no checkpoint to resume from"),

@@ -1,11 +1,14 @@
+import math
 from dataclasses import replace
 
 import pytest
 import torch
 
+from minigpt.evaluate import score_split
+from minigpt.optim import learning_rate
 from minigpt.plumbing.checkpoint import load_checkpoint
 from minigpt.plumbing.corpus import Corpus
-from minigpt.trainer import EvalEvent, SavedEvent, StepEvent, Trainer, TrainingDiverged, learning_rate
+from minigpt.trainer import EvalEvent, FinalScoreEvent, SavedEvent, StepEvent, Trainer, TrainingDiverged
 
 
 def losses(events):
@@ -18,15 +21,46 @@ def test_events_come_in_order_with_evaluations_and_saves(tmp_path, tiny_config, 
     steps = [e.step for e in events if isinstance(e, StepEvent)]
     assert steps == list(range(1, 21))
     evals = [e for e in events if isinstance(e, EvalEvent)]
-    assert [e.step for e in evals] == [10, 20]
+    assert [e.step for e in evals] == [0, 10, 20], "the untrained model first, then every eval_interval steps"
     assert all(e.val_loss > 0 and e.sample for e in evals)
     assert evals[0].val_bpc == pytest.approx(evals[0].val_loss / 0.6931471805599453)
-    assert [e.step for e in events if isinstance(e, SavedEvent)] == [10, 20]
+    assert [e.step for e in events if isinstance(e, SavedEvent)] == [10, 20], "nothing to save before training"
     assert losses(events)[-1] < losses(events)[0]
 
 
-def test_resume_continues_exactly_like_an_unbroken_run(tmp_path, tiny_config, corpus):
-    config = replace(tiny_config, dropout=0.1)  # dropout draws from the RNG too
+def test_every_evaluation_reads_the_same_windows(tiny_config, corpus):
+    frozen = replace(tiny_config, lr=0.0, min_lr=0.0, max_iters=30)  # weights that never change...
+    evals = [e for e in Trainer(frozen, corpus).run() if isinstance(e, EvalEvent)]
+    assert len(evals) == 4  # the untrained model at step 0, then steps 10, 20 and 30
+    assert len({(e.train_loss, e.val_loss) for e in evals}) == 1  # ...score the same at every evaluation
+
+
+def test_a_run_that_reaches_its_end_scores_the_whole_validation_split(tiny_config, corpus):
+    trainer = Trainer(tiny_config, corpus)
+    events = list(trainer.run())
+    final = events[-1]
+    assert isinstance(final, FinalScoreEvent) and final.step == 20
+    assert [e for e in events if isinstance(e, FinalScoreEvent)] == [final]
+    trainer.model.eval()
+    expected = score_split(trainer.model, trainer.splits.val, 32, tiny_config.batch_size, 1.0, trainer.device,
+                           trainer.dtype)
+    assert (final.val_loss, final.val_bpc, final.tokens) == (expected.loss, expected.bpc, len(trainer.splits.val) - 1)
+    assert trainer.final_score == expected
+
+
+def test_a_stopped_run_is_not_scored(tiny_config, corpus):
+    trainer = Trainer(tiny_config, corpus)
+    for event in trainer.run():
+        if isinstance(event, StepEvent) and event.step == 5:
+            trainer.request_stop()
+        assert not isinstance(event, FinalScoreEvent)
+    assert trainer.final_score is None
+
+
+@pytest.mark.parametrize(("optimizer", "schedule"), [("adamw", "cosine"), ("muon", "wsd")])
+def test_resume_continues_exactly_like_an_unbroken_run(tmp_path, tiny_config, corpus, optimizer, schedule):
+    config = replace(tiny_config, dropout=0.1,  # dropout draws from the RNG too
+                     optimizer=optimizer, schedule=schedule, muon_momentum_warmup=15)  # Muon's warmup spans the break
     unbroken = Trainer(config, corpus)
     unbroken_losses = losses(unbroken.run())
 
@@ -39,6 +73,21 @@ def test_resume_continues_exactly_like_an_unbroken_run(tmp_path, tiny_config, co
     assert first_losses + second_losses == unbroken_losses
     for name, tensor in unbroken.model.state_dict().items():
         assert torch.equal(second.model.state_dict()[name], tensor), name
+
+
+def test_the_untrained_model_is_evaluated_once_before_the_first_step_and_not_again_on_resume(tmp_path, tiny_config,
+                                                                                              corpus):
+    trainer = Trainer(replace(tiny_config, max_iters=10), corpus, checkpoint_path=tmp_path / "m.pt")
+    events = list(trainer.run())
+    first = events[0]
+    assert isinstance(first, EvalEvent) and first.step == 0 and first.sample, "the learner sees the start: noise"
+    # A model that guesses every token alike scores ln(vocabulary size); a fresh one is close to that.
+    uniform = math.log(trainer.tokenizer.vocab_size)
+    assert first.val_loss == pytest.approx(uniform, rel=0.1) and first.best_val_loss == first.val_loss
+    resumed = Trainer(replace(tiny_config, max_iters=20), corpus, resume=load_checkpoint(tmp_path / "m.pt"))
+    again = list(resumed.run())
+    assert isinstance(again[0], StepEvent) and again[0].step == 11, "a resumed run does not evaluate its start again"
+    assert [e.step for e in again if isinstance(e, EvalEvent)] == [20]
 
 
 def test_same_seed_same_run_other_seed_other_run(tiny_config, corpus):

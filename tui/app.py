@@ -38,6 +38,7 @@ from tui.messages import (
     CheckpointSaved,
     CheckpointSaveFailed,
     Evaluated,
+    FinalScored,
     LoadProgress,
     RunHistory,
     RunLogFailed,
@@ -171,7 +172,7 @@ class MiniGPTApp(App[None]):
         self.post_message(SettingsLoaded(load_settings(settings_path(self.options.settings))))
         options = self.options
         session = open_session(options.config, options.explicit_keys, options.data, options.checkpoint,
-                               "scratch" if options.from_scratch else "auto",
+                               options.start,
                                lambda text: self.post_message(LoadProgress(text)), retime=options.retime)
         if session.resumed:
             self.post_message(RunHistory(*run_of_checkpoint(session.checkpoint)))
@@ -226,11 +227,8 @@ class MiniGPTApp(App[None]):
         self.progress = Progress(trainer.step, trainer.config.max_iters, val_loss=best,
                                  time_budget=trainer.config.time_budget, time_used=trainer.time_spent)
         self.load_message = ""
-        self.log_line(f"{'resumed ' + str(session.checkpoint) if session.resumed else 'new model'}: "
-                      f"{trainer.num_parameters:,} parameters on {trainer.device.type}; corpus {session.corpus.name} "
-                      f"({session.corpus.length:,} characters); {trainer.tokenizer.kind} tokenizer, "
-                      f"{trainer.tokenizer.vocab_size:,} tokens, {trainer.splits.train_chars_per_token:.2f} "
-                      "characters per token")
+        for line in session.summary():
+            self.log_line(line)
         for note in session.notes:
             self.notify(note, severity="warning", timeout=10)
             self.log_line(f"note: {note}")
@@ -278,17 +276,16 @@ class MiniGPTApp(App[None]):
 
     @work(thread=True, exit_on_error=False, group="save", name="save")
     def _save(self, session: TrainingSession) -> None:
-        from tui.training import save_events
+        from tui.training import TrainingRun
 
-        for message in save_events(session.trainer):
-            self.post_message(message)
+        TrainingRun(session, self.post_message).save()
 
     def on_training_progress(self, message: TrainingProgress) -> None:
         self.chart.add_train_losses(message.losses)
         last = message.last
         self.progress = replace(self.progress, step=last.step, max_iters=last.max_iters, loss=last.loss,
                                 tokens_per_sec=last.tokens_per_sec, eta=last.eta,
-                                time_used=last.elapsed)
+                                time_used=last.elapsed, final_val_loss=None)  # steps past an end: it is old
 
     def on_evaluated(self, message: Evaluated) -> None:
         event = message.event
@@ -298,6 +295,12 @@ class MiniGPTApp(App[None]):
         self.samples.add_samples([Sample(event.step, event.val_loss, event.sample)])
         self.log_line(f"step {event.step:,}: train {event.train_loss:.4f}  val {event.val_loss:.4f}  "
                       f"({event.val_bpc:.3f} bits/char)")
+
+    def on_final_scored(self, message: FinalScored) -> None:
+        event = message.event
+        self.progress = replace(self.progress, final_val_loss=event.val_loss)
+        self.log_line(f"step {event.step:,}: final val loss {event.val_loss:.4f} ({event.val_bpc:.3f} bits/char) "
+                      f"on all {event.tokens:,} val tokens")
 
     def on_checkpoint_saved(self, message: CheckpointSaved) -> None:
         self._unsaved_error = None

@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # these modules import PyTorch, which the app loads after its
     from minigpt.plumbing.runs import Run
     from minigpt.plumbing.session import TrainingSession
     from minigpt.plumbing.settings import LoadedSettings
-    from minigpt.trainer import EvalEvent, SavedEvent, SaveFailedEvent, StepEvent
+    from minigpt.trainer import EvalEvent, FinalScoreEvent, SavedEvent, SaveFailedEvent, StepEvent
 
 
 class LoadProgress(Message):
@@ -55,6 +55,14 @@ class TrainingProgress(Message):
 
 class Evaluated(Message):
     def __init__(self, event: EvalEvent) -> None:
+        super().__init__()
+        self.event = event
+
+
+class FinalScored(Message):
+    """The run reached its end and its last weights were scored on the whole validation split."""
+
+    def __init__(self, event: FinalScoreEvent) -> None:
         super().__init__()
         self.event = event
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from minigpt.plumbing import config as cfg
 from minigpt.plumbing.paths import DEFAULT_CHECKPOINT
+from minigpt.plumbing.session import Start, add_run_arguments, start_of
 
 
 @dataclass(frozen=True)
@@ -19,28 +20,17 @@ class Options:
     config: cfg.TrainConfig
     data: Path | None = None  # None: data/input.txt if it exists, else the built-in corpus
     checkpoint: Path = DEFAULT_CHECKPOINT
-    from_scratch: bool = False
+    start: Start = "auto"  # resume the checkpoint if there is one / insist on one / a new model
     settings: Path | None = None  # None: $MINIGPT_SETTINGS, else ./minigpt.toml
     explicit_keys: frozenset[str] = frozenset()  # hyperparameters the user set, not the preset
     retime: bool = False  # time the model sizes again for a time budget, not reading the speed cache
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="minigpt-tui", description="Train a character-level GPT and talk to it in the terminal.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    run = parser.add_argument_group("run")
-    run.add_argument("--data", type=Path, default=None,
-                     help="UTF-8 text to train on (default: data/input.txt, else the built-in corpus)")
-    run.add_argument("--checkpoint", "--out", type=Path, default=DEFAULT_CHECKPOINT,
-                     help="checkpoint to load at start and save to")
-    run.add_argument("--from-scratch", action="store_true", help="ignore an existing checkpoint (it is "
-                                                                 "overwritten at the first save)")
-    run.add_argument("--settings", type=Path, default=None,
+    parser = argparse.ArgumentParser(prog="minigpt-tui", description="Train a GPT and talk to it in the terminal.")
+    run = add_run_arguments(parser)
+    run.add_argument("--settings", type=Path, default=None, metavar="PATH",
                      help="sampling settings file (default: $MINIGPT_SETTINGS, else ./minigpt.toml)")
-    run.add_argument("--retime", action="store_true",
-                     help="time the model sizes on this machine again for a time budget, not reading the speed cache")
-    cfg.add_arguments(parser)
     return parser
 
 
@@ -48,5 +38,5 @@ def parse_options(argv: list[str] | None = None) -> Options:
     """Parse argv; raises ConfigError for a bad hyperparameter."""
     args = build_parser().parse_args(argv)
     config, explicit_keys = cfg.from_arguments(args)
-    return Options(config=config, data=args.data, checkpoint=args.checkpoint, from_scratch=args.from_scratch,
+    return Options(config=config, data=args.data, checkpoint=args.out, start=start_of(args),
                    settings=args.settings, explicit_keys=explicit_keys, retime=args.retime)

@@ -1,4 +1,7 @@
-"""Driving Trainer.run() from a thread worker.
+"""Driving a training session from a thread worker. The library's Driver
+(minigpt.plumbing.driver) runs the trainer and keeps the run's metrics log, as
+it does for minigpt-train; TrainingRun is its Watcher, and posts each event
+to the app as a message.
 
 The trainer's loop is suspended between two events, so pausing is simply
 not asking for the next one. Steps are posted in batches: one message per
@@ -10,19 +13,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from textual.message import Message
 from textual.worker import Worker
 
-from minigpt.plumbing.runlog import RunLog, log_path
+from minigpt.plumbing.driver import Driver, Watcher
 from minigpt.plumbing.session import TrainingSession
-from minigpt.plumbing.speedcheck import SpeedCorrected, checking_speed
-from minigpt.trainer import EvalEvent, Event, SavedEvent, SaveFailedEvent, StepEvent, Trainer
+from minigpt.plumbing.speedcheck import SpeedCorrected
+from minigpt.trainer import EvalEvent, FinalScoreEvent, SavedEvent, SaveFailedEvent, StepEvent
 from tui.messages import (
     CheckpointSaved,
     CheckpointSaveFailed,
     Evaluated,
+    FinalScored,
     RunLogFailed,
     SpeedCacheCorrected,
     TrainingPaused,
@@ -33,16 +37,15 @@ PROGRESS_INTERVAL = 0.5  # seconds between progress messages: each costs the UI 
 PAUSE_POLL = 0.05  # seconds between checks for resume, save or quit while paused
 
 
-class TrainingRun:
+class TrainingRun(Watcher):
     """One training session, kept in the run's metrics log as minigpt-train keeps it.
-    run() is called in the worker thread; pause(), resume(), stop() and
+    run() and save() are called in a worker thread; pause(), resume(), stop() and
     request_save() may be called from any thread."""
 
     def __init__(self, session: TrainingSession, post: Callable[[Message], object]) -> None:
-        self.trainer = trainer = session.trainer
+        self.trainer = session.trainer
         self._post = post
-        self.log = RunLog(log_path(session.checkpoint), trainer, session.corpus.name,
-                          on_error=lambda text: post(RunLogFailed(text)))
+        self.driver = Driver(session, self)
         self._paused = threading.Event()
         self._save_requested = threading.Event()
         self._losses: list[tuple[int, float, float]] = []  # step, seconds, loss
@@ -64,21 +67,22 @@ class TrainingRun:
         self._save_requested.set()
 
     def run(self, worker: Worker) -> None:
-        events = checking_speed(self.trainer, self.trainer.run())
         try:
-            for event in events:
-                self._handle(event)
-                if worker.is_cancelled:  # the app is quitting: finish this step and save
-                    self.stop()
-                self._between_steps(worker)
+            self.driver.run(between=lambda: self._between_steps(worker))
         finally:
-            events.close()
-            self.log.finish()
             self._flush()
 
+    def save(self) -> None:
+        """Save now: between two steps, or while no run goes on."""
+        self._save_requested.clear()
+        self._flush()
+        self.driver.save()
+
     def _between_steps(self, worker: Worker) -> None:
+        if worker.is_cancelled:  # the app is quitting: finish this step and save
+            self.stop()
         if self._save_requested.is_set():
-            self._save()
+            self.save()
         if not self._paused.is_set():
             return
         self._flush()
@@ -86,42 +90,41 @@ class TrainingRun:
         while self._paused.is_set() and not worker.is_cancelled:
             worker.cancelled_event.wait(PAUSE_POLL)
             if self._save_requested.is_set():
-                self._save()
+                self.save()
         self._post(TrainingPaused(False))
 
-    def _save(self) -> None:
-        self._save_requested.clear()
-        self._flush()
-        for event in self.trainer.save():
-            self._handle(event)
+    # --- the Watcher: events in, messages out ---------------------------------------------------
 
-    def _handle(self, event: Event | SpeedCorrected) -> None:
-        if isinstance(event, SpeedCorrected):
-            self._post(SpeedCacheCorrected(event.description))
-            return
-        self.log.record(event)
-        if isinstance(event, StepEvent):
-            self._losses.append((event.step, event.elapsed, event.loss))
-            self._last_step = event
-            if time.monotonic() - self._last_post >= PROGRESS_INTERVAL:
-                self._flush()
-            return
-        self._flush()  # keep the order: the steps before an evaluation arrive first
-        if isinstance(event, EvalEvent):
-            self._post(Evaluated(event))
-        elif isinstance(event, SaveFailedEvent):
-            self._post(CheckpointSaveFailed(event))
-        elif isinstance(event, SavedEvent):
-            self._post(CheckpointSaved(event))
+    def on_step(self, event: StepEvent) -> None:
+        self._losses.append((event.step, event.elapsed, event.loss))
+        self._last_step = event
+        if time.monotonic() - self._last_post >= PROGRESS_INTERVAL:
+            self._flush()
+
+    def on_eval(self, event: EvalEvent) -> None:
+        self._send(Evaluated(event))
+
+    def on_final(self, event: FinalScoreEvent) -> None:
+        self._send(FinalScored(event))
+
+    def on_saved(self, event: SavedEvent) -> None:
+        self._send(CheckpointSaved(event))
+
+    def on_save_failed(self, event: SaveFailedEvent) -> None:
+        self._send(CheckpointSaveFailed(event))
+
+    def on_log_failed(self, message: str) -> None:
+        self._post(RunLogFailed(message))
+
+    def on_speed_corrected(self, event: SpeedCorrected) -> None:
+        self._post(SpeedCacheCorrected(event.description))
+
+    def _send(self, message: Message) -> None:
+        self._flush()  # keep the order: the steps before an evaluation or a save arrive first
+        self._post(message)
 
     def _flush(self) -> None:
         if self._losses and self._last_step is not None:
             self._post(TrainingProgress(self._losses, self._last_step))
             self._losses = []
         self._last_post = time.monotonic()
-
-
-def save_events(trainer: Trainer) -> Iterator[Message]:
-    """The messages for a save made while no run is going on."""
-    for event in trainer.save():
-        yield CheckpointSaveFailed(event) if isinstance(event, SaveFailedEvent) else CheckpointSaved(event)

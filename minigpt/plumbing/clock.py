@@ -81,41 +81,41 @@ class BudgetClock:
     def left(self) -> float:
         return self.budget - self.used
 
-    def reserve(self, eval_iters: int) -> float:
-        """Seconds to keep for the final evaluation, save and exit. Before one
-        is measured: evaluating is eval_iters batches of each split, forward
-        only (about a third of a step each), plus a sample and a save."""
-        final = self.final_seconds if self.final_seconds is not None else eval_iters * self.step_seconds + 1.0
-        return final + EXIT_MARGIN
+    def reserve(self, final_batches: int) -> float:
+        """Seconds to keep for the final evaluation, save, score of the validation
+        split and exit. Before one is measured: final_batches batches, forward
+        only (about a third of a step each, counted as half), plus a sample and a save."""
+        guess = final_batches * self.step_seconds / 2 + 1.0
+        return (self.final_seconds if self.final_seconds is not None else guess) + EXIT_MARGIN
 
-    def progress(self, eval_iters: int) -> float:
+    def progress(self, final_batches: int) -> float:
         """How far the schedule is, from 0 to 1 a step or two before the final
         evaluation must begin, so that the last steps run at the schedule's floor."""
-        end = self.budget - self.reserve(eval_iters) - 2 * self.step_seconds
+        end = self.budget - self.reserve(final_batches) - 2 * self.step_seconds
         return min(max(self.used / end, 0.0), 1.0) if end > 0 else 1.0
 
-    def time_to_stop(self, eval_iters: int) -> bool:
-        """Whether one more step would leave too little time for the final evaluation
-        and save. A new run takes its first step regardless: only then can it say
-        how short a budget is too short (require_room)."""
+    def time_to_stop(self, final_batches: int) -> bool:
+        """Whether one more step would leave too little time for what ends the run.
+        A new run takes its first step regardless: only then can it say how short
+        a budget is too short (require_room)."""
         if self.new_run and not self.steps:
             return False
-        return self.used + self.step_seconds + self.reserve(eval_iters) >= self.budget
+        return self.used + self.step_seconds + self.reserve(final_batches) >= self.budget
 
-    def require_room(self, eval_iters: int) -> None:
+    def require_room(self, final_batches: int) -> None:
         """Raise BudgetTooShort when a new run's budget ended it at its first step:
         it held the start-up and an evaluation but no training, and a model of one
         step is not what anyone asked for. The message names the shortest budget
         that trains a second step on this machine, at its pace now."""
         if not (self.new_run and self.steps <= 1):
             return
-        final = self.reserve(eval_iters)
+        final = self.reserve(final_batches)
         shortest = math.ceil(self.start_up + 2 * self.step_seconds + final)
         raise BudgetTooShort(
             f"a time budget (--time) of {self.budget:g} s is too short for this machine: it took "
-            f"{self.start_up:.1f} s to start and needs about {final:.1f} s for the last evaluation and save, which "
-            f"left no time to train; the shortest budget it can train in is about {shortest} s (--time {shortest}s), "
-            "and a useful one is minutes")
+            f"{self.start_up:.1f} s to start and needs about {final:.1f} s for the last evaluation, score and save, "
+            f"which left no time to train; the shortest budget it can train in is about {shortest} s "
+            f"(--time {shortest}s), and a useful one is minutes")
 
     def time_to_evaluate(self) -> bool:
         if self.used < self._next_eval:

@@ -1,8 +1,9 @@
 """Training hyperparameters: code defaults, named presets, a TOML file and
 `key=value` overrides, each layer replacing the one before.
 
-Every field carries its allowed range and a help line; the CLI builds its
-flags from them, so `--help` and the checks can never drift apart.
+Every field is a declared setting (minigpt.plumbing.fields): its allowed
+values and help line serve the checks, the TOML file and the CLI's flags
+alike, so `--help` and the checks can never drift apart.
 """
 
 from __future__ import annotations
@@ -10,23 +11,17 @@ from __future__ import annotations
 import argparse
 import math
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from minigpt.plumbing.errors import MiniGPTError, did_you_mean
+from minigpt.plumbing.errors import MiniGPTError
+from minigpt.plumbing.fields import TomlFileError, add_flags, check_table, flag_values, read_toml, specs
+from minigpt.plumbing.fields import setting as _setting
 
 
 class ConfigError(MiniGPTError, ValueError):
     """A bad hyperparameter: the message names the key, the value and what is allowed."""
-
-
-def _setting(default: Any, help: str, *, low: float | None = None, high: float | None = None,
-             choices: tuple[str, ...] | None = None, flag: str | None = None, metavar: str | None = None) -> Any:
-    """A field with its help line and allowed values; flag and metavar name its command-line flag
-    when --key-name will not do."""
-    return field(default=default, metadata={"help": help, "low": low, "high": high, "choices": choices,
-                                            "flag": flag, "metavar": metavar})
 
 
 def parse_duration(text: str) -> float:
@@ -77,8 +72,21 @@ class TrainConfig:
     grad_accum: int = _setting(1, "micro-batches per optimizer step, over all the processes of a torchrun run "
                                "(a multiple of their number): a step sees batch_size x block_size x grad_accum "
                                "tokens on any number of processes", low=1, high=4096)
-    lr: float = _setting(4e-3, "peak learning rate", low=0.0, high=1.0)
-    min_lr: float = _setting(2e-4, "learning rate at the end of the cosine decay", low=0.0, high=1.0)
+    optimizer: str = _setting("adamw", "adamw: AdamW for every weight; muon: Muon for the matrices inside the "
+                              "blocks, AdamW for embeddings, head and gains", choices=("adamw", "muon"))
+    lr: float = _setting(4e-3, "peak learning rate (AdamW's)", low=0.0, high=1.0)
+    min_lr: float = _setting(2e-4, "learning rate at the end of the decay", low=0.0, high=1.0)
+    schedule: str = _setting("cosine", "after the warmup, cosine: decay along half a cosine; wsd: hold lr, "
+                             "then decay in a straight line over the last decay_share of training",
+                             choices=("cosine", "wsd"))
+    decay_share: float = _setting(0.65, "wsd only: the share of training over which the rate decays", low=0.01,
+                                  high=1.0)
+    muon_lr: float = _setting(0.02, "muon only: Muon's peak learning rate, on the same schedule", low=0.0, high=1.0)
+    muon_momentum: float = _setting(0.95, "muon only: Muon's momentum", low=0.0, high=0.9999)
+    muon_momentum_warmup: int = _setting(300, "muon only: steps over which Muon's momentum rises from 0.85",
+                                         low=0, high=10_000_000)
+    muon_weight_decay: float = _setting(0.0, "muon only: weight decay of the matrices Muon moves", low=0.0,
+                                        high=10.0)
     max_iters: int = _setting(3100, "training steps (with a time budget: at most this many)", low=1, high=MAX_ITERS)
     warmup_iters: int = _setting(100, "steps of linear learning-rate warmup", low=0, high=10_000_000)
     weight_decay: float = _setting(0.1, "AdamW weight decay (matrices only)", low=0.0, high=10.0)
@@ -91,7 +99,8 @@ class TrainConfig:
     # run
     time_budget: float = _setting(0.0, "train for this long, start-up included, e.g. 90s, 10m, 1.5h: the schedule, "
                                   "the evaluations and the last save fit in it (0: train for max_iters steps)",
-                                  low=0.0, high=30 * 24 * 3600, flag="--time", metavar="DURATION")
+                                  low=0.0, high=30 * 24 * 3600, parse=parse_duration,
+                                  text_form="a duration such as 90s, 10m or 1.5h", flag="--time", metavar="DURATION")
     seed: int = _setting(1337, "random seed (weights, batches, dropout)", low=0, high=2**63 - 1)
     device: str = _setting("auto", "where to train", choices=("auto", "cpu", "cuda", "mps"))
     dtype: str = _setting("auto", "number format of the matmuls (auto: bfloat16 where the hardware is fast at it)",
@@ -116,54 +125,20 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def field_specs() -> dict[str, Any]:
-    """The dataclass fields by name (type, default and metadata), for building CLIs."""
-    return {f.name: f for f in fields(TrainConfig)}
-
-
-def _check_value(key: str, value: Any, source: str) -> Any:
-    spec = field_specs()[key]
-    meta, kind = spec.metadata, spec.type
-    where = f"{source}: " if source else ""
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}{key} = {value!r}: expected true or false")
-        return value
-    if kind == "str":
-        if not isinstance(value, str) or value not in meta["choices"]:
-            raise ConfigError(f"{where}{key} = {value!r}: expected one of {', '.join(meta['choices'])}")
-        return value
-    if key == "time_budget" and isinstance(value, str):
-        try:
-            value = parse_duration(value)
-        except ValueError:
-            raise ConfigError(f"{where}{key} = {value!r}: expected a duration such as 90s, 10m or 1.5h") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{where}{key} = {value!r}: expected a{'n integer' if kind == 'int' else ' number'}")
-    if kind == "int":
-        if isinstance(value, float) and not value.is_integer():
-            raise ConfigError(f"{where}{key} = {value!r}: expected an integer")
-        value = int(value)
-    else:
-        value = float(value)
-        if not math.isfinite(value):
-            raise ConfigError(f"{where}{key} = {value!r}: expected a finite number")
-    low, high = meta["low"], meta["high"]
-    if not low <= value <= high:
-        raise ConfigError(f"{where}{key} = {value!r}: expected a value from {low:g} to {high:g}")
-    return value
+    """The declared settings by name (type, default and metadata)."""
+    return specs(TrainConfig)
 
 
 def apply_overrides(config: TrainConfig, overrides: dict[str, Any], source: str = "") -> TrainConfig:
     """Return config with overrides applied, checking each key and value."""
-    known = field_specs()
-    checked = {}
+    where = f"{source}: " if source else ""
     for key, value in overrides.items():
         if isinstance(value, dict):
-            raise ConfigError(f"{source + ': ' if source else ''}{key!r} is a table, but a config file is flat: "
+            raise ConfigError(f"{where}{key!r} is a table, but a config file is flat: "
                               "write key = value lines without [sections]")
-        if key not in known:
-            raise ConfigError(f"{source + ': ' if source else ''}unknown key {key!r}{did_you_mean(key, known)}")
-        checked[key] = _check_value(key, value, source)
+    checked, problems = check_table(field_specs(), overrides)
+    if problems:
+        raise ConfigError(where + next(iter(problems.values())))
     return _check_consistency(replace(config, **checked), source)
 
 
@@ -189,18 +164,11 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML config file into a flat dict (checked later by apply_overrides)."""
     path = Path(path)
     try:
-        # utf-8-sig: editors on Windows often start a UTF-8 file with a byte-order mark.
-        return tomllib.loads(path.read_bytes().decode("utf-8-sig"))
+        return read_toml(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file; check the --config path") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, expected a TOML file; check the --config path") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot be read ({e.strerror or e})") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text at byte {e.start}; save it as UTF-8") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: invalid TOML: {e}; fix that line (a config file is key = value lines)") from None
+    except TomlFileError as e:
+        raise ConfigError(f"{path}: {e} (--config; a config file is key = value lines)") from None
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
@@ -242,22 +210,16 @@ def resolve_with_explicit_keys(preset_name: str = "default", toml_path: str | Pa
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add --preset, --config, --set and one flag per hyperparameter (--lr, --max-iters...) to a parser."""
-    hyper = parser.add_argument_group("hyperparameters (code defaults < --preset < --config < --set < flags)")
-    hyper.add_argument("--preset", default="default", choices=list(PRESETS), help="named set of hyperparameters")
-    hyper.add_argument("--config", type=Path, help="TOML file of hyperparameters")
+    hyper = parser.add_argument_group(
+        "hyperparameters", "Each layer overrides the one before: the defaults below < --preset < --config < --set "
+        "< these flags. The default preset is a 10-minute time budget, whose model shape fits this machine.")
+    hyper.add_argument("--preset", default="default", choices=list(PRESETS),
+                       help="named set of hyperparameters (default: default)")
+    hyper.add_argument("--config", type=Path, metavar="PATH", help="TOML file of hyperparameters")
     hyper.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one hyperparameter")
-    for name, spec in field_specs().items():
-        meta = spec.metadata
-        flag = meta["flag"] or "--" + name.replace("_", "-")
-        if spec.type == "bool":
-            hyper.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=meta["help"])
-        else:
-            kind = str if meta["metavar"] else {"int": int, "float": float, "str": str}[spec.type]  # checked later
-            hyper.add_argument(flag, dest=name, type=kind, default=None, choices=meta["choices"],
-                               metavar=meta["metavar"], help=f"{meta['help']} (preset default: {spec.default})")
+    add_flags(hyper, field_specs().values())
 
 
 def from_arguments(args: argparse.Namespace) -> tuple[TrainConfig, frozenset[str]]:
     """The run's config from arguments parsed with add_arguments, and the keys the user set explicitly."""
-    flags = {name: getattr(args, name) for name in field_specs() if getattr(args, name) is not None}
-    return resolve_with_explicit_keys(args.preset, args.config, args.set, flags)
+    return resolve_with_explicit_keys(args.preset, args.config, args.set, flag_values(args, field_specs()))

@@ -1,4 +1,4 @@
-"""Choosing where to train and in which number format."""
+"""Choosing where to train and in which number format, and whether a model fits there."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import os
 
 import torch
 
+from minigpt.model import GPT, ModelConfig
+from minigpt.plumbing.config import ConfigError
 from minigpt.plumbing.errors import MiniGPTError
 
 
@@ -58,6 +60,29 @@ def device_memory(device: torch.device) -> int | None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):  # no sysconf on Windows
         return None
+
+
+def training_memory(model_config: ModelConfig, batch_size: int) -> tuple[int, int]:
+    """The model's parameter count, and a lower bound on the bytes training it
+    takes: float32 weights, gradients and AdamW's two moments (16 bytes a
+    parameter), plus one batch's logits and their gradient. Activations come on top."""
+    with torch.device("meta"):  # shapes only, nothing allocated
+        parameters = GPT(model_config).num_parameters()
+    logits = batch_size * model_config.block_size * model_config.vocab_size
+    return parameters, 16 * parameters + 2 * 4 * logits
+
+
+def check_fits_in_memory(model_config: ModelConfig, batch_size: int, device: torch.device) -> None:
+    """Refuse a model that cannot fit, before allocating it: a huge d_model or
+    n_layers would otherwise exhaust the machine's memory."""
+    parameters, needed = training_memory(model_config, batch_size)
+    available = device_memory(device)
+    if available is not None and needed > available:
+        raise ConfigError(
+            f"a model of {parameters:,} parameters (d_model {model_config.d_model}, n_layers {model_config.n_layers}) "
+            f"with batch_size {batch_size} and block_size {model_config.block_size} needs at least "
+            f"{needed / 2**30:,.1f} GiB to train, but the {device.type} has {available / 2**30:,.1f} GiB; "
+            "lower d_model, n_layers, batch_size or block_size")
 
 
 def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:

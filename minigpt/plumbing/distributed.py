@@ -8,22 +8,37 @@ them and joins the process group: NCCL on CUDA, gloo on the CPU.
 Outside torchrun the world is one process, and every collective below is
 a plain function of the local values, so the trainer has a single code path.
 
+The trainer meets this module in three places, each one line of its loop:
+agree_on_next_step (every rank takes the same decision before a step),
+gradient_exchange (around a micro-batch's forward and backward: DDP averages
+the gradients in the last one only) and World.slots (which micro-batches, and
+so which batch streams, are this rank's).
+
 The collectives exchange tensors only, never pickles: a peer's bytes are
 never run (see share_from_main).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
+from minigpt.plumbing.config import ConfigError
 from minigpt.plumbing.errors import MiniGPTError
+
+if TYPE_CHECKING:
+    from minigpt.plumbing.clock import BudgetClock
 
 TIMEOUT_VARIABLE = "MINIGPT_DIST_TIMEOUT"
 DEFAULT_TIMEOUT = 300.0  # seconds a rank waits for the others: rank 0 evaluates and saves while they wait
@@ -53,6 +68,20 @@ class World:
         if device.type == "cuda" and self.is_distributed:
             return torch.device("cuda", self.local_rank)
         return device
+
+    def slots(self, grad_accum: int) -> range:
+        """The micro-batches of an optimizer step that this rank runs: rank r has
+        slots r*k to r*k+k-1. Each slot has its own batch stream, seeded by its
+        number, so the same data comes whatever the number of processes sharing them."""
+        steps = micro_steps(grad_accum, self.size)
+        return range(self.rank * steps, (self.rank + 1) * steps)
+
+    def data_parallel(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        """The model as training steps call it: under torchrun wrapped in
+        DistributedDataParallel, which averages the gradients over the ranks in backward."""
+        if not self.is_distributed:
+            return model
+        return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     def agree(self, values: list[float]) -> list[float]:
         """Each value's maximum over the ranks: one small collective, which every
@@ -111,6 +140,62 @@ class World:
 
 
 SINGLE = World()
+
+
+def micro_steps(grad_accum: int, world_size: int) -> int:
+    """The micro-batches each process runs per optimizer step. grad_accum counts
+    them over all processes, so that an optimizer step sees batch_size x
+    block_size x grad_accum tokens whatever the number of processes."""
+    if grad_accum % world_size:
+        raise ConfigError(f"grad_accum = {grad_accum} must be a multiple of the {world_size} processes of this run: "
+                          "it counts the micro-batches of an optimizer step over all of them, so that a step sees "
+                          f"the same tokens on any number of processes; e.g. --grad-accum {world_size} (with "
+                          f"batch_size / {world_size} for the tokens per step of grad_accum 1)")
+    return grad_accum // world_size
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """What every rank does before its next step: the same on all of them."""
+    train: bool  # take another step
+    evaluate: bool  # evaluate and save first (a time budget's evaluations fall due by rank 0's clock)
+    progress: float | None  # where a time budget's schedule stands, 0 to 1; None without a budget
+
+
+def agree_on_next_step(world: World, clock: BudgetClock, stop: threading.Event, eval_iters: int,
+                       done: bool) -> NextStep:
+    """Whether to take another step, and whether to evaluate first. One small
+    collective gives every rank the same answer, so that no rank waits for
+    another that has gone: all stop when any was asked to (stop is set here
+    too, so that this rank ends the same way), and rank 0's clock alone says
+    when a time budget is spent, an evaluation is due and where the schedule
+    stands. done: max_iters is reached."""
+    by_clock = bool(clock.budget) and world.is_main
+    out_of_time = by_clock and clock.time_to_stop(eval_iters)
+    stop_asked = stop.is_set()
+    evaluate = by_clock and not (stop_asked or out_of_time or done) and clock.time_to_evaluate()
+    progress = clock.progress(eval_iters) if by_clock else 0.0
+    stop_asked, out_of_time, evaluate, progress = world.agree([stop_asked, out_of_time, evaluate, progress])
+    if stop_asked:
+        stop.set()
+    return NextStep(train=not (done or stop_asked or out_of_time), evaluate=bool(evaluate),
+                    progress=progress if clock.budget else None)
+
+
+@contextlib.contextmanager
+def gradient_exchange(model: torch.nn.Module, last: bool) -> Iterator[None]:
+    """Around one micro-batch's forward and backward. Under DDP the gradients
+    are averaged over the ranks in the last micro-batch's backward only: the
+    others, forward and backward both, run under no_sync. An exchange that
+    fails is a lost peer, said in one line."""
+    parallel = isinstance(model, DistributedDataParallel)
+    try:
+        with model.no_sync() if parallel and not last else contextlib.nullcontext():
+            yield
+    except RuntimeError as e:  # DDP exchanges the gradients in backward
+        if parallel and is_communication_error(e):
+            raise lost_peer(e) from None
+        raise
 
 
 def from_environment() -> World | None:

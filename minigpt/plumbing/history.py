@@ -12,13 +12,11 @@ read is never rewritten, so nothing in it is lost.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from minigpt.plumbing.atomic import atomic_write_bytes
-from minigpt.plumbing.jsonlines import append_record, read_tail
+from minigpt.plumbing.jsonlines import JsonLinesError, append_record, read_tail, rewrite
 
 LIMIT = 1000  # prompts kept
 
@@ -60,11 +58,10 @@ def _newest_distinct(prompts: list[str]) -> list[str]:
 
 
 def _compact(history: PromptHistory) -> None:
-    lines = (json.dumps({"prompt": p, "time": _now()}) for p in history.prompts)  # ASCII: any prompt can be written
     try:
-        atomic_write_bytes(history.path, ("\n".join(lines) + "\n").encode("ascii"))
-    except OSError as e:
-        history.problem = f"{history.path}: could not be shortened ({e.strerror or e}); it is left as it is"
+        rewrite(history.path, ({"prompt": p, "time": _now()} for p in history.prompts))
+    except JsonLinesError as e:
+        history.problem = f"{history.path}: could not be shortened ({e.reason}); it is left as it is"
 
 
 def _now() -> str:

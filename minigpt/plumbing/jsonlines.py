@@ -1,28 +1,38 @@
-"""Append-only JSON-lines files that survive what people and crashes do to them.
+"""Append-only JSON-lines files that survive what people and crashes do to them:
+a run's metrics log (runlog, read back by runs), the completions beside a
+checkpoint and the prompt history.
 
 Each record is one JSON object on one line. Appending writes one whole line
 and flushes it; when the file does not end with a newline (a write cut short
 by a crash, or an editor), the new record starts on a new line, so the cut
-line stays the only bad one. Reading takes the newest lines from the end of
+line stays the only bad one. read_tail takes the newest lines from the end of
 the file, a block at a time, so a file of any size opens in the time its
-last lines take; a line that is not a JSON object is skipped and counted,
-never fatal, and the file is never rewritten because of it.
+last lines take; read_lines takes them all, numbered, for messages that name
+a line. A line that is not a JSON object is skipped and counted, never fatal,
+and the file is never rewritten because of it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from minigpt.plumbing.atomic import atomic_write_bytes
 
 BLOCK_BYTES = 64 * 1024
 MAX_TAIL_BYTES = 64 * 1024 * 1024  # read no further back than this for the newest lines
 
 
 class JsonLinesError(OSError):
-    """The file cannot be written; the message names it and says why."""
+    """The file cannot be written; the message names it and says why (reason)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: cannot be written ({reason})")
+        self.reason = reason
 
 
 @dataclass
@@ -53,6 +63,20 @@ def read_tail(path: Path, count: int) -> Tail:
     return tail
 
 
+@dataclass
+class Line:
+    number: int  # counted from 1, as an editor does
+    record: dict[str, Any] | None  # None: not a JSON object
+    cut: bool  # the file's last line, without a newline after it: a write cut short
+
+
+def read_lines(path: Path) -> list[Line]:
+    """Every non-empty line of path, in order; OSError when it cannot be read."""
+    lines = path.read_bytes().split(b"\n")
+    return [Line(number, _parse(line), number == len(lines))
+            for number, line in enumerate(lines, start=1) if line.strip()]
+
+
 def _last_lines(f: Any, count: int) -> tuple[list[bytes], bool]:
     """The last count non-empty lines of the binary file f, and whether they are all it holds."""
     end = f.seek(0, os.SEEK_END)
@@ -79,10 +103,7 @@ def _parse(line: bytes) -> dict[str, Any] | None:
 
 def append_record(path: Path, record: dict[str, Any]) -> None:
     """Append record as one line and flush it; raise JsonLinesError if the file cannot be written."""
-    try:
-        line = json.dumps(record, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: keep it as a JSON escape
-        line = json.dumps(record).encode("ascii")
+    line = _encoded(record)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a+b") as f:
@@ -93,4 +114,20 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
             f.write(line + b"\n")
             f.flush()
     except OSError as e:
-        raise JsonLinesError(f"{path}: cannot be written ({e.strerror or e})") from None
+        raise JsonLinesError(path, e.strerror or str(e)) from None
+
+
+def rewrite(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Replace the file with these records, atomically; JsonLinesError if it cannot be written."""
+    try:
+        atomic_write_bytes(path, b"".join(_encoded(record) + b"\n" for record in records))
+    except OSError as e:
+        raise JsonLinesError(path, e.strerror or str(e)) from None
+
+
+def _encoded(record: dict[str, Any]) -> bytes:
+    """One line of UTF-8 JSON."""
+    try:
+        return json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: keep it as a JSON escape
+        return json.dumps(record).encode("ascii")

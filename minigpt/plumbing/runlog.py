@@ -1,4 +1,4 @@
-"""A run's metrics log: one JSON object a line, beside the checkpoint
+"""A run's metrics log: one JSON object a line (minigpt.plumbing.jsonlines), beside the checkpoint
 (checkpoints/model.pt -> checkpoints/model.jsonl). minigpt-train and the app
 both keep it, so that any run can be compared with any other (minigpt.plumbing.runs).
 
@@ -6,6 +6,8 @@ Each training session appends:
     {"event": "run", ...}    what the run is: config, model, tokenizer, device, number format, start time
     {"event": "step", ...}   every LOG_EVERY steps (and the session's last): loss, lr, tokens/s
     {"event": "eval", ...}   every evaluation: train and val loss, bits per character, the sample
+    {"event": "final", ...}  a run's end: final_val_loss and final_val_bpc, its last weights scored
+                             on the whole validation split, and scored_tokens
 Every line has "time" (Unix seconds), "elapsed" (seconds the run has used, all its
 sessions, pauses not) and "tokens" (training tokens seen). Appending never
 loses an earlier session: a resumed run continues its log, a new one starts
@@ -14,13 +16,13 @@ after the old lines (its run line says "resumed_from": 0).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from minigpt.plumbing.jsonlines import JsonLinesError, append_record
 from minigpt.plumbing.paths import RUN_LOG_SUFFIX
 
 if TYPE_CHECKING:
@@ -68,9 +70,11 @@ class RunLog:
         self._last_step_logged = True
 
     def record(self, event: Event) -> None:
-        from minigpt.trainer import EvalEvent, StepEvent
+        from minigpt.trainer import EvalEvent, FinalScoreEvent, StepEvent
 
-        if self._run_line is not None:  # written with the first event: a session that never trains adds nothing
+        if not isinstance(event, StepEvent | EvalEvent | FinalScoreEvent):
+            return  # a save is not a metric
+        if self._run_line is not None:  # written with the first metric: a session that never trains adds nothing
             self._write(self._run_line)
             self._run_line = None
         if isinstance(event, StepEvent):
@@ -83,6 +87,10 @@ class RunLog:
                          "tokens_per_sec": self._last_step.tokens_per_sec if self._last_step else 0.0,
                          "elapsed": event.elapsed, "tokens": tokens_seen(self.trainer, event.step),
                          "sample": event.sample})
+        elif isinstance(event, FinalScoreEvent):
+            self._write({"event": "final", "step": event.step, "final_val_loss": event.val_loss,
+                         "final_val_bpc": event.val_bpc, "scored_tokens": event.tokens, "elapsed": event.elapsed,
+                         "tokens": tokens_seen(self.trainer, event.step)})
 
     def finish(self) -> None:
         """The session's last step, if its line is not written yet (the run's last learning rate too)."""
@@ -98,10 +106,8 @@ class RunLog:
     def _write(self, record: dict) -> None:
         record["time"] = round(time.time(), 3)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as log:  # one write of a whole line
-                log.write(json.dumps(record) + "\n")
-        except OSError as e:
+            append_record(self.path, record)
+        except JsonLinesError as e:
             if not self.failed:
-                self.on_error(f"cannot write the metrics log {self.path} ({e.strerror or e}); training goes on")
+                self.on_error(f"cannot write the metrics log {self.path} ({e.reason}); training goes on")
             self.failed = True

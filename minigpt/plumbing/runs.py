@@ -13,13 +13,13 @@ same --out trained with --from-scratch) reads as its latest run.
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from minigpt.plumbing.fields import is_number
+from minigpt.plumbing.jsonlines import read_lines
 from minigpt.plumbing.paths import is_run_log
 from minigpt.plumbing.runlog import log_path
 
@@ -28,6 +28,7 @@ YAxis = Literal["loss", "bpc"]
 X_KEYS = {"step": "step", "tokens": "tokens", "time": "elapsed"}
 Y_KEYS = {"loss": "val_loss", "bpc": "val_bpc"}
 EVAL_KEYS = ("step", "val_loss", "val_bpc")  # what an eval line needs to be drawn
+FINAL_KEYS = ("final_val_loss", "final_val_bpc")  # what a final line needs
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Run:
     evals: list[dict] = field(default_factory=list, repr=False)
     train: list[dict] = field(default_factory=list, repr=False)  # the step lines
     last_step: dict | None = None  # the latest line with a step
+    final: dict | None = None  # the latest final line: the whole validation split scored at the run's end
 
     @property
     def parameters(self) -> int | None:
@@ -89,19 +91,31 @@ class Run:
         return min((e["val_bpc"] for e in self.evals), default=None)
 
     @property
+    def final_val_loss(self) -> float | None:
+        """The loss of the run's last weights on the whole validation split, if its latest step was its end."""
+        return self._final("final_val_loss")
+
+    @property
+    def final_val_bpc(self) -> float | None:
+        return self._final("final_val_bpc")
+
+    def _final(self, key: str) -> float | None:
+        return self.final[key] if self.final and self.final["step"] == self.steps else None
+
+    @property
     def date(self) -> str:
         return datetime.fromtimestamp(self.started).strftime("%Y-%m-%d %H:%M") if self.started else "?"
 
     def curve(self, x: XAxis = "step", y: YAxis = "loss") -> list[tuple[float, float]]:
         """The validation curve, as (x, y) points; evaluations lacking x (an old log's tokens) are left out."""
         x_key, y_key = X_KEYS[x], Y_KEYS[y]
-        return [(e[x_key], e[y_key]) for e in self.evals if _is_number(e.get(x_key))]
+        return [(e[x_key], e[y_key]) for e in self.evals if is_number(e.get(x_key))]
 
     def chart_points(self) -> tuple[list[tuple[int, float, float]], list[tuple[int, float, float]]]:
         """The train and validation losses as (step, seconds used, loss), as the app's chart takes them."""
         def points(records: list[dict], loss: str) -> list[tuple[int, float, float]]:
             return [(r["step"], r["elapsed"], r[loss]) for r in records
-                    if _is_number(r.get("elapsed")) and _is_number(r.get(loss))]
+                    if is_number(r.get("elapsed")) and is_number(r.get(loss))]
 
         return points(self.train, "loss"), points(self.evals, "val_loss")
 
@@ -135,34 +149,21 @@ def run_of_checkpoint(checkpoint: Path) -> tuple[Run | None, list[str]]:
 def read_run(path: Path, name: str, warnings: list[str]) -> Run | None:
     """The run a log holds, or None (with a warning) when it holds none; every unreadable line adds a warning."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        lines = read_lines(path)
     except OSError as e:
         warnings.append(f"{path}: cannot be read ({e.strerror or e}); left out")
         return None
     run = Run(name, path)
-    lines = text.split("\n")
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        record = _parse(line)
-        if record is None:
-            cut = number == len(lines)  # no newline after it: the write was cut short
-            why = "cut short (half-written)" if cut else "not a JSON record"
-            warnings.append(f"{path}:{number}: {why}; line skipped")
-        elif not _add(run, record):
-            warnings.append(f"{path}:{number}: not a metrics record of MiniGPT; line skipped")
+    for line in lines:
+        if line.record is None:
+            why = "cut short (half-written)" if line.cut else "not a JSON record"
+            warnings.append(f"{path}:{line.number}: {why}; line skipped")
+        elif not _add(run, line.record):
+            warnings.append(f"{path}:{line.number}: not a metrics record of MiniGPT; line skipped")
     if not (run.evals or run.last_step or run.info):
         warnings.append(f"{path}: holds no training records; left out")
         return None
     return run
-
-
-def _parse(line: str) -> dict | None:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None
 
 
 def _add(run: Run, record: dict) -> bool:
@@ -170,25 +171,26 @@ def _add(run: Run, record: dict) -> bool:
     kind = record.get("event")
     if kind == "run":
         if record.get("resumed_from") == 0:  # a new run in the same log: the older one is replaced
-            run.evals, run.train, run.last_step, run.started = [], [], None, None
+            run.evals, run.train, run.last_step, run.started, run.final = [], [], None, None, None
         run.info = record
         run.started = run.started or record.get("started")
         return True
-    if not _is_number(record.get("step")):
+    if not is_number(record.get("step")):
         return False
     if kind == "eval":
-        if not all(_is_number(record.get(key)) for key in EVAL_KEYS):
+        if not all(is_number(record.get(key)) for key in EVAL_KEYS):
             return False
         run.evals.append(record)
     elif kind == "step":
         run.train.append(record)
+    elif kind == "final":
+        if not all(is_number(record.get(key)) for key in FINAL_KEYS):
+            return False
+        run.final = record
     else:
         return False
     run.last_step = record
-    if run.started is None and _is_number(record.get("time")):
+    if run.started is None and is_number(record.get("time")):
         run.started = record["time"] - (record.get("elapsed") or 0.0)  # an old log, without run lines
     return True
 
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

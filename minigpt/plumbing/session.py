@@ -10,15 +10,18 @@ same rules.
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from minigpt.plumbing import config as cfg
 from minigpt.plumbing.config import TrainConfig, apply_overrides
 from minigpt.plumbing.corpus import Corpus, choose_corpus
 from minigpt.plumbing.errors import MiniGPTError
+from minigpt.plumbing.paths import DEFAULT_CHECKPOINT
 from minigpt.plumbing.terminal import format_seconds
 
 if TYPE_CHECKING:
@@ -53,6 +56,17 @@ class TrainingSession:
         begun = self.trainer.step > 0 or self.trainer.time_spent > 0
         return begun and self.trainer.finished
 
+    def summary(self) -> list[str]:
+        """What the run is, in two lines: its text and tokenizer, then its model and where it trains."""
+        from minigpt.plumbing.device import dtype_name
+
+        trainer, corpus, c = self.trainer, self.corpus, self.trainer.model_config
+        start = f"resuming {self.checkpoint} at step {trainer.step:,}" if self.resumed else "training from scratch"
+        return [f"{start} on {corpus.name} ({corpus.length:,} characters); {trainer.tokenizer.kind} tokenizer, "
+                f"{c.vocab_size:,} tokens, {trainer.splits.train_chars_per_token:.2f} characters per token",
+                f"model: {trainer.num_parameters / 1e6:.2f}M parameters, {c.n_layers} layers, d_model {c.d_model}, "
+                f"{c.n_heads} heads, block {c.block_size}; device {trainer.device.type}, {dtype_name(trainer.dtype)}"]
+
     def finished_note(self) -> str:
         """What to do with a finished run."""
         config = self.trainer.config
@@ -61,6 +75,30 @@ class TrainingSession:
                     "pass --time to train it for longer")
         return (f"{self.checkpoint} is already at step {self.trainer.step} of max_iters {config.max_iters}; "
                 "raise --max-iters to train further")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The flags of a training run that minigpt-train and minigpt-tui share: the
+    text, the checkpoint, how to start (start_of), and every hyperparameter.
+    Returns the "run" group, for a front end's own flags."""
+    run = parser.add_argument_group("run")
+    run.add_argument("--data", type=Path, default=None, metavar="PATH",
+                     help="UTF-8 text to train on (default: data/input.txt, else the built-in corpus)")
+    run.add_argument("--out", "--checkpoint", dest="out", type=Path, default=DEFAULT_CHECKPOINT, metavar="PATH",
+                     help=f"checkpoint to resume from and save to (default: {DEFAULT_CHECKPOINT})")
+    start = run.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="resume from --out; fail if it does not exist")
+    start.add_argument("--from-scratch", action="store_true",
+                       help="start a new model (a checkpoint at --out is replaced at the first save)")
+    run.add_argument("--retime", action="store_true",
+                     help="time the model sizes on this machine again for a time budget, not reading the speed cache")
+    cfg.add_arguments(parser)
+    return run
+
+
+def start_of(args: argparse.Namespace) -> Start:
+    """How a run parsed with add_run_arguments starts."""
+    return "scratch" if args.from_scratch else "resume" if args.resume else "auto"
 
 
 def open_session(config: TrainConfig, explicit_keys: Collection[str], data: Path | None, checkpoint: Path,

@@ -27,10 +27,8 @@ read or parsed, since what it holds would be lost.
 from __future__ import annotations
 
 import copy
-import math
 import os
 import random
-import tomllib
 from dataclasses import Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -38,7 +36,8 @@ from typing import Any
 import tomli_w
 
 from minigpt.plumbing.atomic import atomic_write_bytes
-from minigpt.plumbing.errors import MiniGPTError, did_you_mean
+from minigpt.plumbing.errors import MiniGPTError
+from minigpt.plumbing.fields import BadValue, TomlFileError, check, check_table, read_toml, setting, specs
 from minigpt.plumbing.paths import DEFAULT_SETTINGS
 
 MAX_NEW_TOKENS_LIMIT = 100_000
@@ -49,12 +48,9 @@ class SamplingSettingError(MiniGPTError, ValueError):
     """A sampling setting is out of range; the message names it and its allowed range."""
 
 
-def _setting(default: Any, label: str, help: str, *, low: float | None = None, high: float | None = None,
-             low_open: bool = False, low_means: str = "") -> Any:
-    """A field that carries its label and help line (for the app and the CLI) and its allowed range:
-    low to high, low itself excluded when low_open. low_means says what the lowest value does, if special."""
-    return field(default=default, metadata={"label": label, "help": help, "low": low, "high": high,
-                                            "low_open": low_open, "low_means": low_means})
+def _setting(default: Any, label: str, help: str, **allowed: Any) -> Any:
+    """A declared setting (minigpt.plumbing.fields) with the label the app's form shows it by."""
+    return setting(default, help, label=label, **allowed)
 
 
 @dataclass(frozen=True)
@@ -74,9 +70,11 @@ class SamplingSettings:
     stop: tuple[str, ...] = _setting((), "Stop strings", "end before any of these strings")
 
     def __post_init__(self) -> None:
-        if isinstance(self.stop, list):
-            object.__setattr__(self, "stop", tuple(self.stop))
-        validate(self)
+        for name, spec in field_specs().items():  # each value as the setting holds it, or the first bad one named
+            try:
+                object.__setattr__(self, name, check(spec, getattr(self, name)))
+            except BadValue as e:
+                raise SamplingSettingError(str(e)) from None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -92,50 +90,11 @@ class SamplingSettings:
 
 
 def field_specs() -> dict[str, Field[Any]]:
-    """The dataclass fields by name (type, default and metadata), for building CLIs and forms."""
-    return {f.name: f for f in fields(SamplingSettings)}
+    """The declared settings by name (type, default and metadata), for building CLIs and forms."""
+    return specs(SamplingSettings)
 
 
 SETTING_NAMES = tuple(field_specs())
-
-
-def allowed(spec: Field[Any]) -> str:
-    """What a setting accepts, in words, e.g. 'a number from 0 (greedy) to 100'."""
-    if spec.type == "tuple[str, ...]":
-        return "a list of non-empty strings"
-    meta = spec.metadata
-    kind = "an integer" if spec.type == "int" else "a number"
-    low = f"{meta['low']} ({meta['low_means']})" if meta["low_means"] else meta["low"]
-    if meta["low_open"]:
-        return f"{kind} in ({low}, {meta['high']}]"
-    return f"{kind} from {low} to {meta['high']}"
-
-
-def validate(settings: SamplingSettings) -> None:
-    """Raise SamplingSettingError, naming the setting and its allowed values, for the first one not allowed."""
-    for name, spec in field_specs().items():
-        value = getattr(settings, name)
-        if not _is_allowed(spec, value):
-            shown = list(value) if isinstance(value, tuple) else value  # as it is written in TOML
-            raise SamplingSettingError(f"{name} = {shown!r}: expected {allowed(spec)}")
-
-
-def _is_allowed(spec: Field[Any], value: object) -> bool:
-    if spec.type == "tuple[str, ...]":
-        return isinstance(value, tuple) and all(isinstance(s, str) and s for s in value)
-    if not (_is_int(value) if spec.type == "int" else _is_number(value)):
-        return False
-    low, high = spec.metadata["low"], spec.metadata["high"]
-    return (low < value if spec.metadata["low_open"] else low <= value) and value <= high
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    # Not math.isfinite on an int: a huge one (TOML allows any length) cannot become a float.
-    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
 
 
 SETTINGS_ENV = "MINIGPT_SETTINGS"
@@ -171,19 +130,12 @@ def load_settings(path: str | Path) -> LoadedSettings:
     if not isinstance(table, dict):
         problems.append(f"{path}: {TABLE} = {table!r}: expected a [{TABLE}] table; using the default settings")
         table = {}
-    good: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in SETTING_NAMES:
-            problems.append(f"{path}: [{TABLE}] unknown key {key!r}{did_you_mean(key, SETTING_NAMES)}; ignored")
-            continue
-        if key == "stop" and isinstance(value, str):
-            value = [value]  # a single stop string is allowed without brackets
-        try:
-            SamplingSettings(**{key: value})  # checks this key alone; the others are defaults
-        except SamplingSettingError as e:
-            problems.append(f"{path}: [{TABLE}] {e}; using the default {_DEFAULTS[key]!r}")
-            continue
-        good[key] = value
+    if isinstance(table.get("stop"), str):
+        table = {**table, "stop": [table["stop"]]}  # a single stop string is allowed without brackets
+    good, bad = check_table(field_specs(), table)
+    for key, what in bad.items():
+        fallback = f"using the default {_DEFAULTS[key]!r}" if key in _DEFAULTS else "ignored"
+        problems.append(f"{path}: [{TABLE}] {what}; {fallback}")
     return LoadedSettings(path, SamplingSettings(**good), problems, document)
 
 
@@ -215,18 +167,8 @@ _DEFAULTS = {f.name: f.default for f in fields(SamplingSettings)}
 def _read_document(path: Path) -> tuple[dict[str, Any], str | None]:
     """The file as a dict, or {} and what is wrong with it. A missing file is not a problem."""
     try:
-        data = path.read_bytes()
+        return read_toml(path), None
     except FileNotFoundError:
         return {}, None
-    except IsADirectoryError:
-        return {}, "is a directory, not a settings file"
-    except OSError as e:
-        return {}, f"cannot be read ({e.strerror or e})"
-    try:
-        # utf-8-sig: editors on Windows often start a UTF-8 file with a byte-order mark.
-        return tomllib.loads(data.decode("utf-8-sig")), None
-    except UnicodeDecodeError as e:
-        return {}, f"not UTF-8 text at byte {e.start}"
-    except tomllib.TOMLDecodeError as e:
-        return {}, f"not valid TOML ({e})"
-
+    except TomlFileError as e:
+        return {}, str(e)

@@ -13,12 +13,13 @@ faster in float32, even on CPUs with bfloat16 instructions. A bigger
 model learns more from each token but sees fewer of them in the same time;
 below that ratio it ends the budget undertrained, above it a bigger model
 would have done better. When the budget goes over the text many times, the
-learning rate is lowered (learning_rate). The measurements behind the rule
+learning rate is lowered (peak_lr). The measurements behind the rule
 are in the README.
 
 Timings are cached per machine, device, number format, thread count and
 PyTorch version in the user's cache folder, so the measurement is paid once,
-each with the time it was taken. A timing taken at a busy moment would pick
+each with the time it was taken. A step is timed with the run's optimizer:
+Muon's step costs more than AdamW's. A timing taken at a busy moment would pick
 too small a model for good, so a run of a rung's shape checks the figure and
 corrects it (minigpt.plumbing.speedcheck), and --retime times again.
 """
@@ -30,18 +31,18 @@ import os
 import platform
 import time
 from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from minigpt.model import GPT, ModelConfig
+from minigpt.optim import make_optimizer
 from minigpt.plumbing.atomic import atomic_write_bytes
 from minigpt.plumbing.config import TrainConfig
 from minigpt.plumbing.device import autocast, dtype_name, pick_device, pick_dtype
 from minigpt.plumbing.terminal import format_age, format_seconds
-from minigpt.trainer import make_optimizer
 
 TOKENS_PER_PARAMETER = 2.0  # the least a budget must feed a model, in training tokens per parameter
 PARAMETERS_PER_TOKEN = 4.0  # the most parameters a model may have per token of its training text
@@ -72,6 +73,10 @@ class Rung:
 
     def describe(self) -> str:
         return f"d_model {self.d_model} x {self.n_layers} layers"
+
+    def model_config(self, vocab_size: int) -> ModelConfig:
+        return ModelConfig(vocab_size=vocab_size, block_size=self.block_size, d_model=self.d_model,
+                           n_heads=self.n_heads, n_layers=self.n_layers)
 
 
 LADDER = (  # each rung costs about twice the compute per token of the one before
@@ -105,7 +110,7 @@ def choose_shape(config: TrainConfig, explicit_keys: Collection[str], corpus_tok
     if config.dtype == "auto" and formats[0] != torch.float32:
         formats.append(torch.float32)  # small models can train faster in float32 even where bfloat16 is fast
     train_seconds = max(config.time_budget * TRAINING_SHARE - 5.0, 1.0)
-    speeds = SpeedCache(device, timed_vocab(vocab_size), retime)
+    speeds = SpeedCache(device, timed_vocab(vocab_size), config.optimizer, retime)
     chosen = None
     for rung in LADDER:
         if parameters(rung) > PARAMETERS_PER_TOKEN * corpus_tokens:
@@ -126,7 +131,7 @@ def choose_shape(config: TrainConfig, explicit_keys: Collection[str], corpus_tok
     speeds.save()
     dtype, tokens_per_sec = speeds.fastest(chosen, formats)
     passes = tokens_per_sec * train_seconds / max(corpus_tokens, 1)
-    settings = {**chosen.settings(learning_rate(chosen, passes)), "dtype": dtype_name(dtype)}
+    settings = {**chosen.settings(peak_lr(chosen, passes)), "dtype": dtype_name(dtype)}
     settings = {k: v for k, v in settings.items() if k not in explicit_keys}
     flops = speeds.flops(chosen, [dtype])
     lr = config.lr if "lr" in explicit_keys else settings["lr"]
@@ -135,7 +140,7 @@ def choose_shape(config: TrainConfig, explicit_keys: Collection[str], corpus_tok
     return Choice(settings, description)
 
 
-def learning_rate(rung: Rung, passes: float) -> float:
+def peak_lr(rung: Rung, passes: float) -> float:
     """The rung's learning rate, lowered when the budget goes over the text many
     times: a smaller step memorises the text more slowly (on a 0.46 MB text at 10
     minutes, 22 passes, half the rate reached a lower validation loss)."""
@@ -148,8 +153,9 @@ def parameters(rung: Rung) -> int:
 
 
 def flops_per_token(rung: Rung, vocab_size: int) -> int:
-    """As GPT.flops_per_token, without building the model."""
-    return 6 * (parameters(rung) + rung.d_model * vocab_size) + 12 * rung.n_layers * rung.d_model * rung.block_size
+    """GPT.flops_per_token of the rung's model, built on the meta device: shapes only, nothing allocated."""
+    with torch.device("meta"):
+        return GPT(rung.model_config(vocab_size)).flops_per_token()
 
 
 def timed_vocab(vocab_size: int) -> int:
@@ -174,9 +180,11 @@ class SpeedCache:
     """Training tokens/s of each rung on this machine, per number format, and when
     each figure was taken: measured, read back, or corrected by a run."""
 
-    def __init__(self, device: torch.device, vocab_size: int, retime: bool = False) -> None:
+    def __init__(self, device: torch.device, vocab_size: int, optimizer: str = "adamw",
+                 retime: bool = False) -> None:
         self.device = device
         self.vocab_size = vocab_size
+        self.optimizer = optimizer
         self.path = cache_folder() / "speeds.json"
         self._all = self._read()
         self._retime = retime  # read nothing back: only what is timed now counts
@@ -206,7 +214,8 @@ class SpeedCache:
         self._timed_now.add((machine, self._key(rung)))
 
     def _key(self, rung: Rung) -> str:
-        return f"{rung.key()}v{self.vocab_size}"
+        optimizer = "" if self.optimizer == "adamw" else f" {self.optimizer}"  # AdamW's timings keep their old key
+        return f"{rung.key()}v{self.vocab_size}{optimizer}"
 
     def predicted(self, rung: Rung, measured: Rung, formats: list[torch.dtype]) -> float:
         """A rung's tokens/s guessed from a smaller one's, with room to spare: bigger
@@ -231,7 +240,7 @@ class SpeedCache:
         figure stands: other programs can only slow a step down."""
         for dtype in formats:
             progress(f"timing a {rung.d_model} x {rung.n_layers}-layer model on this machine…")
-            speed = measure_tokens_per_sec(rung, self.device, dtype, self.vocab_size)
+            speed = measure_tokens_per_sec(rung, self.device, dtype, self.vocab_size, self.optimizer)
             if (machine_key(self.device, dtype), self._key(rung)) in self._timed_now:
                 speed = max(speed, self.get(rung, dtype))
             self.record(rung, dtype, speed)
@@ -286,14 +295,14 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def measure_tokens_per_sec(rung: Rung, device: torch.device, dtype: torch.dtype, vocab_size: int) -> float:
+def measure_tokens_per_sec(rung: Rung, device: torch.device, dtype: torch.dtype, vocab_size: int,
+                           optimizer: str) -> float:
     """Train a throwaway model of this shape on random tokens for a few steps, as
-    the trainer's steps run (gradient clipping included); the fastest step counts."""
-    config = ModelConfig(vocab_size=vocab_size, block_size=rung.block_size, d_model=rung.d_model,
-                         n_heads=rung.n_heads, n_layers=rung.n_layers)
+    the trainer's steps run (gradient clipping included) with the run's optimizer;
+    the fastest step counts."""
     generator = torch.Generator().manual_seed(0)
-    model = GPT(config).to(device)
-    optimizer = make_optimizer(model, TrainConfig(), device)
+    model = GPT(rung.model_config(vocab_size)).to(device)
+    optimizer = make_optimizer(model, replace(TrainConfig(), optimizer=optimizer), device, dtype)
     x, y = (torch.randint(vocab_size, (rung.batch_size, rung.block_size), generator=generator).to(device)
             for _ in range(2))
     fastest, timed, timing_started = float("inf"), 0, 0.0

@@ -70,7 +70,7 @@ def correct_cache(trainer: Trainer, speeds: list[float]) -> SpeedCorrected | Non
     rung = rung_of(trainer)
     if rung is None or len(speeds) < MIN_STEPS:
         return None
-    cache = SpeedCache(trainer.device, timed_vocab(trainer.tokenizer.vocab_size))
+    cache = SpeedCache(trainer.device, timed_vocab(trainer.tokenizer.vocab_size), trainer.config.optimizer)
     cached, age = cache.get(rung, trainer.dtype), cache.age(rung, trainer.dtype)
     pace = sorted(speeds)[int(PACE_QUANTILE * (len(speeds) - 1))]
     if not cached or abs(pace - cached) <= CHANGE * cached:

@@ -12,7 +12,14 @@ from tui_helpers import TINY, Messages, complete, completions_ended, make_app, w
 from minigpt.plumbing.checkpoint import load_checkpoint
 from minigpt.plumbing.device import pick_device
 from minigpt.plumbing.session import open_session
-from tui.messages import CheckpointSaved, CompletionEnded, CompletionText, TrainingPaused, TrainingProgress
+from tui.messages import (
+    CheckpointSaved,
+    CompletionEnded,
+    CompletionText,
+    FinalScored,
+    TrainingPaused,
+    TrainingProgress,
+)
 from tui.options import parse_options
 from tui.screens.help import HelpScreen
 from tui.widgets.completion_list import PROMPT_SHOWN, Completion, CompletionList
@@ -49,7 +56,7 @@ async def test_train_pause_resume_stop(workdir):
         await wait_for(pilot, lambda: len(chart.train) > 5 and app.progress.val_loss is not None, "points")
         assert app.progress.step > 0 and app.progress.tokens_per_sec > 0
         assert any(c.has_class("-sample") for c in app.query(Completion)), "a sample at the evaluation"
-        assert app.query(Completion).first().title.startswith("sample at step 20")
+        assert app.query(Completion).first().title.startswith("sample at step 0"), "the untrained model's, first"
 
         await pilot.press("t")
         await wait_for(pilot, lambda: app.run_state == "paused" and messages.of(TrainingPaused), "the pause")
@@ -71,6 +78,21 @@ async def test_train_pause_resume_stop(workdir):
         assert load_checkpoint(workdir / "checkpoints/model.pt").step == final
         assert app.progress.step == final
         assert "saved, step" in app.run_info.checkpoint
+
+
+async def test_a_run_that_reaches_its_end_shows_its_final_score(workdir):
+    messages = Messages()
+    app = make_app("--max-iters", "30")
+    async with app.run_test(size=(120, 40), message_hook=messages.append) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: messages.of(FinalScored) and app.run_state == "idle", "the end of the run")
+        score = app.session.trainer.final_score
+        assert app.progress.final_val_loss == score.loss
+        await pilot.pause()
+        assert f"final val {score.loss:.4f}" in str(app.query_one("#figures").render())
+        assert f"step 30: final val loss {score.loss:.4f} ({score.bpc:.3f} bits/char) on all {score.tokens:,} val " \
+               "tokens" in app.event_log.lines
 
 
 async def test_training_resumes_from_the_checkpoint_at_start(workdir):
@@ -259,7 +281,7 @@ async def test_failed_save_is_an_error_and_the_old_checkpoint_survives(workdir, 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("minigpt.trainer.save_checkpoint", disk_full)
+    monkeypatch.setattr("minigpt.plumbing.training_state.save_checkpoint", disk_full)
     messages = Messages()
     app = make_app()
     async with app.run_test(message_hook=messages.append) as pilot:
@@ -286,7 +308,7 @@ async def test_an_error_in_the_training_thread_is_a_notification(workdir, monkey
     async with app.run_test(message_hook=messages.append) as pilot:
         await wait_loaded(pilot)
         with monkeypatch.context() as fault:
-            fault.setattr("minigpt.trainer.Trainer._train_step", broken_step)
+            fault.setattr("minigpt.trainer.Trainer._forward_backward", broken_step)
             await pilot.press("t")
             await wait_for(pilot, lambda: messages.notices("error") and app.run_state == "idle", "the failure")
         assert messages.notices("error") == ["RuntimeError: simulated failure"]

@@ -25,6 +25,7 @@ class Progress:
     eta: float | None = None  # seconds left: at the recent pace, or of the time budget
     time_budget: float = 0.0  # seconds; 0 for a run of max_iters steps
     time_used: float = 0.0
+    final_val_loss: float | None = None  # the whole validation split, once the run has reached its end
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,11 @@ class StatusBar(Vertical):
             if p.time_budget:
                 where = f"{format_seconds(p.time_used)}/{format_seconds(p.time_budget)} · step {p.step:,}"
             parts = [where, f"loss {format_loss(p.loss)}", f"val {format_loss(p.val_loss)}"]
+            if p.final_val_loss is not None:
+                parts.append(f"final val {format_loss(p.final_val_loss)}")
             if p.tokens_per_sec:
                 parts.append(f"{format_count(p.tokens_per_sec)} tok/s")
-            if p.eta is not None and self.state == "training":
+            if p.eta is not None and self.state == "training" and p.final_val_loss is None:  # scored: it ended
                 parts.append(f"{'left' if p.time_budget else 'ETA'} {format_seconds(p.eta)}")
             text = "  ".join(parts)
         self.query_one("#figures", Label).update(text, layout=False)  # one row, always: no layout pass needed
