@@ -43,6 +43,7 @@ from minigpt.sampling import sample_text
 from minigpt.tokenizer import Tokenizer, UnknownCharactersError
 
 SAMPLE_TOKENS = 200
+MEMORISING_MARGIN = 0.05  # share of the val loss by which the train/val gap must outgrow its smallest
 FINISHED_MARGIN = 2.0  # seconds: a time budget this close to used up leaves no room for another step
 
 
@@ -72,6 +73,7 @@ class EvalEvent:
     best_val_loss: float
     sample: str  # a short text from the current weights
     elapsed: float  # as StepEvent.elapsed, when the evaluation began
+    memorising: bool = False  # the gap between val and train loss has grown: see memorising()
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,16 @@ def learning_rate(step: int, config: TrainConfig, progress: float | None = None)
 
 def _cosine(progress: float, config: TrainConfig) -> float:
     return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
+
+
+def memorising(train_loss: float, val_loss: float, smallest_gap: float) -> bool:
+    """Whether the model has begun to learn its text by heart rather than its patterns:
+    the val loss (text it never trains on) has drawn away from the train loss, the gap
+    between them now larger than the smallest it has been this session by more than
+    MEMORISING_MARGIN of the val loss. The smallest gap, not zero, is the baseline: the
+    held-out end of a text can be harder (or easier) than the rest from the start, and
+    an evaluation's own noise is a few hundredths."""
+    return (val_loss - train_loss) - smallest_gap > MEMORISING_MARGIN * val_loss
 
 
 def training_memory(model_config: ModelConfig, batch_size: int) -> tuple[int, int]:
@@ -198,6 +210,7 @@ class Trainer:
         self.notes: list[str] = []  # what the user should know about a resume
         self.step = 0
         self.best_val_loss = float("inf")
+        self.smallest_gap = float("inf")  # the smallest val - train loss of this session's evaluations
         self.time_spent = 0.0  # seconds the run has used (of its time budget, if it has one), all sessions
         self.clock: BudgetClock | None = None  # while run() goes on
         self._progress: float | None = None  # where a time budget's schedule stands, as agreed before a step
@@ -391,11 +404,13 @@ class Trainer:
         sample = sample_text(self.model, self.tokenizer, max_new_tokens=SAMPLE_TOKENS, seed=self.config.seed)
         self.model.train()
         self.best_val_loss = min(self.best_val_loss, val_loss)
+        learning_by_heart = memorising(train_loss, val_loss, self.smallest_gap)
+        self.smallest_gap = min(self.smallest_gap, val_loss - train_loss)
         # Nats per token -> bits per character: comparable across tokenizers.
         train_bpc = train_loss / (math.log(2) * self.splits.train_chars_per_token)
         val_bpc = val_loss / (math.log(2) * self.splits.val_chars_per_token)
         yield EvalEvent(self.step, train_loss, val_loss, train_bpc, val_bpc,
-                        self.best_val_loss, sample, self.time_spent)
+                        self.best_val_loss, sample, self.time_spent, learning_by_heart)
         yield from self.save()
         if self.clock:  # the final evaluation must fit before the deadline. The latest is the best guess of
             self.clock.final_seconds = time.perf_counter() - started  # its time: the first pays for warm-up

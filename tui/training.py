@@ -43,7 +43,7 @@ class TrainingRun:
                           on_error=lambda text: post(RunLogFailed(text)))
         self._paused = threading.Event()
         self._save_requested = threading.Event()
-        self._losses: list[tuple[int, float, float]] = []  # step, seconds, loss
+        self._losses: list[tuple[int, float, float, float]] = []  # step, seconds, loss, learning rate
         self._last_step: StepEvent | None = None
         self._last_post = 0.0
 
@@ -96,7 +96,7 @@ class TrainingRun:
     def _handle(self, event: Event) -> None:
         self.log.record(event)
         if isinstance(event, StepEvent):
-            self._losses.append((event.step, event.elapsed, event.loss))
+            self._losses.append((event.step, event.elapsed, event.loss, event.lr))
             self._last_step = event
             if time.monotonic() - self._last_post >= PROGRESS_INTERVAL:
                 self._flush()

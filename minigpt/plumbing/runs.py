@@ -97,13 +97,13 @@ class Run:
         x_key, y_key = X_KEYS[x], Y_KEYS[y]
         return [(e[x_key], e[y_key]) for e in self.evals if _is_number(e.get(x_key))]
 
-    def chart_points(self) -> tuple[list[tuple[int, float, float]], list[tuple[int, float, float]]]:
-        """The train and validation losses as (step, seconds used, loss), as the app's chart takes them."""
-        def points(records: list[dict], loss: str) -> list[tuple[int, float, float]]:
-            return [(r["step"], r["elapsed"], r[loss]) for r in records
-                    if _is_number(r.get("elapsed")) and _is_number(r.get(loss))]
-
-        return points(self.train, "loss"), points(self.evals, "val_loss")
+    def chart_points(self) -> tuple[list[tuple[float, ...]], list[tuple[float, ...]]]:
+        """The train points as (step, seconds used, loss, learning rate; NaN where an old log lacks
+        it) and the validation points as (step, seconds used, loss), as the app's chart takes them."""
+        train = [(r["step"], r["elapsed"], r["loss"], r["lr"] if _is_number(r.get("lr")) else math.nan)
+                 for r in self.train if _is_number(r.get("elapsed")) and _is_number(r.get("loss"))]
+        val = [(r["step"], r["elapsed"], r["val_loss"]) for r in self.evals if _is_number(r.get("elapsed"))]
+        return train, val
 
     def samples(self) -> list[Sample]:
         """The sample drawn at each evaluation (logs from before samples were logged have none)."""
