@@ -143,6 +143,17 @@ async def test_a_prompt_the_model_cannot_read_is_explained(workdir):
         assert "'Z'" in title(app) and view(app).inspected is None
 
 
+async def assert_the_timer_leaves_it_as_it_is(pilot):
+    """Once no computation is running, what the refresh timer calls starts none; returns what is shown."""
+    app = pilot.app
+    await wait_for(pilot, lambda: not (view(app)._worker and view(app)._worker.is_running), "the last refresh")
+    shown = view(app).inspected
+    view(app)._refresh_while_training()
+    assert view(app)._worker is None or not view(app)._worker.is_running
+    assert view(app).inspected is shown
+    return shown
+
+
 async def test_while_training_the_view_refreshes_only_while_on_screen(workdir, monkeypatch):
     monkeypatch.setattr("tui.views.inspect.REFRESH_SECONDS", 0.2)
     app = make_app()
@@ -153,11 +164,7 @@ async def test_while_training_the_view_refreshes_only_while_on_screen(workdir, m
         assert f"weights of step {view(app).inspected.weights_step:,}," in view(app).inspected.source
         await pilot.press("1")
         await wait_for(pilot, lambda: not view(app).is_on_screen, "the view to be hidden")
-        await wait_for(pilot, lambda: not (view(app)._worker and view(app)._worker.is_running), "the last refresh")
-        shown = view(app).inspected
-        view(app)._refresh_while_training()  # what the timer calls: nothing, while hidden
-        assert view(app)._worker is None or not view(app)._worker.is_running
-        assert view(app).inspected is shown
+        await assert_the_timer_leaves_it_as_it_is(pilot)  # while hidden
         await pilot.press("x")
         await wait_for(pilot, lambda: app.run_state == "idle", "the stop")
 
@@ -201,11 +208,7 @@ async def test_f_holds_the_snapshot_while_training_and_f_again_follows(workdir, 
         assert title(app).startswith("held · ")
         await pilot.press("t")
         await wait_for(pilot, lambda: app.session.trainer.step > 0, "training")
-        await wait_for(pilot, lambda: not (view(app)._worker and view(app)._worker.is_running), "no computation")
-        shown = view(app).inspected
-        view(app)._refresh_while_training()  # what the timer calls: nothing, while held
-        assert view(app)._worker is None or not view(app)._worker.is_running
-        assert view(app).inspected is shown
+        shown = await assert_the_timer_leaves_it_as_it_is(pilot)  # while held
         await pilot.press("f")
         await wait_for(pilot, lambda: view(app).inspected is not shown, "a new snapshot once it follows again")
         assert not view(app).held and any(k.description == "Hold" for k in app.query(FooterKey))
