@@ -49,6 +49,7 @@ async def shoot(data: Path, seconds: float, prompt: str) -> str:
         await pilot.press("slash", *prompt, "enter")
         await until(pilot, lambda: not app.generating and app.completions.list.query(".-prompt.-done"),
                     "the completion")
+        await pilot.press("escape")  # out of the prompt: the Footer shows the training keys
         app.clear_notifications()
         await pilot.pause(1.5)  # a chart redraw with the latest points
         svg = app.export_screenshot(title="minigpt-tui")

@@ -34,7 +34,7 @@ def session_lines(session: TrainingSession) -> list[str]:
             f"{chars_per_token:.2f} characters per token",
             f"a model that guesses every one of the {vocab:,} tokens alike has loss ln {vocab:,} = {loss:.2f} "
             f"({bits_per_character(loss, chars_per_token):.2f} bits per character): training starts near it, "
-            "and every bit below it is learned (the dotted line on the chart)"]
+            "and every bit below it is learned (the line on the chart)"]
 
 
 def evaluation_line(event: EvalEvent) -> str:

@@ -318,7 +318,7 @@ async def test_an_empty_prompt_on_the_built_in_corpus_is_completed_from_def(work
     async with app.run_test() as pilot:
         await wait_loaded(pilot)
         prompt = await focus_prompt(pilot)
-        assert "empty starts at 'def '" in prompt.placeholder
+        assert "(empty: 'def ')" in prompt.placeholder
         await pilot.press("enter")
         await wait_for(pilot, lambda: completions_ended(app) == 1, "the completion")
         assert asked(app)[0].prompt == "def "

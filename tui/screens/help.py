@@ -15,7 +15,7 @@ from tui.keys import HelpRow
 
 ABOUT = """\
 MiniGPT trains a small GPT on a text and lets you watch it learn: the loss \
-falls on the chart (the dotted line is a model that guesses every token alike), \
+falls on the chart (the grey line is a model that guesses every token alike), \
 a sample is written at each evaluation, and a prompt is completed from the \
 weights of the moment, even while training runs.
 

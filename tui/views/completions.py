@@ -373,10 +373,10 @@ class CompletionsPane(Vertical):
 
 
 def placeholder(session: TrainingSession | None) -> str:
-    """The empty prompt's text: how to use it, and where an empty one starts, if not at a newline."""
+    """The empty prompt's text: how to use it, and where an empty one starts, if not at a newline
+    (the Footer shows the prompt's other keys while it has the focus)."""
     start = default_prompt(session.corpus) if session else ""
-    empty = f", empty starts at {start!r}" if start else ""
-    return f"› prompt: / to type, Enter completes{empty}, ctrl+j new line"
+    return f"› prompt: / to type, Enter completes{f' (empty: {start!r})' if start else ''}"
 
 
 def _earlier_widget(completion: StoredCompletion) -> Completion:

@@ -135,12 +135,11 @@ class LossChart(PlotextPlot):
                 plt.plot(x, y, marker="braille", color=colour, label=run.label)
                 xs += x[:1] + x[-1:]
         guess = self._uniform_guess()
-        if guess is not None:  # before training, the line alone: the loss to beat
-            span = [min(xs), max(xs)] if xs else [0, 1]
-            plt.plot(span, [guess, guess], marker="·", color=self._colour("foreground-muted"))
-            xs += span
+        if guess is not None and xs:  # before any point, the subtitle alone gives it
+            plt.plot([min(xs)], [guess], marker=" ")  # an invisible point, so that the y range takes the line in
+            plt.hline(guess, color=self._colour("foreground-muted"))
         self.border_subtitle = "  ".join(filter(None, [
-            "⣀ train  x val", f"· guess {guess:.2f}" if guess is not None else "",
+            "⣀ train  x val", f"─ guess {guess:.2f}" if guess is not None else "",
             "⣀ lr (right)" if self.show_lr and self.train else "", "log" if self.log_scale else "linear"]))
         if xs:
             ticks = _ticks(min(xs), max(xs))
@@ -185,8 +184,10 @@ class LossChart(PlotextPlot):
             return Text(f"the chart cannot be drawn ({type(error).__name__}: {error})")
 
     def _colour(self, variable: str) -> tuple[int, int, int]:
-        """A colour of the app's theme, so the curves follow theme changes."""
-        return Color.parse(self.app.theme_variables[variable]).rgb
+        """A colour of the app's theme, so the curves follow theme changes (a translucent one,
+        such as foreground-muted, as it looks over the theme's surface)."""
+        theme = self.app.theme_variables
+        return (Color.parse(theme["surface"]) + Color.parse(theme[variable])).rgb
 
 
 def _ticks(first: float, last: float) -> list[int]:
