@@ -271,7 +271,7 @@ class MiniGPTApp(RunControl, AppKeys):
 
     def action_show_view(self, view: str) -> None:
         self.current_view = view
-        # Focus something in the new view: a focused widget left in the hidden one would switch back to it.
+        # Focus something in the new view: its keys then work, and none of the hidden one's.
         focused = {"log-view": self.event_log, "inspect-view": self.inspector, "samples-view": self.samples}
         focused.get(view, self.completions.list).focus()
 

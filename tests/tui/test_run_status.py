@@ -66,14 +66,13 @@ async def test_the_loss_to_beat_the_learning_rate_and_the_shape_are_shown(workdi
         assert f"guess {math.log(vocab):.2f}" in app.chart.border_subtitle
         assert app.run_info.shape == "d_model 32 x 2 layers", "the shape, also when not chosen for a budget"
         await pilot.press("g")
-        await wait_for(pilot, lambda: app.chart.show_lr, "the learning-rate curve")
+        await wait_for(pilot, lambda: app.chart.show_lr and "lr (right)" in app.chart.border_subtitle, "the lr curve")
         await pilot.press("t")
         await wait_for(pilot, lambda: len(app.chart.train) >= 2, "points")
         await pilot.press("x")
         await wait_for(pilot, lambda: app.run_state == "idle", "the stop")
         rates = app.chart.train.column(3)
         assert all(0 < rate <= app.session.trainer.config.lr for rate in rates), "each point has its rate"
-        assert "lr (right)" in app.chart.border_subtitle
 
 
 def eval_event(step: int, train: float, val: float, flagged: bool) -> EvalEvent:

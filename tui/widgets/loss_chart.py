@@ -140,7 +140,7 @@ class LossChart(PlotextPlot):
             plt.hline(guess, color=self._colour("foreground-muted"))
         self.border_subtitle = "  ".join(filter(None, [
             "⣀ train  x val", f"─ guess {guess:.2f}" if guess is not None else "",
-            "⣀ lr (right)" if self.show_lr and self.train else "", "log" if self.log_scale else "linear"]))
+            "⣀ lr (right)" if self.show_lr else "", "log" if self.log_scale else "linear"]))
         if xs:
             ticks = _ticks(min(xs), max(xs))
             plt.xticks(ticks, [self._tick_label(t) for t in ticks])
