@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from minigpt.plumbing.device import autocast
 
+MEMORISING_MARGIN = 0.05  # share of the val loss by which the train/val gap must outgrow its smallest
 SCORED_TOKENS = 250_000  # the most tokens of a split that score_split scores
 
 @dataclass(frozen=True)
@@ -48,6 +49,16 @@ class Score:
 def bits_per_character(loss: float, chars_per_token: float) -> float:
     """Nats per token -> bits per character of the text."""
     return loss / (math.log(2) * chars_per_token)
+
+
+def memorising(train_loss: float, val_loss: float, smallest_gap: float) -> bool:
+    """Whether the model has begun to learn its text by heart rather than its patterns:
+    the val loss (text it never trains on) has drawn away from the train loss, the gap
+    between them now larger than the smallest it has been this session by more than
+    MEMORISING_MARGIN of the val loss. The smallest gap, not zero, is the baseline: the
+    held-out end of a text can be harder (or easier) than the rest from the start, and
+    an evaluation's own noise is a few hundredths."""
+    return (val_loss - train_loss) - smallest_gap > MEMORISING_MARGIN * val_loss
 
 
 class FixedWindows:

@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from minigpt.data import BatchSampler, make_tokenizer, split_corpus
-from minigpt.evaluate import FixedWindows, Score, score_batches, score_split
+from minigpt.evaluate import FixedWindows, Score, memorising, score_batches, score_split
 from minigpt.model import GPT, ModelConfig
 from minigpt.optim import learning_rate, make_optimizer, set_step_hyperparameters
 from minigpt.plumbing.checkpoint import Checkpoint
@@ -81,6 +81,7 @@ class EvalEvent:
     best_val_loss: float
     sample: str  # a short text from the current weights
     elapsed: float  # as StepEvent.elapsed, when the evaluation began
+    memorising: bool = False  # the gap between val and train loss has grown: see evaluate.memorising
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ class Trainer:
                                      config.seed + slot) for slot in self.slots]  # a stream for each slot
         self.step = 0
         self.best_val_loss = float("inf")
+        self.smallest_gap = float("inf")  # the smallest val - train loss of this session's evaluations
         self.clock: BudgetClock | None = None  # while run() goes on
         self.time_spent = 0.0
         self._last_saved_step: int | None = None
@@ -286,11 +288,13 @@ class Trainer:
         sample = sample_text(self.model, self.tokenizer, max_new_tokens=SAMPLE_TOKENS, seed=self.config.seed)
         self.model.train()
         self.best_val_loss = min(self.best_val_loss, val_loss)
+        learning_by_heart = memorising(train_loss, val_loss, self.smallest_gap)
+        self.smallest_gap = min(self.smallest_gap, val_loss - train_loss)
         # Nats per token -> bits per character: comparable across tokenizers.
         train_bpc = train_loss / (math.log(2) * self.splits.train_chars_per_token)
         val_bpc = val_loss / (math.log(2) * self.splits.val_chars_per_token)
         yield EvalEvent(self.step, train_loss, val_loss, train_bpc, val_bpc,
-                        self.best_val_loss, sample, self.time_spent)
+                        self.best_val_loss, sample, self.time_spent, learning_by_heart)
 
     def _score_validation_split(self) -> Iterator[FinalScoreEvent]:
         """The run's figure, on rank 0: its last weights' loss on the whole validation split."""

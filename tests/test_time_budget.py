@@ -74,6 +74,25 @@ def test_a_long_wait_between_events_is_a_pause_and_does_not_count(fake_clock):
     assert clock.used == pytest.approx(used)
 
 
+def test_the_speed_is_the_mean_of_the_last_seconds_and_forgets_the_warm_up(fake_clock):
+    """Steps of 20 ms, but every second five of them take 60 ms (the app redrawing its chart
+    on the same cores): read every half second, the speed once swung from 50 to 27 steps a second."""
+    fake_clock.tick = 0.0
+    clock = BudgetClock(budget=0)
+    fake_clock.now += 1.0  # the first step: warm-up
+    clock.step_done()
+    readings, next_reading = [], fake_clock.now + 5.0
+    for step in range(1, 600):
+        fake_clock.now += 0.06 if step % 50 < 5 else 0.02
+        clock.step_done()
+        if fake_clock.now >= next_reading:
+            readings.append(clock.step_seconds)
+            next_reading += 0.5
+    mean = (5 * 0.06 + 45 * 0.02) / 50
+    assert len(readings) > 10 and all(abs(r / mean - 1) < 0.1 for r in readings), readings
+    assert max(readings) / min(readings) < 1.15
+
+
 def test_the_schedule_ends_before_the_deadline_with_room_for_the_last_evaluation(fake_clock):
     clock = BudgetClock(budget=100)
     clock.steps, clock.step_seconds, clock.final_seconds = 40, 1.0, 4.0  # as measured

@@ -1,12 +1,14 @@
 """minigpt-tui: train a MiniGPT model live and complete prompts in a terminal app.
 
 The app only presents what the library emits. It composes the views (each
-a module of tui.views, with its own bindings and handlers), the status bar and
-the footer, and routes: worker messages go to the view that shows them, and
-app-wide state goes down to the widgets as attributes. Thread workers do the
-work: the loader (imports PyTorch after the first paint, reads the settings,
-the corpus and the checkpoint), the training run and saves here, completions
-in the completions pane. They post batched messages (tui.messages).
+a module of tui.views, with its own bindings and handlers) under a bar that
+names them with their keys, the status bar and the footer, and routes:
+worker messages go to the view that shows them, and app-wide state goes down
+to the widgets as attributes. Thread workers do the work: the loader (imports
+PyTorch after the first paint, reads the settings, the corpus and the
+checkpoint) here, the training run and saves in tui.run_control, completions
+in the completions pane. They post batched messages (tui.messages). The keys
+of every view, the help screen and the palette are tui.keys'.
 
 Nothing imported here at module level may import PyTorch: importing it
 takes seconds, and the first screen must appear at once.
@@ -17,39 +19,28 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from textual import work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.dom import DOMNode
+from textual.notifications import Notify, SeverityLevel
 from textual.reactive import reactive, var
-from textual.screen import Screen
-from textual.widgets import TabbedContent, TabPane
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.widgets import ContentSwitcher
+from textual.worker import Worker, WorkerState
 
 from minigpt.plumbing.errors import MiniGPTError
 from minigpt.plumbing.paths import DEFAULT_HISTORY
 from minigpt.plumbing.runlog import tokens_seen
-from minigpt.plumbing.runs import Sample, run_of_checkpoint
-from tui.messages import (
-    CheckpointSaved,
-    CheckpointSaveFailed,
-    Evaluated,
-    FinalScored,
-    LoadProgress,
-    RunHistory,
-    RunLogFailed,
-    SessionReady,
-    SettingsLoaded,
-    SpeedCacheCorrected,
-    TrainingPaused,
-    TrainingProgress,
-)
+from minigpt.plumbing.runs import run_of_checkpoint
+from tui.keys import AppKeys, read_escape_digits_as_alt
+from tui.messages import LoadProgress, RunHistory, SessionReady, SettingsLoaded
+from tui.narration import session_lines, uniform_loss
 from tui.options import Options, parse_options
 from tui.preferences import read_keymap, read_theme, with_theme
+from tui.run_control import RunControl
 from tui.screens.settings import SettingsResult, SettingsScreen
 from tui.text import one_line
 from tui.views.completions import CompletionsPane
@@ -60,15 +51,24 @@ from tui.views.train import TrainView
 from tui.widgets.footer import AppFooter
 from tui.widgets.loss_chart import LossChart, RunScale
 from tui.widgets.status_bar import Progress, RunInfo, StatusBar
+from tui.widgets.view_bar import ViewBar, ViewTab
 
 if TYPE_CHECKING:
     from minigpt.plumbing.session import TrainingSession
     from minigpt.plumbing.settings import SamplingSettings
     from tui.training import TrainingRun
 
+MAX_TOASTS = 3  # more would cover the status bar and the prompt; every notification is in the Log too
+# The views, in the view bar's order: (binding id, view id, title).
+VIEWS = (("view-train", "train-view", "Train"), ("view-log", "log-view", "Log"),
+         ("view-inspect", "inspect-view", "Inspect"), ("view-samples", "samples-view", "Samples"))
 
-class MiniGPTApp(App[None]):
+
+class MiniGPTApp(RunControl, AppKeys):
     TITLE = "MiniGPT"
+    HELP_GROUPS = {"MiniGPTApp": "Everywhere", "TrainView": "Chart (view 1)", "CompletionsPane": "Completions (view 1)",
+                   "CompletionList": "Completions (view 1)", "PromptInput": "Prompt (/ to write one)",
+                   "InspectView": "Inspect (view 3)", "SamplesView": "Samples (view 4)"}
     CSS_PATH = ["app.tcss", "screens.tcss"]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
@@ -77,10 +77,16 @@ class MiniGPTApp(App[None]):
         Binding("t", "start_training", "Train", id="train", tooltip="Start training"),
         Binding("t", "pause_training", "Pause", id="pause", tooltip="Pause training"),
         Binding("t", "resume_training", "Resume", id="resume", tooltip="Resume training"),
+        Binding("t", "finished_hint", "Train", id="train-finished", show=False,
+                tooltip="Say how a finished run trains further"),
+        Binding("plus", "add_time", "5 more min", id="add-time", key_display="+",
+                tooltip="Train 5 more minutes (a finished run goes on)"),
         Binding("x", "stop_training", "Stop", id="stop", tooltip="Stop training and save a checkpoint"),
         Binding("s", "save", "Save", id="save", tooltip="Save a checkpoint now"),
-        Binding("slash", "focus_prompt", "Prompt", id="prompt", tooltip="Write a prompt"),
+        # Hidden from the Footer: the prompt's own line says it.
+        Binding("slash", "focus_prompt", "Prompt", id="prompt", show=False, tooltip="Write a prompt"),
         Binding("comma", "settings", "Settings", id="settings", tooltip="Edit the sampling settings"),
+        # Hidden from the Footer: the view bar shows them.
         Binding("1", "show_view('train-view')", "Chart", id="view-train", show=False,
                 tooltip="Show the loss chart and completions"),
         Binding("2", "show_view('log-view')", "Log", id="view-log", show=False, tooltip="Show the event log"),
@@ -88,12 +94,14 @@ class MiniGPTApp(App[None]):
                 tooltip="Inspect the model on the prompt, or else the last completion"),
         Binding("4", "show_view('samples-view')", "Samples", id="view-samples", show=False,
                 tooltip="Show the samples of every evaluation, two side by side"),
-        Binding("question_mark,f1", "help", "Help", id="help", tooltip="Show help and every key"),
+        # Hidden from the Footer: the view bar ends with it.
+        Binding("question_mark,f1", "help", "Help", id="help", show=False, tooltip="Show help and every key"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Quit (saving first while training)"),
     ]
 
     # State, shown by the status bar through data binding.
     run_state: reactive[str] = reactive("loading", bindings=True)  # one of status_bar.STATES
+    current_view: reactive[str] = reactive("train-view")
     generating: var[bool] = var(False)  # the completions pane is streaming (watched)
     load_message: var[str] = var("")
     progress: var[Progress] = var(Progress)
@@ -117,24 +125,22 @@ class MiniGPTApp(App[None]):
         self._run: TrainingRun | None = None
         self._quitting = False
         self._unsaved_error: str | None = None  # the last save failed with this message
+        read_escape_digits_as_alt()
 
     # --- layout ---------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        with TabbedContent(id="views"):
-            with TabPane("Train", id="train-view"):
-                yield TrainView(id="train").data_bind(MiniGPTApp.session, MiniGPTApp.sampling)
-            with TabPane("Log", id="log-view"):
-                yield LogView(id="log")
-            with TabPane("Inspect", id="inspect-view"):
-                yield InspectView(id="inspect").data_bind(MiniGPTApp.session, MiniGPTApp.sampling,
-                                                          MiniGPTApp.run_state)
-            with TabPane("Samples", id="samples-view"):
-                yield SamplesView(id="samples")
+        yield ViewBar(id="view-bar")
+        with ContentSwitcher(initial="train-view", id="views"):
+            yield TrainView(id="train-view").data_bind(MiniGPTApp.session, MiniGPTApp.sampling)
+            yield LogView(id="log-view")
+            yield InspectView(id="inspect-view").data_bind(MiniGPTApp.session, MiniGPTApp.sampling,
+                                                           MiniGPTApp.run_state)
+            yield SamplesView(id="samples-view")
         yield StatusBar(id="status").data_bind(state=MiniGPTApp.run_state, generating=MiniGPTApp.generating,
                                                message=MiniGPTApp.load_message, progress=MiniGPTApp.progress,
                                                info=MiniGPTApp.run_info)
-        yield AppFooter(compact=True)
+        yield AppFooter(compact=True, show_command_palette=False)  # the view bar shows its key
 
     def on_mount(self) -> None:
         # Kept rather than queried: worker messages may still arrive while the app closes.
@@ -145,6 +151,7 @@ class MiniGPTApp(App[None]):
         self.samples = self.query_one(SamplesView)
         self.completions.list.focus()
         self.watch(self.completions, "generating", self._completion_running, init=False)
+        self._show_view_keys()
         self.call_after_refresh(self._load)  # after the first paint: the loader spends seconds importing PyTorch
         self.call_after_refresh(self.completions.open_files, self.options.checkpoint, DEFAULT_HISTORY)
         self._quit_on_sigterm()
@@ -160,6 +167,20 @@ class MiniGPTApp(App[None]):
 
     def log_line(self, text: str) -> None:
         self.event_log.add(text)
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Every notification is plain text: most carry a file's name, a setting or the
+        model's text, whose brackets ([sampling]) Textual would read as markup and drop."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
+    def _on_notify(self, event: Notify) -> None:
+        """Show the newest MAX_TOASTS notifications, and keep every one in the Log."""
+        super()._on_notify(event)
+        notification = event.notification
+        self.log_line(f"{notification.title}: {notification.message}" if notification.title else notification.message)
+        for old in list(self._notifications)[:-MAX_TOASTS]:
+            self._unnotify(old)
 
     # --- start-up ---------------------------------------------------------------------------
 
@@ -193,8 +214,8 @@ class MiniGPTApp(App[None]):
         self.set_keymap(keymap)
         for problem in loaded.problems + theme_problems + keymap_problems:
             self.notify(problem, title="Settings file problem (file left as it is)", severity="warning", timeout=15)
-            self.log_line(f"settings: {problem}")
         self.refresh_bindings()
+        self._show_view_keys()
 
     def on_run_history(self, message: RunHistory) -> None:
         if message.run:
@@ -203,139 +224,36 @@ class MiniGPTApp(App[None]):
             for point in val:
                 self.chart.add_val_loss(*point)
             self.samples.add_samples(message.run.samples())
+            if val:
+                self.progress = replace(self.progress, val_loss=val[-1][2])  # where the run left off
         for warning in message.warnings:
             self.notify(warning, title="Metrics log", severity="warning", timeout=10)
-            self.log_line(f"warning: {warning}")
 
     def on_session_ready(self, message: SessionReady) -> None:
         self.session = session = message.session
         trainer = session.trainer
         self.chart.scale = RunScale(tokens_seen(trainer, step=1), trainer.splits.train_chars_per_token,
-                                    trainer.splits.val_chars_per_token)
+                                    trainer.splits.val_chars_per_token, uniform_loss(trainer.tokenizer.vocab_size))
         if session.resumed:
-            checkpoint = f"{session.checkpoint} (loaded, step {trainer.step:,})"
+            saved = f"loaded, step {trainer.step:,}"
             self.notify(f"Loaded {session.checkpoint} at step {trainer.step:,}", title="Checkpoint")
         else:
-            checkpoint = f"{self.options.checkpoint} (new)"
+            saved = "new"
         c = trainer.model_config
-        shape = f"d_model {c.d_model} x {c.n_layers} layers" if session.shape_choice else ""
-        self.run_info = RunInfo(trainer.device.type, trainer.num_parameters, checkpoint, session.corpus.name, shape)
+        self.run_info = RunInfo(trainer.device.type, trainer.num_parameters, str(self.options.checkpoint), saved,
+                                session.corpus.name, f"d_model {c.d_model} x {c.n_layers} layers")
+        for line in session_lines(session):
+            self.log_line(line)
         if session.shape_choice:
             self.notify(session.shape_choice, title="Model chosen for the time budget", timeout=10)
-            self.log_line(f"time budget: {session.shape_choice}")
         best = trainer.best_val_loss if session.resumed and trainer.best_val_loss < float("inf") else None
-        self.progress = Progress(trainer.step, trainer.config.max_iters, val_loss=best,
-                                 time_budget=trainer.config.time_budget, time_used=trainer.time_spent)
+        self.progress = Progress(trainer.step, trainer.config.max_iters, val_loss=self.progress.val_loss or best,
+                                 best_val_loss=best, time_budget=trainer.config.time_budget,
+                                 time_used=trainer.time_spent)
         self.load_message = ""
-        for line in session.summary():
-            self.log_line(line)
         for note in session.notes:
             self.notify(note, severity="warning", timeout=10)
-            self.log_line(f"note: {note}")
-        self.run_state = "idle"
-
-    # --- training -----------------------------------------------------------------------------
-
-    def action_start_training(self) -> None:
-        assert self.session is not None  # check_action enables this only with a session
-        if self.session.finished:
-            self.notify(self.session.finished_note(), title="Training is finished", severity="warning")
-            return
-        from tui.training import TrainingRun
-
-        self._run = TrainingRun(self.session, self.post_message)
-        self.run_state = "training"
-        self.log_line(f"training from step {self.session.trainer.step:,}")
-        self._train(self._run)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="train", name="train")
-    def _train(self, run: TrainingRun) -> None:
-        run.run(get_current_worker())
-
-    def action_pause_training(self) -> None:
-        if self._run:
-            self._run.pause()
-            self.run_state = "paused"
-
-    def action_resume_training(self) -> None:
-        if self._run:
-            self._run.resume()
-            self.run_state = "training"
-
-    def action_stop_training(self) -> None:
-        if self._run:
-            self._run.stop()
-            self.run_state = "stopping"
-
-    def action_save(self) -> None:
-        if self._run:  # the training thread saves between two steps
-            self._run.request_save()
-        elif self.session:
-            self.run_state = "saving"
-            self._save(self.session)
-
-    @work(thread=True, exit_on_error=False, group="save", name="save")
-    def _save(self, session: TrainingSession) -> None:
-        from tui.training import TrainingRun
-
-        TrainingRun(session, self.post_message).save()
-
-    def on_training_progress(self, message: TrainingProgress) -> None:
-        self.chart.add_train_losses(message.losses)
-        last = message.last
-        self.progress = replace(self.progress, step=last.step, max_iters=last.max_iters, loss=last.loss,
-                                tokens_per_sec=last.tokens_per_sec, eta=last.eta,
-                                time_used=last.elapsed, final_val_loss=None)  # steps past an end: it is old
-
-    def on_evaluated(self, message: Evaluated) -> None:
-        event = message.event
-        self.chart.add_val_loss(event.step, event.elapsed, event.val_loss)
-        self.progress = replace(self.progress, val_loss=event.val_loss)
-        self.completions.add_sample(event)
-        self.samples.add_samples([Sample(event.step, event.val_loss, event.sample)])
-        self.log_line(f"step {event.step:,}: train {event.train_loss:.4f}  val {event.val_loss:.4f}  "
-                      f"({event.val_bpc:.3f} bits/char)")
-
-    def on_final_scored(self, message: FinalScored) -> None:
-        event = message.event
-        self.progress = replace(self.progress, final_val_loss=event.val_loss)
-        self.log_line(f"step {event.step:,}: final val loss {event.val_loss:.4f} ({event.val_bpc:.3f} bits/char) "
-                      f"on all {event.tokens:,} val tokens")
-
-    def on_checkpoint_saved(self, message: CheckpointSaved) -> None:
-        self._unsaved_error = None
-        self.log_line(f"saved {message.event.path} at step {message.event.step:,}")
-        if self.run_info:
-            saved = f"{self.options.checkpoint} (saved, step {message.event.step:,})"  # as the user wrote it
-            self.run_info = replace(self.run_info, checkpoint=saved)
-
-    def on_checkpoint_save_failed(self, message: CheckpointSaveFailed) -> None:
-        self._unsaved_error = message.event.error
-        self.notify(f"{message.event.error}; the previous checkpoint is intact", title="Checkpoint not saved",
-                    severity="error", timeout=15)
-        self.log_line(f"save failed: {message.event.error}")
-
-    def on_run_log_failed(self, message: RunLogFailed) -> None:
-        self.notify(message.text, title="Metrics log", severity="warning", timeout=15)
-        self.log_line(f"warning: {message.text}")
-
-    def on_speed_cache_corrected(self, message: SpeedCacheCorrected) -> None:
-        self.notify(message.text, title="Speed cache", timeout=15)
-        self.log_line(f"note: {message.text}")
-
-    def on_training_paused(self, message: TrainingPaused) -> None:
-        if message.paused and self.session:
-            self.log_line(f"paused at step {self.session.trainer.step:,}")
-
-    def _training_ended(self, worker: Worker) -> None:
-        self._run = None
-        self.run_state = "idle"
-        if worker.state == WorkerState.ERROR:
-            self._report(worker.error, "Training stopped")
-        elif self.session:
-            self.log_line(f"training ended at step {self.session.trainer.step:,}")
-        if self._quitting:
-            self._finish_quitting()
+        self.run_state = "finished" if session.finished else "idle"
 
     # --- completions: the pane does the work; the status bar and the log hear of it ------------------
 
@@ -348,14 +266,30 @@ class MiniGPTApp(App[None]):
     # --- views, settings, help -------------------------------------------------------------
 
     def action_focus_prompt(self) -> None:
-        self.query_one(TabbedContent).active = "train-view"
+        self.current_view = "train-view"
         self.completions.focus_prompt()
 
     def action_show_view(self, view: str) -> None:
-        self.query_one(TabbedContent).active = view
-        # Focus something in the new view: a focused widget left in the hidden one would switch back to it.
+        self.current_view = view
+        # Focus something in the new view: its keys then work, and none of the hidden one's.
         focused = {"log-view": self.event_log, "inspect-view": self.inspector, "samples-view": self.samples}
         focused.get(view, self.completions.list).focus()
+
+    def watch_current_view(self, view: str) -> None:
+        self.query_one(ContentSwitcher).current = view
+        self.query_one(ViewBar).current = view
+
+    def on_view_bar_selected(self, message: ViewBar.Selected) -> None:
+        self.action_show_view(message.view)
+
+    def _show_view_keys(self) -> None:
+        """The view bar names each view with its key, and the keys for help and the palette, after the
+        user's keymap."""
+        bar = self.query_one(ViewBar)
+        bar.tabs = tuple(ViewTab(view, title, self.key_display(self.get_binding(binding_id)))
+                         for binding_id, view, title in VIEWS)
+        palette = self.get_key_display(Binding(self.COMMAND_PALETTE_BINDING, ""))
+        bar.hints = f"{self.key_display(self.get_binding('help')).split(' / ')[0]} keys  {palette} commands"
 
     def action_inspect(self) -> None:
         """The Inspect view, on the prompt being written, or else on the selected (or last) completion."""
@@ -399,38 +333,9 @@ class MiniGPTApp(App[None]):
         else:
             self._report(worker.error, "Settings not saved (they apply until you quit)")
 
-    def action_help(self) -> None:
-        from tui.screens.help import HelpScreen
-
-        keys = [(self._key_display(b), b.tooltip or b.description, b.id) for _, b in self.all_bindings()]
-        self.push_screen(HelpScreen(keys, str(self.settings_path or "minigpt.toml")))
-
-    def _key_display(self, binding: Binding) -> str:
-        """How the keys of binding look, after the user's keymap: e.g. "? / f1"."""
-        keys = self.keymap.get(binding.id, binding.key).split(",")
-        return " / ".join(self.get_key_display(replace(binding, key=key.strip())) for key in keys)
-
-    def all_bindings(self) -> list[tuple[DOMNode, Binding]]:
-        """Every binding of the app and its views, with the node whose action it runs (once per id:
-        the completion list shows some of the pane's)."""
-        nodes: list[DOMNode] = [self, self.query_one(TrainView), self.completions, self.completions.list,
-                                self.inspector, self.samples]
-        found: dict[str | None, tuple[DOMNode, Binding]] = {}
-        for node in nodes:
-            for binding in node.BINDINGS:
-                if isinstance(binding, Binding) and binding.id not in found:
-                    found[binding.id] = (node, binding)
-        return list(found.values())
-
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """Every action of the app and its views that can run now, and Textual's own (theme, keys...)."""
-        for node, binding in self.all_bindings():
-            action = binding.action.partition("(")[0]
-            if binding.id != "quit" and node.check_action(action, ()):
-                yield SystemCommand(binding.tooltip or binding.description,
-                                    f"key: {self._key_display(binding)}  ·  id: {binding.id}",
-                                    lambda a=binding.action, n=node: self.run_action(a, n))
-        yield from super().get_system_commands(screen)
+    def binding_nodes(self) -> list[DOMNode]:
+        return [self, self.query_one(TrainView), self.completions, self.completions.list, self.completions.prompt,
+                self.inspector, self.samples]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Which keys (and palette commands) apply now: False hides, None greys out."""
@@ -438,6 +343,10 @@ class MiniGPTApp(App[None]):
         match action:
             case "start_training":
                 return True if state == "idle" else None if state in ("loading", "saving") else False
+            case "finished_hint":
+                return state == "finished"
+            case "add_time":
+                return state == "finished"
             case "pause_training":
                 return state == "training"
             case "resume_training":
@@ -445,7 +354,7 @@ class MiniGPTApp(App[None]):
             case "stop_training":
                 return state in ("training", "paused")
             case "save":
-                return True if state in ("idle", "training", "paused") else None if loaded else False
+                return True if state in ("idle", "training", "paused", "finished") else None if loaded else False
             case "settings":
                 return True if self.sampling is not None else None
         return True
@@ -461,7 +370,7 @@ class MiniGPTApp(App[None]):
         if worker.group == "train":
             self._training_ended(worker)
         elif worker.group == "save":
-            self.run_state = "idle"
+            self.run_state = "finished" if self.session and self.session.finished else "idle"
         elif worker.group == "settings":
             self._settings_written(worker)
         elif state == WorkerState.ERROR and worker.group == "load":
@@ -474,10 +383,13 @@ class MiniGPTApp(App[None]):
         expected = isinstance(error, MiniGPTError)
         text = str(error) if expected else f"{type(error).__name__}: {error}"
         self.notify(text, title=title, severity="error", timeout=20)
-        self.log_line(f"{title}: {text}")
 
     async def action_quit(self) -> None:
-        """Quit; while training, stop it and save first (the app exits when the run has ended)."""
+        """Quit; while training, stop it and save first (the app exits when the run has ended).
+        A completion streaming is kept as Escape keeps it, cancelled."""
+        if problem := self.completions.keep_streaming():
+            self.notify(f"{problem}. Press ctrl+q again to quit.", title="Completion not kept", severity="error")
+            return
         if self._run is None or self._quitting:
             self.exit()
             return

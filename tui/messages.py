@@ -45,9 +45,10 @@ class RunHistory(Message):
 
 
 class TrainingProgress(Message):
-    """The steps completed since the last message, as (step, seconds, loss), and the latest of them."""
+    """The steps completed since the last message, as (step, seconds, loss, learning rate), and the
+    latest of them."""
 
-    def __init__(self, losses: list[tuple[int, float, float]], last: StepEvent) -> None:
+    def __init__(self, losses: list[tuple[int, float, float, float]], last: StepEvent) -> None:
         super().__init__()
         self.losses = losses
         self.last = last

@@ -47,3 +47,16 @@ def visible_token(label: str) -> str:
 def format_probability(p: float) -> str:
     """0.413 -> 41%, 0.0413 -> 4.1%, 0.00413 -> 0.41%: two figures, whatever the size."""
     return f"{p:.0%}" if p >= 0.1 else f"{p:.1%}" if p >= 0.01 else f"{p:.2%}"
+
+
+def fit(parts: list[tuple[int, str]], width: int, separator: str = "  ") -> str:
+    """The parts that fit on one line of width characters, in their order; when
+    not all do, the least important (highest rank; later ones first among equals)
+    are left out, and a lone part too long for the line is cut with an ellipsis."""
+    shown = [part for part in parts if part[1]]
+    by_importance = sorted(shown, key=lambda part: part[0])
+    while len(by_importance) > 1 and len(separator.join(text for _, text in by_importance)) > width:
+        dropped = by_importance.pop()
+        shown.remove(dropped)
+    line = separator.join(text for _, text in shown)
+    return line if len(line) <= width else line[: max(width - 1, 0)] + "…"

@@ -48,7 +48,7 @@ class TrainingRun(Watcher):
         self.driver = Driver(session, self)
         self._paused = threading.Event()
         self._save_requested = threading.Event()
-        self._losses: list[tuple[int, float, float]] = []  # step, seconds, loss
+        self._losses: list[tuple[int, float, float, float]] = []  # step, seconds, loss, learning rate
         self._last_step: StepEvent | None = None
         self._last_post = 0.0
 
@@ -96,7 +96,7 @@ class TrainingRun(Watcher):
     # --- the Watcher: events in, messages out ---------------------------------------------------
 
     def on_step(self, event: StepEvent) -> None:
-        self._losses.append((event.step, event.elapsed, event.loss))
+        self._losses.append((event.step, event.elapsed, event.loss, event.lr))
         self._last_step = event
         if time.monotonic() - self._last_post >= PROGRESS_INTERVAL:
             self._flush()

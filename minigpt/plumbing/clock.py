@@ -24,6 +24,7 @@ PAUSE = 1.0  # seconds: a longer wait for the consumer is a pause, not work
 EXIT_MARGIN = 0.5  # seconds kept for the program to end after the last save
 EVALUATIONS = 10  # evaluations per budget, the last one at the end...
 MIN_EVAL_GAP = 30.0  # ...but at most one every this many seconds: each costs a few training steps
+SPEED_WINDOW = 3.0  # seconds: the time of a step is averaged over about this long, however many steps
 
 
 class BudgetTooShort(MiniGPTError, ValueError):
@@ -42,6 +43,7 @@ class BudgetClock:
         self._next_eval = (self.used // self.eval_interval + 1) * self.eval_interval
         self.step_seconds = 0.0  # recent time of one training step (count before the step, step_done after)
         self.steps = 0  # training steps in this session
+        self._recent_steps = self._recent_seconds = 0.0  # the steps after the first, and their time, fading
         self._final: tuple[float, float] | None = None  # the latest evaluation and save: seconds, and a step's then
 
     def count(self, *, after_wait: bool = False) -> float:
@@ -55,10 +57,21 @@ class BudgetClock:
         return gap
 
     def step_done(self) -> None:
-        """Count a training step, and keep a moving average of their time."""
+        """Count a training step, and keep the mean time of the steps of the last
+        SPEED_WINDOW seconds or so (older ones fade out). A window of a fixed number
+        of steps spanned a fraction of a second on a small model, shorter than the
+        time between two readings of it: each reading was the speed of a moment,
+        jumping with whatever else the machine did just then. The first step, which
+        pays for warm-up, counts only until the second."""
         seconds = self.count()
-        self.step_seconds = seconds if not self.step_seconds else 0.9 * self.step_seconds + 0.1 * seconds
         self.steps += 1
+        if self.steps == 1:
+            self.step_seconds = seconds
+            return
+        fade = math.exp(-seconds / SPEED_WINDOW)
+        self._recent_steps = self._recent_steps * fade + 1
+        self._recent_seconds = self._recent_seconds * fade + seconds
+        self.step_seconds = self._recent_seconds / self._recent_steps
 
     @property
     def final_seconds(self) -> float | None:

@@ -13,6 +13,7 @@ same --out trained with --from-scratch) reads as its latest run.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -111,13 +112,14 @@ class Run:
         x_key, y_key = X_KEYS[x], Y_KEYS[y]
         return [(e[x_key], e[y_key]) for e in self.evals if is_number(e.get(x_key))]
 
-    def chart_points(self) -> tuple[list[tuple[int, float, float]], list[tuple[int, float, float]]]:
-        """The train and validation losses as (step, seconds used, loss), as the app's chart takes them."""
-        def points(records: list[dict], loss: str) -> list[tuple[int, float, float]]:
-            return [(r["step"], r["elapsed"], r[loss]) for r in records
-                    if is_number(r.get("elapsed")) and is_number(r.get(loss))]
-
-        return points(self.train, "loss"), points(self.evals, "val_loss")
+    def chart_points(self) -> tuple[list[tuple[float, ...]], list[tuple[float, ...]]]:
+        """The train points as (step, seconds used, loss, learning rate; NaN where an old log lacks
+        it) and the validation points as (step, seconds used, loss), as the app's chart takes them."""
+        train = [(r["step"], r["elapsed"], r["loss"], r["lr"] if is_number(r.get("lr")) else math.nan)
+                 for r in self.train if is_number(r.get("elapsed")) and is_number(r.get("loss"))]
+        val = [(r["step"], r["elapsed"], r["val_loss"]) for r in self.evals
+               if is_number(r.get("elapsed")) and is_number(r.get("val_loss"))]
+        return train, val
 
     def samples(self) -> list[Sample]:
         """The sample drawn at each evaluation (logs from before samples were logged have none)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from minigpt.plumbing import config as cfg
-from minigpt.plumbing.config import TrainConfig, apply_overrides
+from minigpt.plumbing.config import MAX_ITERS, TrainConfig, apply_overrides
 from minigpt.plumbing.corpus import Corpus, choose_corpus
 from minigpt.plumbing.errors import MiniGPTError
 from minigpt.plumbing.paths import DEFAULT_CHECKPOINT
@@ -66,6 +66,12 @@ class TrainingSession:
                 f"{c.vocab_size:,} tokens, {trainer.splits.train_chars_per_token:.2f} characters per token",
                 f"model: {trainer.num_parameters / 1e6:.2f}M parameters, {c.n_layers} layers, d_model {c.d_model}, "
                 f"{c.n_heads} heads, block {c.block_size}; device {trainer.device.type}, {dtype_name(trainer.dtype)}"]
+
+    def add_time(self, seconds: float) -> None:
+        """Give the run `seconds` more to train, as --time does on a resume: its budget
+        becomes the time it has spent plus seconds (a run of max_iters steps becomes a
+        time-budget one), and the schedule is laid over the new total."""
+        self.trainer.config = extended_budget(self.trainer.config, self.trainer.time_spent, seconds)
 
     def finished_note(self) -> str:
         """What to do with a finished run."""
@@ -214,10 +220,18 @@ def continued_budget(config: TrainConfig, explicit_keys: Collection[str], resume
     """A resumed time-budget run goes on with its own budget and schedule; --time
     given now adds that much time to what it has spent."""
     if "time_budget" in explicit_keys and config.time_budget:
-        return replace(config, time_budget=resume.time_spent + config.time_budget)
+        return extended_budget(config, resume.time_spent, config.time_budget)
     if resume.train_config.get("time_budget") and "max_iters" not in explicit_keys:
         return replace(config, time_budget=float(resume.train_config["time_budget"]))
     return config
+
+
+def extended_budget(config: TrainConfig, time_spent: float, seconds: float) -> TrainConfig:
+    """config for a run that has spent time_spent and is given seconds more. A run
+    of max_iters steps becomes a time-budget one, ended by the budget alone (as
+    --time without --max-iters makes it)."""
+    max_iters = config.max_iters if config.time_budget else MAX_ITERS
+    return replace(config, time_budget=time_spent + seconds, max_iters=max_iters)
 
 
 def check_writable(checkpoint: Path) -> None:

@@ -26,6 +26,18 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread() -> None:
+    """PyTorch's two threads, on two cores shared with other work, wait for each other at every
+    small operation: an evaluation's 200-token sample took 2 to 7 s instead of 0.3 s on a busy
+    machine, and tests waiting for evaluations timed out (two of test_samples_and_runs, before
+    and after issue 19's changes). One thread is as fast for these tiny models, and steady; the
+    other tests that run PyTorch in a subprocess set OMP_NUM_THREADS=1 likewise."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def quick_key_presses(monkeypatch: pytest.MonkeyPatch) -> None:
     """After each key, Pilot waits up to a second for the process to look idle

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 
 from textual import events
-from textual.widgets import TabbedContent
+from textual._xterm_parser import XTermParser
 from tui_helpers import Messages, complete, completions_ended, make_app, wait_for, wait_loaded, write_settings
 
 from minigpt.plumbing.checkpoint import load_checkpoint
 from minigpt.plumbing.completions import completions_path, load_recent, new_completion
+from minigpt.plumbing.corpus import BUILTIN_NAME, Corpus, default_prompt
 from minigpt.plumbing.history import load_history
 from minigpt.plumbing.settings import SamplingSettings
 from minigpt.sampling import generate
@@ -151,7 +152,7 @@ async def test_actions_on_the_newest_and_the_selected_completion(workdir):
         request = messages.of(CompletionsPane.InspectRequested)[0]
         assert (request.prompt, request.text, request.settings, request.seed) == (
             again.prompt, again.text, again.settings, again.seed)
-        await wait_for(pilot, lambda: app.query_one(TabbedContent).active == "inspect-view", "the Inspect view")
+        await wait_for(pilot, lambda: app.current_view == "inspect-view", "the Inspect view")
         await wait_for(pilot, lambda: app.inspector.inspected is not None, "the inspection")
         assert app.inspector.inspected.inspection.settings.seed == again.seed  # the draws that made it
         await pilot.press("1")  # back to the completions
@@ -242,3 +243,82 @@ async def test_only_the_newest_of_a_long_file_are_shown(workdir):
         await wait_for(pilot, lambda: len(asked(app)) == EARLIER_SHOWN, "the newest completions")
         assert asked(app)[-1].record.step == 2999 and asked(app)[0].record.step == 3000 - EARLIER_SHOWN
     assert completions_path(workdir / "checkpoints/model.pt") == file
+
+
+async def test_quitting_while_a_completion_streams_keeps_it_as_escape_would(workdir):
+    """Ctrl+Q once lost the completion being written; the prompt alone reached the history."""
+    write_settings(workdir, "[sampling]\nmax_new_tokens = 100000\n")
+    app = make_app()
+    async with app.run_test() as pilot:
+        await wait_loaded(pilot)
+        await files_read(pilot)
+        await complete(pilot, "the")
+        await wait_for(pilot, lambda: asked(app) and asked(app)[0].text, "the first text")
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: app.return_code is not None, "the app to exit")
+        shown = asked(app)[0].text
+    [kept] = stored(workdir)
+    assert (kept.prompt, kept.ended) == ("the", "cancelled")
+    assert kept.text.startswith(shown) and kept.text, "what was written until the quit"
+
+
+async def test_escape_then_a_key_typed_at_once_leaves_the_prompt_and_acts_as_the_key(workdir):
+    """ESC and 4 arrive as one sequence when typed fast (or over SSH): Textual read it as `¢` and
+    typed that into the prompt."""
+    app = make_app()
+    async with app.run_test() as pilot:
+        await wait_loaded(pilot)
+        prompt = await focus_prompt(pilot)
+        await pilot.press(*"the")
+        parser = XTermParser()
+        keys = [*parser.feed("\x1b4"), *parser.feed("")]  # the bytes the terminal sends, as the app reads them
+        assert [(key.key, key.character) for key in keys] == [("alt+4", "4")]
+        for key in keys:
+            app.post_message(key)
+        await wait_for(pilot, lambda: app.current_view == "samples-view", "view 4")
+        assert prompt.text == "the" and app.focused is not prompt
+
+
+async def test_escape_then_a_letter_leaves_the_prompt_and_runs_the_letters_key(workdir):
+    app = make_app()
+    async with app.run_test() as pilot:
+        await wait_loaded(pilot)
+        prompt = await focus_prompt(pilot)
+        await pilot.press(*"dog")
+        app.post_message(events.Key("alt+t", "t"))  # Escape and t, typed at once
+        await wait_for(pilot, lambda: app.run_state == "training", "t to start training")
+        assert prompt.text == "dog"
+        await pilot.press("x")
+        await wait_for(pilot, lambda: app.run_state == "idle", "the stop")
+
+
+async def test_a_long_completion_is_followed_to_its_end_while_it_streams(workdir):
+    write_settings(workdir, "[sampling]\nmax_new_tokens = 600\nseed = 3\n")
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_loaded(pilot)
+        completions = app.query_one(CompletionList)
+        await complete(pilot, "the")
+        await wait_for(pilot, lambda: completions.max_scroll_y > 0, "more text than the pane holds")
+        assert completions.scroll_y == completions.max_scroll_y, "at the newest text, not at the start"
+        await wait_for(pilot, lambda: completions_ended(app) == 1, "the completion")
+        await pilot.pause()
+        assert completions.scroll_y == completions.max_scroll_y
+
+
+def test_an_empty_prompt_starts_a_function_on_the_built_in_python_corpus():
+    python, prose = Corpus.from_text("def f():\n    return 1\n", BUILTIN_NAME), Corpus.from_text("Hello.\n", "mine")
+    assert default_prompt(python) == "def " and default_prompt(prose) == ""
+
+
+async def test_an_empty_prompt_on_the_built_in_corpus_is_completed_from_def(workdir):
+    (workdir / "data/input.txt").unlink()  # the built-in corpus: Python's standard library
+    write_settings(workdir, "[sampling]\nmax_new_tokens = 20\n")
+    app = make_app()
+    async with app.run_test() as pilot:
+        await wait_loaded(pilot)
+        prompt = await focus_prompt(pilot)
+        assert "(empty: 'def ')" in prompt.placeholder
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: completions_ended(app) == 1, "the completion")
+        assert asked(app)[0].prompt == "def "

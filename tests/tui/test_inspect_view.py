@@ -55,7 +55,7 @@ async def test_key_3_generates_from_the_prompt_and_shows_drawn_what_the_sampler_
         await type_prompt(pilot, "the ")
         await pilot.press("3")
         await inspected(pilot)
-        assert app.query_one("#views").active == "inspect-view" and app.focused is view(app)
+        assert app.current_view == "inspect-view" and app.focused is view(app)
         inspection = view(app).inspected.inspection
         trainer = app.session.trainer
         sampled = [p.token for p in islice(generate(trainer.snapshot(), trainer.tokenizer, "the ", app.sampling),
@@ -162,6 +162,17 @@ async def test_a_prompt_the_model_cannot_read_is_explained(workdir):
         assert "'Z'" in title(app) and view(app).inspected is None
 
 
+async def assert_the_timer_leaves_it_as_it_is(pilot):
+    """Once no computation is running, what the refresh timer calls starts none; returns what is shown."""
+    app = pilot.app
+    await wait_for(pilot, lambda: not (view(app)._worker and view(app)._worker.is_running), "the last refresh")
+    shown = view(app).inspected
+    view(app)._refresh_while_training()
+    assert view(app)._worker is None or not view(app)._worker.is_running
+    assert view(app).inspected is shown
+    return shown
+
+
 async def test_while_training_the_view_refreshes_only_while_on_screen(workdir, monkeypatch):
     monkeypatch.setattr("tui.views.inspect.REFRESH_SECONDS", 0.2)
     app = make_app()
@@ -172,24 +183,16 @@ async def test_while_training_the_view_refreshes_only_while_on_screen(workdir, m
         assert f"weights of step {view(app).inspected.weights_step:,}," in view(app).inspected.source
         await pilot.press("1")
         await wait_for(pilot, lambda: not view(app).is_on_screen, "the view to be hidden")
-        await wait_for(pilot, lambda: not (view(app)._worker and view(app)._worker.is_running), "the last refresh")
-        shown = view(app).inspected
-        view(app)._refresh_while_training()  # what the timer calls: nothing, while hidden
-        assert view(app)._worker is None or not view(app)._worker.is_running
-        assert view(app).inspected is shown
+        await assert_the_timer_leaves_it_as_it_is(pilot)  # while hidden
         await pilot.press("x")
         await wait_for(pilot, lambda: app.run_state == "idle", "the stop")
 
 
 def footer_end(app, descriptions: set[str]) -> int:
-    """The column where the footer's keys end (they must end before the palette's key begins)."""
-    keys = {k.description: k for k in app.query(FooterKey) if k.description != "palette"}
+    """The column where the footer's keys end."""
+    keys = {k.description: k for k in app.query(FooterKey)}
     assert descriptions <= set(keys)
     return max(k.region.right for k in keys.values())
-
-
-def palette_start(app) -> int:
-    return next(k.region.x for k in app.query(FooterKey) if k.description == "palette")
 
 
 async def test_the_footer_fits_at_80_columns_and_the_palette_has_inspect(workdir):
@@ -197,16 +200,36 @@ async def test_the_footer_fits_at_80_columns_and_the_palette_has_inspect(workdir
     async with app.run_test(size=(80, 24)) as pilot:
         await open_view(pilot)
         await wait_for(pilot, lambda: any(k.action == "step(-1)" for k in app.query(FooterKey)), "the view's keys")
-        assert footer_end(app, {"Step", "Head", "Train", "Help", "Quit"}) <= palette_start(app)
-        # Training adds Stop: the view's keys take no more room than the training view's.
+        assert footer_end(app, {"Step", "Head", "Hold", "Train", "Settings", "Quit"}) <= 80
+        # Training adds Stop: every key still fits.
         await pilot.press("t")
         await wait_for(pilot, lambda: any(k.action == "stop_training" for k in app.query(FooterKey)), "Stop")
-        inspecting = footer_end(app, {"Step", "Head", "Pause", "Stop", "Help"})
+        assert footer_end(app, {"Step", "Head", "Hold", "Pause", "Stop", "Save", "Settings"}) <= 80
         await pilot.press("1")
         await wait_for(pilot, lambda: any(k.description == "Log/lin" for k in app.query(FooterKey)), "view 1's keys")
-        assert inspecting <= footer_end(app, {"Log/lin", "Pause", "Stop", "Help"})
+        assert footer_end(app, {"Log/lin", "Pause", "Stop", "Save", "Settings"}) <= 80
         await pilot.press("x")
         await wait_for(pilot, lambda: app.run_state == "idle", "the stop")
         titles = {c.title for c in app.get_system_commands(app.screen)}
         assert {"Inspect the model on the prompt, or else the last completion", "Step forward through the text",
                 "Next attention head, then the average over heads, then every layer x head"} <= titles
+
+
+async def test_f_holds_the_snapshot_while_training_and_f_again_follows(workdir, monkeypatch):
+    """Inspect rewrote its text every 3 s while training, even while the user stepped through it."""
+    monkeypatch.setattr("tui.views.inspect.REFRESH_SECONDS", 0.2)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_view(pilot)
+        await pilot.press("f")
+        await wait_for(pilot, lambda: view(app).held and any(k.description == "Follow" for k in app.query(FooterKey)),
+                       "the hold, and Follow in the Footer")
+        assert title(app).startswith("held · ")
+        await pilot.press("t")
+        await wait_for(pilot, lambda: app.session.trainer.step > 0, "training")
+        shown = await assert_the_timer_leaves_it_as_it_is(pilot)  # while held
+        await pilot.press("f")
+        await wait_for(pilot, lambda: view(app).inspected is not shown, "a new snapshot once it follows again")
+        assert not view(app).held and any(k.description == "Hold" for k in app.query(FooterKey))
+        await pilot.press("x")
+        await wait_for(pilot, lambda: app.run_state == "idle", "the stop")

@@ -42,7 +42,7 @@ async def test_the_samples_view_steps_through_the_evaluations(workdir):
         view = app.query_one(SamplesView)
         view.add_samples([Sample(step, 4.0 - step / 100, f"text at {step}") for step in (20, 40, 60, 80)])
         await pilot.press("4")
-        await wait_for(pilot, lambda: app.query_one("#views").active == "samples-view" and app.focused is view,
+        await wait_for(pilot, lambda: app.current_view == "samples-view" and app.focused is view,
                        "the samples view")
         assert (view.left, view.right, view.moving) == (0, 3, "right")  # the first beside the latest
         assert samples_shown(app) == ("step 20 · val 3.8000 · 1 of 4", "step 80 · val 3.2000 · 4 of 4")
@@ -115,7 +115,7 @@ async def test_a_damaged_log_is_a_warning_and_the_app_goes_on(workdir):
     async with app.run_test() as pilot:
         await wait_loaded(pilot)
         await wait_for(pilot, lambda: app.samples.samples, "the samples from the log")
-        assert any("cut short (half-written); line skipped" in line for line in app.event_log.lines)
+        assert any("cut short (half-written); line skipped" in line for line in app.event_log.entries)
 
 
 async def test_the_chart_axes_switch_and_other_runs_are_overlaid(workdir):

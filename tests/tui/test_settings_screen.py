@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from textual.widgets import Input, Select, Static
+from textual.widgets._toast import Toast
 from tui_helpers import Messages, make_app, wait_for, wait_loaded, write_settings
 
 from minigpt.plumbing.settings import SETTING_NAMES, SamplingSettings
@@ -130,3 +131,30 @@ def test_stop_strings_need_quotes():
             assert str(e).startswith("stop:")
         else:
             raise AssertionError(f"{bad!r} was accepted")
+
+
+async def test_ctrl_s_saves_from_any_field_and_the_stop_strings_show_no_value_when_empty(workdir):
+    path = write_settings(workdir, "[sampling]\ntemperature = 0.8\n")
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_loaded(pilot)
+        screen = await open_settings(pilot)
+        stop = screen.query_one("#stop", Input)
+        assert stop.value == "" and stop.placeholder == "none", "the example is no longer dressed as a value"
+        assert '"\\n\\n", "THE END"' in str(screen.query_one("#stop-hint", Static).render()), "it is in the hint"
+        assert "ctrl+s saves" in screen.query_one("#dialog").border_title
+        await pilot.press("ctrl+u", *"0.6", "ctrl+s")
+        await wait_for(pilot, lambda: "temperature = 0.6" in path.read_text(), "the save")
+        assert app.screen is not screen and app.sampling.temperature == 0.6
+
+
+async def test_a_notification_shows_the_brackets_of_the_file_it_quotes(workdir):
+    """Toasts once read their text as markup: `bad.toml: [sampling] max_new_tokens = -3` lost its table."""
+    write_settings(workdir, "[sampling]\nmax_new_tokens = -3\n")
+    app = make_app()
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await wait_loaded(pilot)
+        await wait_for(pilot, lambda: app.screen.query(Toast), "the toast")
+        shown = " ".join(str(toast.render()) for toast in app.screen.query(Toast))
+        assert "minigpt.toml: [sampling] max_new_tokens = -3" in shown
+        assert any("[sampling] max_new_tokens = -3" in entry for entry in app.event_log.entries), "and in the Log"

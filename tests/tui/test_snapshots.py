@@ -1,17 +1,22 @@
-"""Snapshots of the main screen and the settings screen (pytest-textual-snapshot).
-After an intended change of the look: pytest tests/tui/test_snapshots.py --snapshot-update"""
+"""Snapshots of every view, the help and settings screens and a finished run
+(pytest-textual-snapshot). At 80x24 each view's key must be on the screen itself.
+After an intended change of the look: pytest tests/tui/test_snapshots.py --snapshot-update -k NAME"""
 
 from __future__ import annotations
 
 import pytest
 from textual.widgets import Input
 from textual.widgets._footer import FooterKey
-from tui_helpers import fake_run_log, make_app, wait_for, wait_loaded, write_settings
+from tui_helpers import fake_run_log, finished_run, made_up_loss, make_app, wait_for, wait_loaded, write_settings
 
+from minigpt.plumbing.config import MAX_ITERS
 from minigpt.plumbing.runs import Sample
+from minigpt.trainer import EvalEvent
+from tui.screens.help import HelpScreen
 from tui.screens.runs import RunsScreen
 from tui.screens.settings import SettingsScreen
 from tui.views.inspect import InspectView
+from tui.widgets.status_bar import Progress
 
 SAMPLES = [Sample(100, 4.1706, "ta  eh\nTiwlaa i e ,sdrn\nem  rhoe tnaaee"),
            Sample(500, 2.4312, "Thas the wer thy lome,\nAnd sall the dot he his hance."),
@@ -65,7 +70,7 @@ async def samples_view(pilot) -> None:
     await loaded(pilot)
     pilot.app.samples.add_samples(SAMPLES)
     await pilot.press("4", "left")  # the first sample beside the one before the latest
-    await wait_for(pilot, lambda: pilot.app.query_one("#views").active == "samples-view"
+    await wait_for(pilot, lambda: pilot.app.current_view == "samples-view"
                    and pilot.app.samples.right == 1, "the samples view")
 
 
@@ -102,3 +107,55 @@ def test_runs_picker(workdir, snap_compare):
 def test_runs_overlaid_on_the_chart(workdir, snap_compare, size):
     two_runs(workdir)
     assert snap_compare(make_app(), terminal_size=size, run_before=runs_overlaid)
+
+
+async def training(pilot) -> None:
+    """The training view of a 10-minute run, 2:24 in (the figures made up, the same every time)."""
+    await loaded(pilot)
+    app = pilot.app
+    app.chart.add_train_losses([(step, step * 0.1, made_up_loss(step), 3e-3) for step in range(10, 1441, 10)])
+    for step in range(100, 1441, 100):
+        app.chart.add_val_loss(step, step * 0.1, made_up_loss(step) + 0.05)
+    val = made_up_loss(1400) + 0.05
+    app.completions.add_sample(EvalEvent(1400, val - 0.05, val, val / 0.69, val / 0.69, val, SAMPLES[2].text, 140.0))
+    app.progress = Progress(1440, MAX_ITERS, loss=made_up_loss(1440), val_loss=made_up_loss(1400) + 0.05,
+                            best_val_loss=made_up_loss(1400) + 0.05, tokens_per_sec=24_300, eta=456.0,
+                            time_budget=600.0, time_used=144.0)
+    app.run_state = "training"
+    app.chart.replot()
+    await wait_for(pilot, lambda: any(k.action == "stop_training" for k in app.query(FooterKey)), "the keys")
+
+
+def test_training_view(workdir, snap_compare):
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=training)
+
+
+async def log_view(pilot) -> None:
+    await loaded(pilot)
+    await pilot.press("2")
+    await wait_for(pilot, lambda: pilot.app.current_view == "log-view" and pilot.app.event_log.lines, "the Log")
+
+
+def test_log_view(workdir, snap_compare):
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=log_view)
+
+
+async def help_screen(pilot) -> None:
+    await loaded(pilot)
+    await pilot.press("question_mark")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), "the help screen")
+
+
+def test_help_screen(workdir, snap_compare):
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=help_screen)
+
+
+async def finished(pilot) -> None:
+    await wait_for(pilot, lambda: pilot.app.run_state == "finished", "the finished run")
+    await wait_for(pilot, lambda: any(k.action == "add_time" for k in pilot.app.query(FooterKey)), "the keys")
+    pilot.app.clear_notifications()  # "Loaded ...": the picture is of what stays
+
+
+def test_a_finished_run(workdir, snap_compare):
+    finished_run(workdir, steps=600)
+    assert snap_compare(make_app("--max-iters", "600"), terminal_size=(80, 24), run_before=finished)

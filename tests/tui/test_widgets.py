@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import math
+import random
 import weakref
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from textual.widgets import Static
 from textual.widgets._footer import FooterKey
 from tui_helpers import wait_for
 
+from minigpt.plumbing.runlog import LOG_EVERY
 from minigpt.plumbing.terminal import format_seconds, printable
 from tui.preferences import read_keymap, read_theme, with_theme
 from tui.text import TAB, format_count, one_line
@@ -40,14 +43,63 @@ class WidgetApp(App[None]):
 
 def test_series_stays_bounded_and_keeps_the_curve():
     series = DownsampledSeries(capacity=8)
-    series.extend((x, x / 10, 100.0 - x) for x in range(1000))  # step, seconds, loss
-    assert len(series) <= 8
+    series.extend((x, x / 10, 100.0 - x) for x in range(1, 1000))  # step, seconds, loss
+    assert len(series) <= 9, "8 buckets and the first point"
     steps, seconds, losses = series.column(0), series.column(1), series.column(2)
     assert steps == sorted(steps) and steps[-1] > 900, "in order, up to the latest points"
+    assert steps[0] == 1 and losses[0] == 99.0, "the first point as it was: where the curve starts"
     assert all(abs(x + y - 100.0) < 1e-9 for x, y in zip(steps, losses, strict=True)), "on the line"
     assert seconds == pytest.approx([x / 10 for x in steps]), "every number of a point merged alike"
     with pytest.raises(ValueError):
-        DownsampledSeries(capacity=7)
+        DownsampledSeries(capacity=1)
+
+
+def test_the_start_of_training_stays_at_the_start():
+    """The issue's case: 5,000 steps into 512 points once made the first point (2433, 0.84)."""
+    series = DownsampledSeries(512)
+    for i in range(1, 5001):
+        series.extend([(i, 4 / i**0.2)])
+    (first, loss), (second, _) = series.points[:2]
+    assert (first, loss) == (1, 4.0) and second < 5000 / 512, "the first point, then a mean of the next few steps"
+    assert series.points[-1][0] > 5000 - 5000 / 512
+
+
+def log_of(steps: int) -> list[tuple[int, float, float]]:
+    """The (step, seconds, loss) lines a metrics log keeps of a session of `steps` steps: every
+    LOG_EVERY steps, and the last."""
+    return [point(s) for s in range(1, steps + 1) if s % LOG_EVERY == 0 or s == steps]
+
+
+def point(step: int) -> tuple[int, float, float]:
+    return step, step * 0.037, 4.2 / step**0.2 + 0.05 * math.sin(step)
+
+
+@pytest.mark.parametrize("capacity", [4, CAPACITY])
+def test_the_live_series_is_the_one_rebuilt_from_the_log_at_any_length(capacity):
+    rng = random.Random(0)
+    live = DownsampledSeries(capacity, every=LOG_EVERY)
+    step = 0
+    for length in (*range(1, 40), 99, 100, 101, 1234, 5119, 5120, 5121, 20_000, 61_357):
+        while step < length:  # as the app gets them: every step, in batches of any size
+            batch = [point(s) for s in range(step + 1, min(step + rng.randint(1, 300), length) + 1)]
+            live.extend(batch)
+            step = batch[-1][0]
+        rebuilt = DownsampledSeries(capacity, every=LOG_EVERY)
+        rebuilt.extend(log_of(length))
+        assert live.points == rebuilt.points, f"at step {length}"
+        assert len(live) <= capacity + 1
+
+
+def test_a_resumed_run_rebuilt_from_its_log_matches_the_live_one():
+    """Two sessions in one log (the first ended at step 1,234): the relaunched app reads both,
+    then goes on live; a later relaunch reads all three."""
+    first, second = log_of(1234), [point(s) for s in range(1240, 3001, LOG_EVERY)] + [point(3005)]
+    live = DownsampledSeries(16, every=LOG_EVERY)
+    live.extend(first)
+    live.extend(point(s) for s in range(1235, 3006))
+    rebuilt = DownsampledSeries(16, every=LOG_EVERY)
+    rebuilt.extend(first + second)
+    assert live.points == rebuilt.points
 
 
 async def test_chart_memory_is_flat_and_it_draws_every_case():
@@ -63,15 +115,17 @@ async def test_chart_memory_is_flat_and_it_draws_every_case():
             chart.add_val_loss(start, start / 10, 4.0 / (1 + start))
         chart.replot()
         await pilot.pause()
-        assert len(chart.train) <= CAPACITY and len(chart.val) <= CAPACITY
+        assert len(chart.train) <= CAPACITY + 1 and len(chart.val) <= CAPACITY + 1
         chart.log_scale = False
         await pilot.pause()
-        assert "19999" in chart.plt.uncolorize(chart.plt.build()), "whole-number step ticks up to the last step"
+        last = str(round(max(chart.train.column(0)[-1], chart.val.column(0)[-1])))
+        assert last.startswith("19") and last in chart.plt.uncolorize(chart.plt.build()), \
+            "whole-number step ticks up to the last step"
         chart.x_axis = "time"
         await pilot.pause()
         drawn = chart.plt.uncolorize(chart.plt.build())
         last = format_seconds(round(chart.train.column(1)[-1]))
-        assert last.startswith("33:") and last in drawn and "19999" not in drawn, "m:ss ticks up to the last time"
+        assert last.startswith("33:") and last in drawn and "1999" not in drawn, "m:ss ticks up to the last time"
         assert chart.border_title == "loss by time"
 
 

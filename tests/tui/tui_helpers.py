@@ -39,7 +39,9 @@ async def wait_for(pilot: Pilot, condition: Callable[[], object], what: str = "c
     deadline = time.monotonic() + WAIT_LIMIT
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            app = pilot.app
+            step = app.session.trainer.step if getattr(app, "session", None) else None
+            raise AssertionError(f"timed out waiting for {what} ({app.run_state}, {step}, {app._exception!r})")
         await pilot.pause(0.02)
 
 
@@ -68,15 +70,39 @@ def write_settings(workdir: Path, text: str) -> Path:
     return path
 
 
-def fake_run_log(path: Path, d_model: int, steps: list[int], tokenizer: str = "char") -> None:
-    """A run's metrics log as minigpt.plumbing.runlog writes it, with made-up figures."""
+def fake_run_log(path: Path, d_model: int, steps: list[int], tokenizer: str = "char",
+                 train_every: int = 0) -> None:
+    """A run's metrics log as minigpt.plumbing.runlog writes it, with made-up figures
+    (and a step line every train_every steps, if not 0)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [{"event": "run", "format": 1, "started": 1_780_000_000.0, "resumed_from": 0, "elapsed": 0.0,
               "tokens": 0, "parameters": 1000 * d_model, "model": {"d_model": d_model, "n_layers": 2},
               "tokenizer": tokenizer, "vocab_size": 512, "time": 1_780_000_000.0}]
+    for step in range(train_every, max(steps) + 1, train_every) if train_every else ():
+        lines.append({"event": "step", "step": step, "loss": made_up_loss(step), "lr": 3e-3 * (1 - step / 2000),
+                      "tokens_per_sec": 1000.0, "elapsed": step / 10, "tokens": step * 256})
     for step in steps:
-        loss = 2.0 + 64 / d_model - step / 2000
+        loss = made_up_loss(step) + 0.05 if train_every else 2.0 + 64 / d_model - step / 2000
         lines.append({"event": "eval", "step": step, "train_loss": loss, "val_loss": loss, "train_bpc": loss / 0.7,
                       "val_bpc": loss / 0.7, "tokens_per_sec": 1000.0, "elapsed": step / 10, "tokens": step * 256,
                       "sample": f"sample {step}", "time": 1_780_000_000.0 + step / 10})
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def made_up_loss(step: int) -> float:
+    """A falling curve with some noise, the same every time."""
+    return 1.9 + 1.3 * 0.99 ** (step / 4) + 0.06 * ((step * 7919) % 13 - 6) / 6
+
+
+def finished_run(workdir: Path, steps: int = 600) -> None:
+    """A checkpoint of a run of TINY that has done its `steps` (weights as built, no training: the
+    same everywhere), with a made-up metrics log of its losses and samples."""
+    from minigpt.plumbing.session import open_session
+
+    options = parse_options([*TINY, "--max-iters", str(steps)])
+    session = open_session(options.config, options.explicit_keys, options.data, options.checkpoint)
+    evaluations = list(range(100, steps + 1, 100))
+    session.trainer.step = steps
+    session.trainer.best_val_loss = min(made_up_loss(step) + 0.05 for step in evaluations)  # as the log has it
+    list(session.trainer.save())
+    fake_run_log(workdir / "checkpoints/model.jsonl", 32, evaluations, train_every=10)

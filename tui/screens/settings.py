@@ -1,6 +1,7 @@
 """The sampling settings screen: one field per setting, with the label and
 help line that SamplingSettings gives it, checked as you type by its own
-rules; and the theme."""
+rules; and the theme. Enter or Ctrl+S saves from any field, Escape cancels:
+the dialog's title bar says so."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ INPUT_TYPES = {"float": "number", "int": "integer"}  # any other setting (the st
 FIELDS = tuple(Field(name, spec.metadata["label"], INPUT_TYPES.get(spec.type, "text"), spec.metadata["help"])
                for name, spec in field_specs().items())
 STOP_EXAMPLE = '"\\n\\n", "THE END"'  # how the stop strings are typed: TOML strings, separated by commas
+KEYS = "enter or ctrl+s saves · esc cancels"
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,11 @@ def format_value(field: Field, settings: SamplingSettings) -> str:
     if field.name == "stop":
         return ", ".join(json.dumps(s, ensure_ascii=False) for s in value)  # TOML's basic strings
     return str(value)
+
+
+def help_line(field: Field) -> str:
+    """The help line under a field (the stop strings' with an example of how to type them)."""
+    return f"{field.hint}, e.g. {STOP_EXAMPLE}" if field.name == "stop" else field.hint
 
 
 def parse_value(field: Field, text: str) -> Any:
@@ -88,7 +95,8 @@ class SettingValidator(Validator):
 class SettingsScreen(ModalScreen[SettingsResult | None]):
     """Edit the sampling settings; Save returns them, Escape discards."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="settings.cancel")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="settings.cancel"),
+                Binding("ctrl+s", "save", "Save", id="settings.save", priority=True)]
     AUTO_FOCUS = "#temperature"
 
     def __init__(self, settings: SamplingSettings, path: str, theme: str, themes: list[str]) -> None:
@@ -100,15 +108,15 @@ class SettingsScreen(ModalScreen[SettingsResult | None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="dialog") as dialog:
-            dialog.border_title = "Sampling settings"
+            dialog.border_title = f"Sampling settings · {KEYS}"
             dialog.border_subtitle = self.path
             for field in FIELDS:
                 with Horizontal(classes="field"):
                     yield Label(field.label, classes="name")
                     yield Input(format_value(field, self.settings), id=field.name, type=field.kind, compact=True,
-                                placeholder=STOP_EXAMPLE if field.name == "stop" else "",
+                                placeholder="none" if field.name == "stop" else "",
                                 validators=[SettingValidator(field)], valid_empty=False, select_on_focus=False)
-                yield Static(field.hint, id=f"{field.name}-hint", classes="hint", markup=False)
+                yield Static(help_line(field), id=f"{field.name}-hint", classes="hint", markup=False)
             with Horizontal(classes="field"):
                 yield Label("Theme", classes="name")
                 yield Select([(t, t) for t in self.themes], value=self.theme_name, allow_blank=False, id="theme",
@@ -122,7 +130,7 @@ class SettingsScreen(ModalScreen[SettingsResult | None]):
         field = next(f for f in FIELDS if f.name == event.input.id)
         hint = self.query_one(f"#{field.name}-hint", Static)
         problems = event.validation_result.failure_descriptions if event.validation_result else []
-        hint.update(problems[0] if problems else field.hint)
+        hint.update(problems[0] if problems else help_line(field))
         hint.set_class(bool(problems), "-invalid")
 
     @on(Select.Changed, "#theme")
@@ -131,7 +139,7 @@ class SettingsScreen(ModalScreen[SettingsResult | None]):
 
     @on(Button.Pressed, "#save")
     @on(Input.Submitted)
-    def save(self) -> None:
+    def action_save(self) -> None:
         inputs = [self.query_one(f"#{f.name}", Input) for f in FIELDS]
         invalid = [i for i in inputs if not i.validate(i.value).is_valid]
         if invalid:

@@ -31,6 +31,7 @@ from textual.reactive import reactive, var
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from minigpt.plumbing.completions import (
+    CompletionsFileError,
     StoredCompletion,
     append_completion,
     completions_path,
@@ -39,6 +40,7 @@ from minigpt.plumbing.completions import (
     load_recent,
     new_completion,
 )
+from minigpt.plumbing.corpus import default_prompt
 from minigpt.plumbing.errors import MiniGPTError
 from minigpt.plumbing.history import PromptHistory, load_history
 from minigpt.plumbing.jsonlines import JsonLinesError
@@ -122,7 +124,7 @@ class CompletionsPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield CompletionList(id="completion-list")
-        yield PromptInput(placeholder="› prompt: / to type, Enter completes, ctrl+j new line", id="prompt")
+        yield PromptInput(placeholder=placeholder(None), id="prompt")
 
     def on_mount(self) -> None:
         # Kept rather than queried: worker messages may still arrive while the app closes.
@@ -171,9 +173,21 @@ class CompletionsPane(Vertical):
 
     @on(PromptInput.Submitted, "#prompt")
     def complete_prompt(self, event: PromptInput.Submitted) -> None:
-        if self._start(self.current_prompt(), "completion"):
+        prompt = self.current_prompt() or (default_prompt(self.session.corpus) if self.session else "")
+        if self._start(prompt, "completion"):
             self._remember(event.text)
             self.prompt.clear()
+
+    @on(PromptInput.LeftWithKey)
+    def leave_with_key(self, event: PromptInput.LeftWithKey) -> None:
+        """Escape, then a key, typed at once: stop a completion streaming (as Escape would),
+        leave the prompt, and let the key act as it does outside it (e.g. 4 shows view 4)."""
+        self.action_cancel_completion()
+        self.screen.set_focus(self.list)  # at once: the key must not reach the prompt
+        self.app.call_later(self.app.simulate_key, event.key)  # sent by the app: a message never returns to its sender
+
+    def watch_session(self) -> None:
+        self.query_one(PromptInput).placeholder = placeholder(self.session)
 
     def _start(self, prompt: str, kind: str, settings: SamplingSettings | None = None,
                continues: str | None = None) -> bool:
@@ -215,7 +229,7 @@ class CompletionsPane(Vertical):
     def on_completion_ended(self, message: CompletionEnded) -> None:
         if self._current(message.tag):
             rate = message.tokens / message.seconds if message.seconds else 0.0
-            self._end_completion(f"{message.tokens} tokens, {rate:.0f} tok/s", "done")
+            self._keep(self._end_completion(f"{message.tokens} tokens, {rate:.0f} tok/s", "done"))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         event.stop()  # the pane's own workers: the app need not hear of them
@@ -227,22 +241,43 @@ class CompletionsPane(Vertical):
         else:  # a file could not be read or written: the completions go on
             self.notify(str(event.worker.error), title="File problem", severity="warning", timeout=15)
 
-    def _end_completion(self, note: str, ended: str | None) -> None:
-        """End the streaming completion; keep it in the file unless it failed (ended None)."""
+    def _end_completion(self, note: str, ended: str | None) -> StoredCompletion | None:
+        """End the streaming completion; keep it in the file unless it failed (ended None).
+        Returns the record, if there is one to keep."""
         streaming, self._streaming = self._streaming, None
         self.generating = False
         if streaming is None:
-            return
+            return None
         streaming.widget.finish(note)
-        if ended and self._file:
-            record = new_completion(streaming.prompt, "".join(streaming.pieces), streaming.step, streaming.settings,
-                                    self._checkpoint, ended, streaming.continues)
-            streaming.widget.record = record
+        if not (ended and self._file):
+            return None
+        record = new_completion(streaming.prompt, "".join(streaming.pieces), streaming.step, streaming.settings,
+                                self._checkpoint, ended, streaming.continues)
+        streaming.widget.record = record
+        return record
+
+    def _keep(self, record: StoredCompletion | None) -> None:
+        if record is not None and self._file:
             self._append(self._file, record)
 
     @work(thread=True, exit_on_error=False, group="files", name="append completion")
     def _append(self, file: Path, record: StoredCompletion) -> None:
         append_completion(file, record)
+
+    def keep_streaming(self) -> str | None:
+        """The app is quitting: cancel the completion streaming, if one is, and keep it in the
+        file as Escape does, now (a worker would not run once the app has gone). Returns
+        why it could not be kept, or None."""
+        if self._streaming is None:
+            return None
+        self.workers.cancel_group(self, "generate")
+        record = self._end_completion("cancelled", "cancelled")
+        try:
+            if record is not None and self._file:
+                append_completion(self._file, record)
+        except CompletionsFileError as e:
+            return str(e)
+        return None
 
     def _remember(self, prompt: str) -> None:
         if self._history is not None:
@@ -261,7 +296,7 @@ class CompletionsPane(Vertical):
     def action_cancel_completion(self) -> None:
         if self._streaming:
             self.workers.cancel_group(self, "generate")
-            self._end_completion("cancelled", "cancelled")
+            self._keep(self._end_completion("cancelled", "cancelled"))
 
     def action_leave_prompt(self) -> None:
         self.list.focus()
@@ -335,6 +370,13 @@ class CompletionsPane(Vertical):
             case "export_completions":
                 return self._file is not None
         return True
+
+
+def placeholder(session: TrainingSession | None) -> str:
+    """The empty prompt's text: how to use it, and where an empty one starts, if not at a newline
+    (the Footer shows the prompt's other keys while it has the focus)."""
+    start = default_prompt(session.corpus) if session else ""
+    return f"› prompt: / to type, Enter completes{f' (empty: {start!r})' if start else ''}"
 
 
 def _earlier_widget(completion: StoredCompletion) -> Completion:

@@ -10,7 +10,8 @@ or every layer x head); and the logit lens.
 The library computes (minigpt.inspect), on a snapshot of the weights, in a
 thread worker; stepping and switching heads only re-render. While training,
 the view refreshes its snapshot every REFRESH_SECONDS, and only while it is
-on screen, so that training keeps its speed.
+on screen, so that training keeps its speed; f holds the snapshot (and the
+text) still while the user steps through it, and f again follows training.
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ class InspectView(Vertical, can_focus=True):
                 tooltip="Show the next layer's attention"),
         Binding("h", "next_head", "Head", show=False, id="inspect-head",
                 tooltip="Next attention head, then the average over heads, then every layer x head"),
+        Binding("f", "hold(True)", "Hold", id="inspect-hold",
+                tooltip="Hold the snapshot still while training goes on"),
+        Binding("f", "hold(False)", "Follow", id="inspect-follow",
+                tooltip="Follow training again: a new snapshot every 3 s"),
     ]
 
     session: var[TrainingSession | None] = var(None)
@@ -80,6 +85,7 @@ class InspectView(Vertical, can_focus=True):
     step: reactive[int] = reactive(0)
     layer: reactive[int] = reactive(0)
     head: reactive[int] = reactive(0)  # n_heads is the average, n_heads + 1 the grid
+    held: reactive[bool] = reactive(False, bindings=True)  # the snapshot stays while training goes on
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -143,7 +149,8 @@ class InspectView(Vertical, can_focus=True):
                          f"{source}, weights of step {step:,}, seed {settings.seed}", step)
 
     def _refresh_while_training(self) -> None:
-        if self.run_state == "training" and self.is_on_screen and not (self._worker and self._worker.is_running):
+        busy = self._worker and self._worker.is_running
+        if self.run_state == "training" and self.is_on_screen and not (self.held or busy):
             self._compute_now()
 
     def watch_session(self) -> None:
@@ -175,6 +182,15 @@ class InspectView(Vertical, can_focus=True):
         if self.session:
             self.head = (self.head + 1) % (self.session.trainer.model_config.n_heads + 2)
 
+    def action_hold(self, hold: bool) -> None:
+        self.held = hold
+        self._show()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "hold":
+            return parameters[0] != self.held  # f holds, or, once held, follows again
+        return True
+
     # --- showing --------------------------------------------------------------------------
 
     def _title(self, text: str) -> None:
@@ -204,7 +220,8 @@ class InspectView(Vertical, can_focus=True):
             return
         step = steps[self.step]
         position = step.position
-        self._title(f"token {self.step + 1}/{len(steps)}: {visible_token(labels[position])} drawn at "
+        held = "held · " if self.held else ""
+        self._title(f"{held}token {self.step + 1}/{len(steps)}: {visible_token(labels[position])} drawn at "
                     f"{format_probability(step.processed)} (raw {format_probability(step.raw)}) · "
                     f"perplexity {inspection.perplexity:.2f} · "
                     f"{self.inspected.source}")

@@ -27,6 +27,8 @@ class TrainView(Horizontal):
                 tooltip="Plot the loss by step, by training tokens seen or by time used"),
         Binding("b", "toggle_y_axis", "Bits", id="y-axis", show=False,
                 tooltip="Plot the loss in nats per token or in bits per character"),
+        Binding("g", "toggle_lr", "LR", id="lr-curve", show=False,
+                tooltip="Show or hide the learning rate beside the loss"),
         Binding("o", "pick_runs", "Runs", id="runs", show=False,  # the footer is full at 80 columns
                 tooltip="Overlay other runs' validation curves"),
     ]
@@ -45,6 +47,10 @@ class TrainView(Horizontal):
     def action_toggle_x_axis(self) -> None:
         chart = self.query_one(LossChart)
         chart.x_axis = X_AXES[(X_AXES.index(chart.x_axis) + 1) % len(X_AXES)]
+
+    def action_toggle_lr(self) -> None:
+        chart = self.query_one(LossChart)
+        chart.show_lr = not chart.show_lr
 
     def action_toggle_y_axis(self) -> None:
         chart = self.query_one(LossChart)

@@ -1,7 +1,9 @@
 """The live loss chart: train loss as a line, validation loss as marked points,
 against the step, the training tokens seen or the time the run has used, in
-nats per token or bits per character; and, overlaid, the validation curves of
-other runs (read from their logs), named in a legend by size and tokenizer."""
+nats per token or bits per character; a dotted line at the loss of a model
+that guesses every token alike; the learning rate on a second axis, on
+request; and, overlaid, the validation curves of other runs (read from their
+logs), named in a legend by size and tokenizer."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from textual.color import Color
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
+from minigpt.plumbing.runlog import LOG_EVERY
 from minigpt.plumbing.runs import Run, XAxis, YAxis
 from minigpt.plumbing.terminal import format_seconds
 from tui.text import format_count
@@ -36,21 +39,23 @@ class RunScale:
     tokens_per_step: int = 0
     train_chars_per_token: float = 1.0
     val_chars_per_token: float = 1.0
+    uniform_loss: float | None = None  # ln V: the loss of a model that guesses every token alike
 
 
 class LossChart(PlotextPlot):
     """Train and validation loss against step, tokens or time. Points arrive
     in batches; the plot is rebuilt on a timer, only when something changed."""
 
+    scale: reactive[RunScale] = reactive(RunScale, init=False)
     log_scale: reactive[bool] = reactive(False)
+    show_lr: reactive[bool] = reactive(False)  # the learning rate, on the right-hand axis
     x_axis: reactive[XAxis] = reactive("step")
     y_axis: reactive[YAxis] = reactive("loss")
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self.train = DownsampledSeries(CAPACITY)
+        self.train = DownsampledSeries(CAPACITY, every=LOG_EVERY)  # the steps the run's log keeps
         self.val = DownsampledSeries(CAPACITY)
-        self.scale = RunScale()
         self.overlays: list[Run] = []
         self._stale = True
 
@@ -61,8 +66,8 @@ class LossChart(PlotextPlot):
         self.set_interval(REPLOT_INTERVAL, self._replot_if_stale)
         self.replot()
 
-    def add_train_losses(self, points: list[tuple[int, float, float]]) -> None:
-        """(step, seconds the run has used, loss) points."""
+    def add_train_losses(self, points: list[tuple[float, ...]]) -> None:
+        """(step, seconds the run has used, loss, learning rate) points."""
         self.train.extend(points)
         self._stale = True
 
@@ -76,6 +81,12 @@ class LossChart(PlotextPlot):
         self.replot()
 
     def watch_log_scale(self) -> None:
+        self.replot()
+
+    def watch_scale(self) -> None:
+        self.replot()
+
+    def watch_show_lr(self) -> None:
         self.replot()
 
     def watch_x_axis(self) -> None:
@@ -104,13 +115,14 @@ class LossChart(PlotextPlot):
         labelled = self.size.height >= LABELS_MIN_HEIGHT
         plt.xlabel(X_LABELS[self.x_axis] if labelled else "")
         plt.ylabel(Y_LABELS[self.y_axis] if labelled else "")
-        self.border_subtitle = f"⣀ train  x val  · {'log' if self.log_scale else 'linear'}"
         xs: list[float] = []  # the first and last x of every curve, for the ticks
         if self.train:
             x = self._xs(self.train)
             plt.plot(x, self._ys(self.train, self.scale.train_chars_per_token), marker="braille",
                      color=self._colour("primary"))
             xs += x[:1] + x[-1:]
+            if self.show_lr:
+                self._plot_lr(x)
         if self.val:
             x = self._xs(self.val)
             plt.scatter(x, self._ys(self.val, self.scale.val_chars_per_token), marker="x",
@@ -122,10 +134,31 @@ class LossChart(PlotextPlot):
                 colour = self._colour(OVERLAY_COLOURS[number % len(OVERLAY_COLOURS)])
                 plt.plot(x, y, marker="braille", color=colour, label=run.label)
                 xs += x[:1] + x[-1:]
+        guess = self._uniform_guess()
+        if guess is not None and xs:  # before any point, the subtitle alone gives it
+            plt.plot([min(xs)], [guess], marker=" ")  # an invisible point, so that the y range takes the line in
+            plt.hline(guess, color=self._colour("foreground-muted"))
+        self.border_subtitle = "  ".join(filter(None, [
+            "⣀ train  x val", f"─ guess {guess:.2f}" if guess is not None else "",
+            "⣀ lr (right)" if self.show_lr else "", "log" if self.log_scale else "linear"]))
         if xs:
             ticks = _ticks(min(xs), max(xs))
             plt.xticks(ticks, [self._tick_label(t) for t in ticks])
         self.refresh()
+
+    def _plot_lr(self, x: list[float]) -> None:
+        """The learning rate of each train point, on the right-hand axis (an old log may lack it)."""
+        points = [(step, lr) for step, lr in zip(x, self.train.column(3), strict=True) if math.isfinite(lr)]
+        if points:
+            steps, rates = (list(column) for column in zip(*points, strict=True))
+            self.plt.plot(steps, rates, marker="braille", color=self._colour("secondary"), yside="right")
+
+    def _uniform_guess(self) -> float | None:
+        """Where the line of a uniform guess goes, in the chart's unit."""
+        loss = self.scale.uniform_loss
+        if loss is None or self.y_axis == "loss":
+            return loss
+        return loss / (math.log(2) * self.scale.train_chars_per_token)
 
     def _xs(self, series: DownsampledSeries) -> list[float]:
         if self.x_axis == "time":
@@ -151,8 +184,10 @@ class LossChart(PlotextPlot):
             return Text(f"the chart cannot be drawn ({type(error).__name__}: {error})")
 
     def _colour(self, variable: str) -> tuple[int, int, int]:
-        """A colour of the app's theme, so the curves follow theme changes."""
-        return Color.parse(self.app.theme_variables[variable]).rgb
+        """A colour of the app's theme, so the curves follow theme changes (a translucent one,
+        such as foreground-muted, as it looks over the theme's surface)."""
+        theme = self.app.theme_variables
+        return (Color.parse(theme["surface"]) + Color.parse(theme[variable])).rgb
 
 
 def _ticks(first: float, last: float) -> list[int]:

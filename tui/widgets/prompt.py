@@ -5,6 +5,8 @@ terminal, Shift+Enter too where the terminal tells Shift+Enter from Enter
 (kitty, WezTerm, foot, Ghostty...); pasted text keeps its lines. Up on the
 first line and Down on the last walk the prompt history, as in a shell: the
 text being written is kept, and comes back below the newest entry.
+Escape typed just before another key (which arrives as alt+key, tui.keys)
+posts LeftWithKey: the completions pane leaves the prompt, then the key acts.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import TextArea
 from textual.widgets.text_area import EditResult
+
+from tui.keys import key_after_escape
 
 
 class PromptInput(TextArea):
@@ -33,6 +37,14 @@ class PromptInput(TextArea):
         def control(self) -> PromptInput:
             return self.prompt
 
+    class LeftWithKey(Message):
+        """Escape, then key, typed at once: the prompt is to be left, and the key to act."""
+
+        def __init__(self, prompt: PromptInput, key: str) -> None:
+            super().__init__()
+            self.prompt = prompt
+            self.key = key
+
     def __init__(self, *, placeholder: str = "", id: str | None = None) -> None:
         super().__init__(placeholder=placeholder, id=id, compact=True, soft_wrap=True, show_line_numbers=False,
                          tab_behavior="focus")
@@ -44,6 +56,11 @@ class PromptInput(TextArea):
         # The keys of BINDINGS are handled here, in the order they were typed: as bindings they
         # would run after the keys queued behind them (a fast typist's, or tmux send-keys),
         # or, with priority, before the keys typed just ahead. And TextArea would take Enter.
+        if (key := key_after_escape(event)) is not None:  # Escape and a key typed at once (tui.keys)
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.LeftWithKey(self, key))
+            return
         for binding in self.BINDINGS:
             if isinstance(binding, Binding) and event.key in binding.key.split(","):
                 event.stop()
