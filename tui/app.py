@@ -50,6 +50,7 @@ from tui.options import Options, parse_options
 from tui.preferences import read_keymap, read_theme, with_theme
 from tui.screens.settings import SettingsResult, SettingsScreen
 from tui.text import one_line
+from tui.views.chat import ChatView
 from tui.views.completions import CompletionsPane
 from tui.views.inspect import InspectView
 from tui.views.log import LogView
@@ -79,6 +80,8 @@ class MiniGPTApp(App[None]):
         Binding("s", "save", "Save", id="save", tooltip="Save a checkpoint now"),
         Binding("slash", "focus_prompt", "Prompt", id="prompt", tooltip="Write a prompt"),
         Binding("comma", "settings", "Settings", id="settings", tooltip="Edit the sampling settings"),
+        Binding("m", "toggle_chat", "Chat", id="chat",
+                tooltip="Talk with the model as a character of its text (m again goes back)"),
         Binding("1", "show_view('train-view')", "Chart", id="view-train", show=False,
                 tooltip="Show the loss chart and completions"),
         Binding("2", "show_view('log-view')", "Log", id="view-log", show=False, tooltip="Show the event log"),
@@ -102,6 +105,7 @@ class MiniGPTApp(App[None]):
 
     chart: LossChart
     completions: CompletionsPane
+    chat: ChatView
     event_log: LogView
     inspector: InspectView
     samples: SamplesView
@@ -129,6 +133,8 @@ class MiniGPTApp(App[None]):
                                                           MiniGPTApp.run_state)
             with TabPane("Samples", id="samples-view"):
                 yield SamplesView(id="samples")
+            with TabPane("Chat", id="chat-view"):
+                yield ChatView(self.options.checkpoint, id="chat").data_bind(MiniGPTApp.session, MiniGPTApp.sampling)
         yield StatusBar(id="status").data_bind(state=MiniGPTApp.run_state, generating=MiniGPTApp.generating,
                                                message=MiniGPTApp.load_message, progress=MiniGPTApp.progress,
                                                info=MiniGPTApp.run_info)
@@ -141,8 +147,10 @@ class MiniGPTApp(App[None]):
         self.event_log = self.query_one(LogView)
         self.inspector = self.query_one(InspectView)
         self.samples = self.query_one(SamplesView)
+        self.chat = self.query_one(ChatView)
         self.completions.list.focus()
         self.watch(self.completions, "generating", self._completion_running, init=False)
+        self.watch(self.chat, "generating", self._completion_running, init=False)
         self.call_after_refresh(self._load)  # after the first paint: the loader spends seconds importing PyTorch
         self.call_after_refresh(self.completions.open_files, self.options.checkpoint, DEFAULT_HISTORY)
         self._quit_on_sigterm()
@@ -182,6 +190,7 @@ class MiniGPTApp(App[None]):
     def on_settings_loaded(self, message: SettingsLoaded) -> None:
         loaded = message.loaded
         self.sampling, self.settings_path, self.settings_document = loaded.sampling, loaded.path, loaded.document
+        self.chat.settings, self.chat.settings_file = loaded.document, str(loaded.path)
         theme, theme_problems = read_theme(loaded.document, loaded.path, self.available_themes)
         binding_ids = [binding.id for _, binding in self.all_bindings()]
         keymap, keymap_problems = read_keymap(loaded.document, loaded.path, binding_ids)
@@ -331,8 +340,8 @@ class MiniGPTApp(App[None]):
 
     # --- completions: the pane does the work; the status bar and the log hear of it ------------------
 
-    def _completion_running(self, active: bool) -> None:
-        self.generating = active
+    def _completion_running(self) -> None:
+        self.generating = self.completions.generating or self.chat.generating
 
     def on_completions_pane_failed(self, message: CompletionsPane.Failed) -> None:
         self._report(message.error, "Completion failed")
@@ -364,6 +373,17 @@ class MiniGPTApp(App[None]):
         if settings is not None and message.seed is not None:
             settings = replace(settings, seed=message.seed)  # the draws that made this completion
         self.inspector.inspect(message.prompt, message.text, settings)
+        self.action_show_view("inspect-view")
+
+    def action_toggle_chat(self) -> None:
+        if self.query_one(TabbedContent).active == "chat-view":
+            self.action_show_view("train-view")
+        else:
+            self.query_one(TabbedContent).active = "chat-view"
+            self.chat.open()
+
+    def on_chat_view_inspect_requested(self, message: ChatView.InspectRequested) -> None:
+        self.inspector.inspect(message.prompt, message.text, message.settings)
         self.action_show_view("inspect-view")
 
     def action_settings(self) -> None:
@@ -406,7 +426,7 @@ class MiniGPTApp(App[None]):
         """Every binding of the app and its views, with the node whose action it runs (once per id:
         the completion list shows some of the pane's)."""
         nodes: list[DOMNode] = [self, self.query_one(TrainView), self.completions, self.completions.list,
-                                self.inspector, self.samples]
+                                self.inspector, self.samples, self.chat]
         found: dict[str | None, tuple[DOMNode, Binding]] = {}
         for node in nodes:
             for binding in node.BINDINGS:

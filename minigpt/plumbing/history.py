@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from minigpt.plumbing.atomic import atomic_write_bytes
-from minigpt.plumbing.jsonlines import append_record, read_tail
+from minigpt.plumbing.jsonlines import append_record, now_utc, read_tail
 
 LIMIT = 1000  # prompts kept
 
@@ -36,7 +35,7 @@ class PromptHistory:
         if prompt in self.prompts:
             self.prompts.remove(prompt)
         self.prompts = [*self.prompts[-(LIMIT - 1):], prompt]
-        append_record(self.path, {"prompt": prompt, "time": _now()})
+        append_record(self.path, {"prompt": prompt, "time": now_utc()})
 
 
 def load_history(path: Path) -> PromptHistory:
@@ -60,12 +59,8 @@ def _newest_distinct(prompts: list[str]) -> list[str]:
 
 
 def _compact(history: PromptHistory) -> None:
-    lines = (json.dumps({"prompt": p, "time": _now()}) for p in history.prompts)  # ASCII: any prompt can be written
+    lines = (json.dumps({"prompt": p, "time": now_utc()}) for p in history.prompts)  # ASCII: any prompt can be written
     try:
         atomic_write_bytes(history.path, ("\n".join(lines) + "\n").encode("ascii"))
     except OSError as e:
         history.problem = f"{history.path}: could not be shortened ({e.strerror or e}); it is left as it is"
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

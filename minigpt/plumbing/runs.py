@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from minigpt.plumbing.completions import SUFFIX
+from minigpt.plumbing import completions, conversations
 from minigpt.plumbing.runlog import log_path
 
 XAxis = Literal["step", "tokens", "time"]
@@ -112,8 +112,9 @@ class Run:
 
 
 def find_logs(folder: Path) -> list[Path]:
-    """The metrics logs in folder and its subfolders, by name (not the completions files beside them)."""
-    return sorted(path for path in folder.rglob("*.jsonl") if path.is_file() and not path.name.endswith(SUFFIX))
+    """The metrics logs in folder and its subfolders, by name (not the completions and conversations beside them)."""
+    others = (completions.SUFFIX, conversations.SUFFIX)
+    return sorted(path for path in folder.rglob("*.jsonl") if path.is_file() and not path.name.endswith(others))
 
 
 def load_runs(folder: Path) -> tuple[list[Run], list[str]]:

@@ -8,10 +8,13 @@ from textual.widgets import Input
 from textual.widgets._footer import FooterKey
 from tui_helpers import fake_run_log, make_app, wait_for, wait_loaded, write_settings
 
+from minigpt.plumbing.conversations import append_turn, model_turn, user_turn
 from minigpt.plumbing.runs import Sample
+from minigpt.plumbing.settings import SamplingSettings
 from tui.screens.runs import RunsScreen
 from tui.screens.settings import SettingsScreen
 from tui.views.inspect import InspectView
+from tui.widgets.chat_turn import TurnCard
 
 SAMPLES = [Sample(100, 4.1706, "ta  eh\nTiwlaa i e ,sdrn\nem  rhoe tnaaee"),
            Sample(500, 2.4312, "Thas the wer thy lome,\nAnd sall the dot he his hance."),
@@ -102,3 +105,36 @@ def test_runs_picker(workdir, snap_compare):
 def test_runs_overlaid_on_the_chart(workdir, snap_compare, size):
     two_runs(workdir)
     assert snap_compare(make_app(), terminal_size=size, run_before=runs_overlaid)
+
+
+PLAY = "ROMEO:\nIs the day so young?\n\nJULIET:\nBut new struck nine. Good night.\n\nNURSE:\nMadam! Ay.\n\n" * 40
+
+
+def a_conversation(workdir) -> None:
+    """A play to train on, and a conversation with its model kept from an earlier launch."""
+    (workdir / "data" / "input.txt").write_text(PLAY)
+    path = workdir / "checkpoints" / "model.chat.jsonl"
+    turns = [("ROMEO", "Is the day so young?"), ("JULIET", "But new struck nine."), ("ROMEO", "Ay."),
+             ("JULIET", "Good night.")]
+    prompt = ""
+    for name, text in turns:
+        if name == "ROMEO":
+            append_turn(path, user_turn("c0ffee00", f"{name}:\n", text))
+        else:
+            append_turn(path, model_turn("c0ffee00", f"{name}:\n", text, prompt, 120, SamplingSettings(seed=1),
+                                         "checkpoints/model.pt"))
+        prompt += f"{name}:\n{text}\n\n"
+
+
+async def chat_open(pilot) -> None:
+    await loaded(pilot)
+    await pilot.press("m")
+    chat = pilot.app.chat
+    await wait_for(pilot, lambda: len(pilot.app.query(TurnCard)) == 4 and pilot.app.focused is chat.input,
+                   "the conversation read back")
+    chat.input.cursor_blink = False
+
+
+def test_chat_view(workdir, snap_compare):
+    a_conversation(workdir)
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=chat_open)
