@@ -192,6 +192,13 @@ def lay_out(turns: Sequence[Turn], template: Template, context: int, count: Call
     return Prompt(text, first, used, cut=used > context)
 
 
+def first_window(prompt: str, reply: str, tokenizer: Tokenizer, context: int) -> str:
+    """The start of reply that fits in one context after prompt: the model read prompt for it all (a longer
+    reply was written reading less and less of the prompt, as the window slid on)."""
+    room = max(context - len(tokenizer.encode(prompt)), 1)
+    return tokenizer.decode(tokenizer.encode(reply)[:room])
+
+
 class TokenCounter:
     """The tokens of each piece of text, encoded once: laying out a conversation again
     after a new turn encodes only that turn."""

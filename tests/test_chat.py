@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from minigpt.chat import Speakers, Style, Template, TokenCounter, Turn, find_speakers, lay_out
+from minigpt.chat import Speakers, Style, Template, TokenCounter, Turn, find_speakers, first_window, lay_out
 from minigpt.model import ModelConfig
 from minigpt.plumbing.settings import SamplingSettings
 from minigpt.sampling import generate
@@ -237,3 +237,10 @@ def test_no_speakers_means_no_template_from_the_text():
 
     with pytest.raises(NoTemplateError):
         Speakers([], None, []).template("ROMEO", "JULIET")
+
+
+def test_the_first_window_holds_the_prompt_and_the_start_of_the_reply():
+    prompt = "ROMEO:\nIs the day so young?\n\nJULIET:\n"  # 37 characters
+    assert first_window(prompt, "But new struck nine.", TOKENIZER, 64) == "But new struck nine."
+    assert first_window(prompt, "But new struck nine. Ay me!", TOKENIZER, 41) == "But "
+    assert first_window(prompt * 3, "But", TOKENIZER, 40) == "B", "at least a token"

@@ -380,6 +380,9 @@ class MiniGPTApp(App[None]):
             self.action_show_view("train-view")
         else:
             self.query_one(TabbedContent).active = "chat-view"
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "chat-view":  # by m, or a click on its tab
             self.chat.open()
 
     def on_chat_view_inspect_requested(self, message: ChatView.InspectRequested) -> None:

@@ -61,12 +61,18 @@ async def test_m_opens_the_chat_with_its_lesson_and_m_again_goes_back(workdir):
     app = make_app()
     async with app.run_test() as pilot:
         chat = await open_chat(pilot)
-        assert app.query_one(TabbedContent).active == "chat-view" and app.focused is chat.input
+        assert app.query_one(TabbedContent).active == "chat-view"
+        await wait_for(pilot, lambda: app.focused is chat.input, "the chat input's focus")
         assert str(chat.query_one("#chat-lesson").render()) == LESSON
         assert chat.roles == ("ROMEO", "JULIET"), "the two who speak most; the first to speak is the user"
         await leave_input(pilot)
+        await pilot.press("slash")  # back to the input, in the chat
+        await wait_for(pilot, lambda: app.focused is chat.input, "the chat input's focus")
+        await leave_input(pilot)
         await pilot.press("m")
         await wait_for(pilot, lambda: app.query_one(TabbedContent).active == "train-view", "the train view")
+        app.query_one(TabbedContent).active = "chat-view"  # as a click on its tab does
+        await wait_for(pilot, lambda: app.focused is chat.input, "the chat input's focus")
 
 
 async def test_a_turn_streams_in_laid_out_in_the_play_s_format_and_is_kept(workdir):
@@ -97,7 +103,7 @@ async def test_whole_turns_drop_at_the_context_limit_and_a_line_marks_where_memo
         shown = cards(app)
         assert [card.has_class("-forgotten") for card in shown] == [True, True, False, False]
         memory = shown[2].query_one(".memory")
-        assert memory.display and "memory begins here: 2 turns above no longer fit the 32-token context" in str(
+        assert memory.display and "memory begins here: the 2 turns above do not fit in 32 tokens" in str(
             memory.render())
         assert not shown[0].query_one(".memory").display
         assert chat.turns == kept(workdir)
@@ -115,11 +121,13 @@ async def test_i_opens_the_text_the_model_read_in_the_inspect_view(workdir):
         await wait_for(pilot, lambda: app.query_one(TabbedContent).active == "inspect-view", "the inspect view")
         [request] = set(messages.of(ChatView.InspectRequested))  # one message, heard on its way up
         model = kept(workdir)[1]
-        assert (request.prompt, request.text, request.settings) == (model.prompt, model.text, model.settings)
+        # The text read (28 characters), and as much of the turn (6) as fits beside it in the tiny model's 32.
+        assert model.prompt == "ROMEO:\nGood morrow\n\nJULIET:\n" and len(model.text) == 6
+        assert (request.prompt, request.text, request.settings) == (model.prompt, model.text[:4], model.settings)
         await wait_for(pilot, lambda: app.inspector.inspected is not None, "the inspection")
-        inspection = app.inspector.inspected.inspection  # the last 32 tokens (the tiny model's block) of both
-        assert inspection.tokens == app.session.trainer.tokenizer.encode(model.prompt + model.text)[-32:]
-        assert len(inspection.steps) == len(model.text)
+        inspection = app.inspector.inspected.inspection
+        assert inspection.tokens == app.session.trainer.tokenizer.encode(model.prompt + model.text[:4])
+        assert inspection.prompt_length == 28 and len(inspection.steps) == 4
 
 
 async def test_regenerate_continue_and_copy_act_on_the_newest_turn(workdir):
@@ -184,7 +192,6 @@ async def test_w_chooses_who_is_who_any_name_can_be_typed(workdir):
         model.value = ""
         await pilot.press(*"Peter", "enter")  # a name the text never gives
         await wait_for(pilot, lambda: chat.roles == ("NURSE", "Peter"), "the new roles")
-        chat.input.focus()
         await say(pilot, "Madam!")
         assert kept(workdir)[1].prompt == "NURSE:\nMadam!\n\nPeter:\n"
 

@@ -36,6 +36,7 @@ from minigpt.chat import (
     Template,
     TokenCounter,
     Turn,
+    first_window,
     lay_out,
     name_in,
     speakers_of,
@@ -91,6 +92,7 @@ class ChatView(Vertical):
         Binding("escape", "cancel_reply", "Cancel", id="chat-cancel", tooltip="Stop the model's turn"),
         Binding("escape", "leave_input", "Leave", id="chat-leave", show=False,
                 tooltip="Leave the chat input, so that keys are commands again"),
+        Binding("slash", "write", "Write", id="chat-write", tooltip="Write your turn in the chat"),
         Binding("w", "pick_roles", "Who", id="chat-who", tooltip="Choose who you are and whom the model plays"),
         Binding("n", "new_conversation", "New", id="chat-new", tooltip="Start a new conversation"),
         # Hidden here: the list shows them while a turn is selected; they act on the newest otherwise.
@@ -141,13 +143,11 @@ class ChatView(Vertical):
     # --- getting ready ---------------------------------------------------------------------
 
     def open(self) -> None:
-        """The view is shown: find the speakers and read the conversation, once; focus the input."""
+        """The view is shown (by m, or its tab): find the speakers and read the conversation, once; focus
+        the input."""
         self._opened = True
         self._prepare()
-        if self.template:
-            self.input.focus()
-        else:
-            self.list.focus()
+        (self.input if self.template else self.list).focus()
 
     def watch_session(self) -> None:
         if self._opened:
@@ -181,7 +181,7 @@ class ChatView(Vertical):
         self._use_roles(*self.roles)
         self.list.add_earlier([turn_card(turn) for turn in self.turns])
         self._show_memory()
-        if self.template and self.screen.focused is self.list:  # open() focused it while this was read
+        if self.template and self.screen.focused in (None, self.list):  # not if the user has gone elsewhere
             self.input.focus()
 
     def _use_roles(self, user: str, model: str) -> None:
@@ -346,9 +346,12 @@ class ChatView(Vertical):
         copy_out(self, (target.turn.tag if target.turn else "") + target.text, self._copy_file)
 
     def action_inspect_completion(self) -> None:
+        """Inspect the text the model read for the turn, and as much of its words as fit beside it."""
         target = self.target
-        assert target is not None and target.turn is not None
-        self.post_message(self.InspectRequested(target.turn.prompt, target.turn.text, target.turn.settings))
+        assert target is not None and target.turn is not None and self.session is not None
+        turn, trainer = target.turn, self.session.trainer
+        text = first_window(turn.prompt, turn.text, trainer.tokenizer, trainer.model_config.block_size)
+        self.post_message(self.InspectRequested(turn.prompt, text, turn.settings))
 
     def action_cancel_reply(self) -> None:
         if self._reply:
@@ -357,6 +360,9 @@ class ChatView(Vertical):
 
     def action_leave_input(self) -> None:
         self.list.focus()
+
+    def action_write(self) -> None:
+        self.input.focus()
 
     def action_pick_roles(self) -> None:
         from tui.screens.roles import RolesScreen
@@ -367,6 +373,7 @@ class ChatView(Vertical):
     def _roles_picked(self, roles: tuple[str, str] | None) -> None:
         if roles is not None:
             self._use_roles(*roles)
+        self.input.focus()
 
     def action_new_conversation(self) -> None:
         self.action_cancel_reply()
@@ -384,7 +391,7 @@ class ChatView(Vertical):
                 return self._reply is None and self.screen.focused is self.input
             case "pick_roles":
                 return bool(self._speakers and self._speakers.style) and not self._chat.fixed_roles
-            case "new_conversation":
+            case "new_conversation" | "write":
                 return self.template is not None
             case "continue_completion" | "regenerate_completion":
                 return self._newest_model_turn() is not None and self._reply is None

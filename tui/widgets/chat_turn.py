@@ -69,8 +69,8 @@ def _memory_line(prompt: Prompt, context: int) -> str | None:
     """The line above the oldest turn the model reads, if it does not read them all."""
     lines = []
     if prompt.first:
-        turns = f"{prompt.first} turn{'s' * (prompt.first != 1)}"
-        lines.append(f"── memory begins here: {turns} above no longer fit the {context}-token context ──")
+        turns = f"the {prompt.first} turns above do" if prompt.first > 1 else "the turn above does"
+        lines.append(f"── memory begins here: {turns} not fit in {context} tokens ──")
     if prompt.cut:
         lines.append(f"── the model reads only the end of this turn ({context} tokens) ──")
     return "\n".join(lines) or None
