@@ -116,14 +116,13 @@ def a_conversation(workdir) -> None:
     path = workdir / "checkpoints" / "model.chat.jsonl"
     turns = [("ROMEO", "Is the day so young?"), ("JULIET", "But new struck nine."), ("ROMEO", "Ay."),
              ("JULIET", "Good night.")]
-    prompt = ""
     for name, text in turns:
         if name == "ROMEO":
-            append_turn(path, user_turn("c0ffee00", f"{name}:\n", text))
+            append_turn(path, user_turn("c0ffee00", "ROMEO:\n", text))
+            read = f"ROMEO:\n{text}\n\nJULIET:\n"  # what a 32-token model reads
         else:
-            append_turn(path, model_turn("c0ffee00", f"{name}:\n", text, prompt, 120, SamplingSettings(seed=1),
+            append_turn(path, model_turn("c0ffee00", "JULIET:\n", text, read, 120, SamplingSettings(seed=1),
                                          "checkpoints/model.pt"))
-        prompt += f"{name}:\n{text}\n\n"
 
 
 async def chat_open(pilot) -> None:

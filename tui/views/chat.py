@@ -232,7 +232,7 @@ class ChatView(Vertical):
         self.action_cancel_reply()
         self.input.clear()
         self.list.add_completion(turn_card(self._keep(user_turn(self.conversation.id, self.template.user, text))))
-        prompt = self._laid_out()
+        prompt = self._laid_out(self.turns)
         self._show_memory(prompt)
         self._start(prompt.text, self.template.model)
 
@@ -296,18 +296,19 @@ class ChatView(Vertical):
     def _append(self, file: Path, turn: StoredTurn) -> None:
         append_turn(file, turn)
 
-    def _laid_out(self) -> Prompt:
-        """The conversation as the model reads it now: the turns that fit, and its tag."""
+    def _laid_out(self, turns: list[StoredTurn]) -> Prompt:
+        """turns as the model reads them for its next turn: those that fit, and its tag."""
         assert self.template is not None and self._counter is not None and self.session is not None
         context = self.session.trainer.model_config.block_size
-        return lay_out([Turn(t.tag, t.text) for t in self.turns], self.template, context, self._counter)
+        return lay_out([Turn(t.tag, t.text) for t in turns], self.template, context, self._counter)
 
     def _show_memory(self, prompt: Prompt | None = None) -> None:
-        """Mark where the model's memory begins in prompt (by default, the conversation as it would read it now)."""
+        """Mark where the model's memory begins in prompt (by default, where it began for the model's last turn,
+        or would begin for its next)."""
         if prompt is None:
             if self.template is None or self._counter is None or not self.turns:
                 return
-            prompt = self._laid_out()
+            prompt = self._laid_out(self.turns[:-1] if self.turns[-1].role == "model" else self.turns)
         assert self.session is not None
         self.list.show_memory(self.turns, prompt, self.session.trainer.model_config.block_size)
 
