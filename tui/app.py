@@ -77,7 +77,8 @@ class MiniGPTApp(App[None]):
         Binding("t", "pause_training", "Pause", id="pause", tooltip="Pause training"),
         Binding("t", "resume_training", "Resume", id="resume", tooltip="Resume training"),
         Binding("x", "stop_training", "Stop", id="stop", tooltip="Stop training and save a checkpoint"),
-        Binding("s", "save", "Save", id="save", tooltip="Save a checkpoint now"),
+        # Not in the Footer, which has room for m at 80 columns only without it: every evaluation saves too.
+        Binding("s", "save", "Save", id="save", show=False, tooltip="Save a checkpoint now"),
         Binding("slash", "focus_prompt", "Prompt", id="prompt", tooltip="Write a prompt"),
         Binding("comma", "settings", "Settings", id="settings", tooltip="Edit the sampling settings"),
         Binding("m", "toggle_chat", "Chat", id="chat",
