@@ -4,8 +4,9 @@ Two figures:
 
 * one update of each view at --block-size tokens (default 256), the median of
   --repeats: the library's computations (a snapshot of the weights, the
-  explicit re-run of the blocks for attention and the logit lens, scoring a
-  whole block of text, replaying a generation) and the render of each widget
+  model's forward pass on its explicit attention path with the logit lens
+  after every sublayer, scoring a whole block of text, replaying a
+  generation) and the render of each widget
   of the view in the headless app (its text built for the screen);
 * training tokens/s inside the headless app with the Inspect view closed,
   then open (refreshing its snapshot as it does while training), then closed

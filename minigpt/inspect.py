@@ -1,10 +1,12 @@
 """Looking inside the model: what it predicts at each step of a text, where
-each head attends, and what each layer would predict (the logit lens).
+each head attends, and what it would predict after each of its sublayers
+(the logit lens).
 
 Everything here runs on a snapshot of the weights (Trainer.snapshot()), so
 training goes on while it is computed, and nothing stays in the model: the
-blocks are re-run explicitly on one window of tokens, reading each layer's
-own weights, with no hooks and no extra tensors kept during training.
+model's own forward pass runs on one window of tokens with a Recorder
+(model.py), which takes attention's explicit path and keeps what it meets;
+no hooks, and nothing kept during training.
 
 Two ways to get the steps of a text:
 - replay(): generate from a prompt, exactly as the sampler does (the very
@@ -23,13 +25,13 @@ from typing import NamedTuple
 
 import torch
 
-from minigpt.model import GPT
+from minigpt.model import GPT, Recorder
 from minigpt.plumbing.settings import SamplingSettings
 from minigpt.sampling import generate, processed_probabilities, start_tokens
 from minigpt.tokenizer import Tokenizer
 
 CANDIDATES = 20  # next-token candidates kept per step
-LENS_TOP = 3  # predictions kept per layer and position by the logit lens
+LENS_TOP = 3  # predictions kept per stage and position by the logit lens
 REPLAY_TOKENS = 32  # most tokens replay() generates: at block 256, 64 took 126 ms, over an update's 100
 
 
@@ -52,11 +54,17 @@ class Step:
 
 @dataclass(frozen=True, eq=False)  # tensors have no one truth value: equal only to itself
 class Trace:
-    """The model re-run on one window of tokens: T positions, L layers, H heads."""
+    """The model run on one window of tokens (T positions), as recorded on the way:
+    L layers of H heads of attention, and S stages of the residual stream."""
 
-    attention: torch.Tensor  # (L, H, T, T): row i is how position i spreads its attention
-    lens_tokens: torch.Tensor  # (L + 1, T, LENS_TOP): each layer's top predictions, 0 = the embeddings
-    lens_probs: torch.Tensor  # (L + 1, T, LENS_TOP)
+    attention: torch.Tensor  # (L, H, T, T): row i is how position i spreads its attention (L = 0 without it)
+    # The logit lens: what the stream would predict if the model stopped after each stage, read as the
+    # output is (GPT.next_token_logits). The stages: "embeddings", then "attention 1", "mlp 1", ...:
+    # the last is the model's output.
+    lens_stages: list[str]
+    lens_tokens: torch.Tensor  # (S, T, LENS_TOP): each stage's top predictions at each position
+    lens_probs: torch.Tensor  # (S, T, LENS_TOP)
+    lens_next: torch.Tensor  # (S, T): the probability each stage gives the token that comes next (nan: the last)
     logits: torch.Tensor  # (T, V): the model's output
 
 
@@ -76,38 +84,27 @@ class Inspection:
         return math.exp(-sum(math.log(max(s.raw, 1e-12)) for s in self.steps) / len(self.steps))
 
 
-def attention_weights(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """softmax(q k^T / sqrt(D)) with the causal mask: (H, T, D) twice -> (H, T, T)."""
-    T = q.size(-2)
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
-    future = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(diagonal=1)
-    return torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
-
-
 @torch.inference_mode()
 def trace(model: GPT, tokens: list[int]) -> Trace:
-    """Re-run the blocks on tokens (at most block_size of them) step by step, as
-    model.py's forward does, keeping each head's attention weights and the
-    residual stream after each block."""
-    c = model.config
+    """Run the model on tokens (at most block_size of them) with a Recorder: its
+    own forward pass, with attention on its explicit path, keeping each head's
+    attention weights and the residual stream after each sublayer."""
     device = next(model.parameters()).device
-    idx = torch.tensor(tokens, device=device)
-    T, H, D = len(tokens), c.n_heads, c.d_model // c.n_heads
-    x = model.token_embedding(idx) + model.position_embedding(torch.arange(T, device=device))
-    residuals, maps = [x], []
-    for block in model.blocks:
-        q, k, v = block.attn.qkv(block.ln_attn(x)).view(T, 3, H, D).permute(1, 2, 0, 3)  # 3 x (H, T, D)
-        weights = attention_weights(q, k)
-        x = x + block.attn.proj((weights @ v).transpose(0, 1).reshape(T, c.d_model))
-        x = x + block.mlp(block.ln_mlp(x))
-        residuals.append(x)
-        maps.append(weights)
-    lens = []  # only each layer's top predictions: all of them would be (L + 1) x T x V numbers
-    for residual in residuals:
-        logits = model.head(model.ln_final(residual)).float()  # after the last block: the model's output
-        lens.append(torch.softmax(logits, dim=-1).topk(LENS_TOP))
-    return Trace(attention=torch.stack(maps).float(), lens_tokens=torch.stack([t.indices for t in lens]),
-                 lens_probs=torch.stack([t.values for t in lens]), logits=logits)
+    idx = torch.tensor([tokens], device=device)
+    recorder = Recorder()
+    logits, _ = model(idx, recorder=recorder)
+    T, H = len(tokens), model.config.n_heads
+    attention = torch.stack([w[0] for w in recorder.attention]) if recorder.attention else torch.zeros(0, H, T, T)
+    following = idx[0, 1:, None]  # (T - 1, 1): the token after each position but the last
+    missing = torch.full((1,), math.nan, device=device)
+    top, next_probs = [], []  # only the top predictions: all of them would be S x T x V numbers
+    for _, x in recorder.stream:
+        probs = torch.softmax(model.next_token_logits(x[0]).float(), dim=-1)  # (T, V)
+        top.append(probs.topk(min(LENS_TOP, probs.size(-1))))
+        next_probs.append(torch.cat([probs[:-1].gather(-1, following)[:, 0], missing]))
+    return Trace(attention=attention.float(), lens_stages=[name for name, _ in recorder.stream],
+                 lens_tokens=torch.stack([t.indices for t in top]), lens_probs=torch.stack([t.values for t in top]),
+                 lens_next=torch.stack(next_probs), logits=logits[0].float())
 
 
 def replay(model: GPT, tokenizer: Tokenizer, prompt: str, settings: SamplingSettings,

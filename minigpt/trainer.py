@@ -24,7 +24,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -154,9 +154,10 @@ def micro_steps(grad_accum: int, world_size: int) -> int:
 
 
 def model_config(config: TrainConfig, vocab_size: int) -> ModelConfig:
-    """The model's shape, as the training config gives it."""
-    return ModelConfig(vocab_size=vocab_size, block_size=config.block_size, d_model=config.d_model,
-                       n_heads=config.n_heads, n_layers=config.n_layers, dropout=config.dropout)
+    """The model's shape and switches, as the training config gives them: every
+    ModelConfig key but the vocabulary's size is a TrainConfig key of the same name."""
+    keys = [f.name for f in fields(ModelConfig) if f.name != "vocab_size"]
+    return ModelConfig(vocab_size=vocab_size, **{key: getattr(config, key) for key in keys})
 
 
 class Trainer:
@@ -484,10 +485,6 @@ class Trainer:
     def snapshot(self) -> GPT:
         """A copy of the model between two updates, in eval mode, for sampling
         from another thread while training goes on."""
-        with torch.device("meta"):  # shapes only: initialising weights about to be replaced costs more than the copy
-            model = GPT(self.model_config)
         with self._update_lock:
             weights = {name: tensor.clone() for name, tensor in self.model.state_dict().items()}
-        model.load_state_dict(weights, assign=True)
-        model.head.weight = model.token_embedding.weight  # assign gave the tied names a tensor each: tie them again
-        return model.eval()
+        return GPT.holding(self.model_config, weights).eval()

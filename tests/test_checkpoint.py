@@ -1,11 +1,21 @@
+import json
 import os
 import pickle
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 
+from minigpt.inspect import score
+from minigpt.model import ModelConfig
 from minigpt.plumbing.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from minigpt.trainer import Trainer
+from minigpt.plumbing.corpus import Corpus
+from minigpt.plumbing.settings import SamplingSettings
+from minigpt.sampling import generate
+from minigpt.trainer import StepEvent, Trainer
+
+FROM_MAIN = Path(__file__).parent / "data" / "checkpoint_from_main.pt"
 
 
 @pytest.fixture
@@ -128,8 +138,28 @@ def test_compiled_model_checkpoints_load_into_plain_models_and_back(saved, tiny_
     plain = load_checkpoint(tmp_path / "compiled.pt").build_model()
     assert torch.equal(plain.head.weight, trainer.model.head.weight)
     # And a plain checkpoint resumes into a trainer that compiles its model.
-    from dataclasses import replace
 
     resumed = Trainer(replace(tiny_config, compile=True), corpus, resume=load_checkpoint(path))
     assert resumed.forward_model is not resumed.model
     assert torch.equal(resumed.model.head.weight, trainer.model.head.weight)
+
+
+def test_a_checkpoint_from_before_the_model_switches_loads_computes_the_same_generates_and_resumes(tiny_config):
+    """data/checkpoint_from_main.pt was written by main at b10f56a, before ModelConfig had its
+    switches (20 tiny steps on Tiny Shakespeare, dropout 0.1); the .json beside it holds the
+    logits that main computed from it. A model_config without a switch means the 2019 choice."""
+    recorded = json.loads(FROM_MAIN.with_suffix(".json").read_text())
+    checkpoint = load_checkpoint(FROM_MAIN)
+    assert checkpoint.model_config == ModelConfig(vocab_size=58, block_size=16, d_model=16, n_heads=2, n_layers=1,
+                                                  dropout=0.1)
+    model, tokenizer = checkpoint.build_model().eval(), checkpoint.tokenizer
+    with torch.no_grad():
+        logits, _ = model(torch.tensor([tokenizer.encode(recorded["text"])]))
+    torch.testing.assert_close(logits[0], torch.tensor(recorded["logits"]), rtol=1e-5, atol=1e-5)
+    settings = SamplingSettings(max_new_tokens=30, seed=3)
+    assert len([piece.token for piece in generate(model, tokenizer, "ROMEO:", settings)]) == 30
+    assert len(score(model, tokenizer, "ROMEO:", "\nWhat say", settings).steps) == 9
+
+    corpus = Corpus.from_text("".join(tokenizer.characters) * 50, "every character of the checkpoint")
+    resumed = Trainer(replace(tiny_config, max_iters=24), corpus, resume=checkpoint)
+    assert [e.step for e in resumed.run() if isinstance(e, StepEvent)] == [21, 22, 23, 24]

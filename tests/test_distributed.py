@@ -139,6 +139,22 @@ def test_two_nodes_on_localhost_train_once_and_resume_in_one_process(tmp_path, c
     assert_close(resumed.model.state_dict(), alone.model.state_dict())
 
 
+def test_two_ranks_train_the_model_of_every_switch_as_one_process_does(tmp_path, corpus_file):
+    """rope, RMSNorm, SwiGLU, QK-norm, an untied zero-initialised head, the embedding norm and x0
+    mixing, all at once: under DDP as in one process (their dropout would differ: each rank has its own)."""
+    switches = dict(rope=True, norm="rmsnorm", activation="swiglu", qk_norm=True, tie_head=False, zero_init=True,
+                    embed_norm=True, x0_mix=True)
+    assignments = [f"--set={key}={json.dumps(value)}" for key, value in switches.items()]
+    status, output = finish(launch(["--standalone", "--nproc_per_node=2"] + CLI_ARGS + ["--max-iters", "4"]
+                                   + assignments, tmp_path))
+    assert status == 0, output[-3000:]
+    checkpoint = load_checkpoint(tmp_path / "m.pt")
+    assert all(getattr(checkpoint.model_config, key) == value for key, value in switches.items())
+    alone = Trainer(replace(tiny_config(2), max_iters=4, **switches), open_corpus(corpus_file))
+    list(alone.run())
+    assert_close(checkpoint.model_state, alone.model.state_dict())
+
+
 def test_ranks_that_read_different_corpora_stop_with_one_clear_error(tmp_path, corpus_file, corpus_text):
     (tmp_path / "other.txt").write_text(corpus_text + "more")
     node = two_nodes()

@@ -57,15 +57,36 @@ def test_the_explicit_path_reproduces_the_models_output(model, tokenizer):
     torch.testing.assert_close(trace(model, ids).logits, logits[0], atol=1e-5, rtol=1e-5)
 
 
-def test_the_logit_lens_at_the_last_layer_is_the_models_prediction(model, tokenizer):
+def test_the_logit_lens_reads_the_stream_after_each_sublayer_and_ends_at_the_models_prediction(model, tokenizer):
     ids = tokens(tokenizer, "over the lazy dog")
     logits, _ = model(torch.tensor([ids]))
-    top = torch.softmax(logits[0], -1).topk(3)
+    probs = torch.softmax(logits[0], -1)
+    top = probs.topk(3)
     traced = trace(model, ids)
-    assert traced.lens_tokens.shape == (4, len(ids), 3)  # embeddings and each of 3 layers
+    assert traced.lens_stages == ["embeddings", "attention 1", "mlp 1", "attention 2", "mlp 2", "attention 3", "mlp 3"]
+    assert traced.lens_tokens.shape == traced.lens_probs.shape == (7, len(ids), 3)
     assert torch.equal(traced.lens_tokens[-1], top.indices)
     torch.testing.assert_close(traced.lens_probs[-1], top.values, atol=1e-5, rtol=1e-5)
-    assert not torch.equal(traced.lens_tokens[0], traced.lens_tokens[-1])  # the layers change the prediction
+    assert not torch.equal(traced.lens_tokens[0], traced.lens_tokens[-1])  # the sublayers change the prediction
+    # The probability each stage gives the token that comes next; the last position has none.
+    assert traced.lens_next.shape == (7, len(ids)) and traced.lens_next[:, -1].isnan().all()
+    following = torch.tensor(ids[1:])
+    torch.testing.assert_close(traced.lens_next[-1, :-1], probs[:-1].gather(-1, following[:, None])[:, 0])
+    assert not torch.allclose(traced.lens_next[1, :-1], traced.lens_next[2, :-1])  # the MLP moves it too
+
+
+@pytest.mark.parametrize("switch", [dict(attention=False), dict(mlp=False), dict(rope=True, tie_head=False)],
+                         ids=["no attention", "no mlp", "rope untied"])
+def test_the_lens_follows_the_sublayers_the_model_has(tokenizer, switch):
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(vocab_size=len(CHARS), block_size=BLOCK, d_model=32, n_heads=4, n_layers=2,
+                            **switch)).eval()
+    ids = tokens(tokenizer, "the cat")
+    traced = trace(model, ids)
+    kinds = [kind for kind in ("attention", "mlp") if switch.get(kind, True)]
+    assert traced.lens_stages == ["embeddings"] + [f"{kind} {i}" for i in (1, 2) for kind in kinds]
+    assert traced.attention.shape == (2 if "attention" in kinds else 0, 4, len(ids), len(ids))
+    torch.testing.assert_close(traced.logits, model(torch.tensor([ids]))[0][0])
 
 
 def test_tracing_leaves_the_model_as_it_was(model, tokenizer):

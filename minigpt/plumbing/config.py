@@ -52,7 +52,21 @@ class TrainConfig:
     d_model: int = _setting(256, "width of the residual stream", low=8, high=8192)
     n_heads: int = _setting(4, "attention heads per layer (must divide d_model)", low=1, high=128)
     n_layers: int = _setting(4, "Transformer blocks", low=1, high=128)
-    dropout: float = _setting(0.0, "dropout probability", low=0.0, high=0.9)
+    dropout: float = _setting(0.0, "dropout probability on the residual paths (attention weights are never dropped)",
+                              low=0.0, high=0.9)
+    # model switches: each a change since GPT-2, explained in minigpt/model.py (ModelConfig)
+    rope: bool = _setting(False, "rotary position embeddings in place of learned positions")
+    norm: str = _setting("layernorm", "the normalisation in each block and before the head",
+                         choices=("layernorm", "rmsnorm"))
+    activation: str = _setting("gelu", "the MLP's activation: gelu, relu2 (ReLU squared) or swiglu (a learned gate)",
+                               choices=("gelu", "relu2", "swiglu"))
+    qk_norm: bool = _setting(False, "normalise queries and keys before attention scores them")
+    tie_head: bool = _setting(True, "the output head reuses the token embedding (false: a matrix of its own)")
+    zero_init: bool = _setting(False, "the layers that write to the residual stream, and an untied head, start at zero")
+    embed_norm: bool = _setting(False, "normalise the embeddings before the first block")
+    x0_mix: bool = _setting(False, "each block mixes the embeddings back into its input, by learned weights")
+    attention: bool = _setting(True, "attention layers (false: no position sees an earlier token)")
+    mlp: bool = _setting(True, "MLP layers (false: attention alone)")
     # tokenizer
     tokenizer: str = _setting("char", "char: a token per character; bpe: byte-level BPE learned from the corpus",
                               choices=("char", "bpe"))
@@ -157,6 +171,9 @@ def _check_consistency(config: TrainConfig, source: str) -> TrainConfig:
     where = f"{source}: " if source else ""
     if config.d_model % config.n_heads:
         raise ConfigError(f"{where}n_heads = {config.n_heads} must divide d_model = {config.d_model}")
+    if config.rope and (config.d_model // config.n_heads) % 2:
+        raise ConfigError(f"{where}rope = true turns features in pairs: the head size d_model / n_heads = "
+                          f"{config.d_model // config.n_heads} must be even")
     if config.min_lr > config.lr:
         raise ConfigError(f"{where}min_lr = {config.min_lr:g} must not exceed lr = {config.lr:g}")
     return config

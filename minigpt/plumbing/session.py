@@ -22,13 +22,13 @@ from minigpt.plumbing.errors import MiniGPTError
 from minigpt.plumbing.terminal import format_seconds
 
 if TYPE_CHECKING:
+    from minigpt.model import ModelConfig
     from minigpt.plumbing.checkpoint import Checkpoint
     from minigpt.plumbing.distributed import World
     from minigpt.plumbing.shape import Choice
     from minigpt.tokenizer import Tokenizer
     from minigpt.trainer import Trainer
 
-SHAPE_KEYS = ("block_size", "d_model", "n_heads", "n_layers")
 PROGRESS_BAR = 20  # characters of the bar shown while the tokenizer learns its merges
 Start = Literal["auto", "resume", "scratch"]  # resume if a checkpoint exists / insist on one / ignore it
 
@@ -75,14 +75,13 @@ def open_session(config: TrainConfig, explicit_keys: Collection[str], data: Path
     from minigpt.plumbing.checkpoint import load_checkpoint
     from minigpt.plumbing.distributed import SINGLE
     from minigpt.plumbing.shape import choose_shape
-    from minigpt.trainer import Trainer
+    from minigpt.trainer import Trainer, model_config
 
     resume, notes = None, []
     if checkpoint.exists() and start != "scratch":
         progress(f"loading {checkpoint}…")
         resume = load_checkpoint(checkpoint)
-        ignored = [f"{key} = {getattr(config, key)}" for key in SHAPE_KEYS
-                   if key in explicit_keys and getattr(config, key) != getattr(resume.model_config, key)]
+        ignored = _ignored_model_keys(model_config(config, resume.model_config.vocab_size), explicit_keys, resume)
         ignored += _ignored_tokenizer_keys(config, explicit_keys, resume)
         if ignored:
             notes.append(f"the model shape and tokenizer come from {checkpoint}; ignoring {', '.join(ignored)}"
@@ -125,6 +124,13 @@ def merges_progress(done: int, total: int) -> str:
     """A line with a bar, while BPE learns its merges (both front ends show it)."""
     filled = round(PROGRESS_BAR * done / max(total, 1))
     return f"learning the tokenizer {'█' * filled}{'░' * (PROGRESS_BAR - filled)} {done:,}/{total:,} merges"
+
+
+def _ignored_model_keys(wanted: ModelConfig, explicit_keys: Collection[str], resume: Checkpoint) -> list[str]:
+    """The model's shape and switches the user gave that the resumed model does not have."""
+    saved = resume.model_config
+    return [f"{key} = {str(value).lower() if isinstance(value, bool) else value}"
+            for key, value in wanted.to_dict().items() if key in explicit_keys and value != getattr(saved, key)]
 
 
 def _ignored_tokenizer_keys(config: TrainConfig, explicit_keys: Collection[str], resume: Checkpoint) -> list[str]:

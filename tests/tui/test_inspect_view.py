@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from itertools import islice
 
+import pytest
 from textual.widgets import Label
 from textual.widgets._footer import FooterKey
 from tui_helpers import complete, completions_ended, make_app, wait_for, wait_loaded, write_settings
@@ -65,7 +66,13 @@ async def test_key_3_generates_from_the_prompt_and_shows_drawn_what_the_sampler_
         bars = app.query_one(ProbabilityBars).bars
         assert sum(b.drawn for b in bars) == 1
         assert sum(b.processed > 0 for b in bars) == 6  # top-k 6: the others are shown removed
-        assert app.query_one(LogitLens).columns[-1].title == "out"
+        lens = app.query_one(LogitLens).columns  # at the first step: the stream before it, through each sublayer
+        assert [c.stage for c in lens] == ["embeddings", "attention 1", "mlp 1", "attention 2", "mlp 2"]
+        step = inspection.steps[0]
+        assert lens[-1].drawn.probability == pytest.approx(step.raw, abs=1e-6)  # the last stage is the output
+        assert all(c.drawn.label == app.query_one(InspectView)._label(step.token) for c in lens)
+        assert [p.drawn for p in lens[-1].predictions] == [p.label == lens[-1].drawn.label
+                                                           for p in lens[-1].predictions]
 
 
 async def test_arrows_step_through_the_text_and_the_cursor_follows(workdir):
@@ -115,6 +122,18 @@ async def test_layer_and_head_keys_switch_the_attention_shown(workdir):
         assert [[m.title for m in layer] for layer in grid] == [["L1 H1", "L1 H2"], ["L2 H1", "L2 H2"]]
         await pilot.press("h", "left_square_bracket")
         await wait_for(pilot, lambda: "layer 1/2 · head 1/2" in box.border_title and attention_map.display, "back")
+
+
+async def test_a_model_without_attention_is_inspected_and_the_view_says_it_has_none(workdir):
+    app = make_app("--no-attention", "--from-scratch")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_view(pilot)
+        box = app.query_one("#inspect-attention")
+        assert "no attention layers" in box.border_title and app.query_one(AttentionMap).data is None
+        assert [c.stage for c in app.query_one(LogitLens).columns] == ["embeddings", "mlp 1", "mlp 2"]
+        await pilot.press("right_square_bracket", "h", "h", "h", "right")  # layers and heads: nothing to switch
+        await wait_for(pilot, lambda: view(app).step == 1, "a step")
+        assert "no attention layers" in box.border_title and not app.query_one(AttentionGrid).display
 
 
 async def test_key_3_inspects_the_last_completion_when_no_prompt_is_written(workdir):

@@ -7,6 +7,7 @@ from tui_helpers import wait_for
 
 from tui.text import format_probability, visible_token
 from tui.widgets.attention_map import AttentionData, AttentionMap, fit, shade
+from tui.widgets.logit_lens import LensCell, LensColumn, LogitLens, stage_title
 from tui.widgets.probability_bars import Bar, ProbabilityBars, bar
 from tui.widgets.token_strip import Strip, StripToken, TokenStrip, level, visible_range
 
@@ -62,3 +63,36 @@ async def test_the_widgets_render_what_they_are_given():
         assert lines[1].startswith("▶ x") and lines[1].rstrip().endswith("80.0%")
         assert lines[2].rstrip().endswith("cut")  # removed by the settings
         assert str(attention.render()).splitlines() == ["     pq", "   p █ ", "   q ░▒"]  # 0.4 and 0.6
+
+
+def test_lens_titles_shorten_to_fit_their_column():
+    assert [stage_title(s, 8) for s in ("embeddings", "attention 1", "mlp 12")] == ["emb", "att 1", "mlp 12"]
+    assert [stage_title(s, 5) for s in ("embeddings", "attention 1", "mlp 12")] == ["e", "a1", "m12"]
+
+
+class LensApp(App[None]):
+    CSS = """LogitLens { & > .logit-lens--drawn { text-style: bold; } & > .logit-lens--next { text-style: italic; } }"""
+
+    def compose(self) -> ComposeResult:
+        yield LogitLens()
+
+
+async def test_the_lens_shows_each_stages_top_predictions_then_the_drawn_tokens_probability():
+    app = LensApp()
+    async with app.run_test(size=(36, 4)) as pilot:
+        lens = app.query_one(LogitLens)
+        lens.columns = [LensColumn("embeddings", [LensCell("a", 0.5, False), LensCell("b", 0.2, True)],
+                                   LensCell("b", 0.2, True)),
+                        LensColumn("attention 1", [LensCell("b", 0.9, True)], LensCell("b", 0.9, True)),
+                        LensColumn("mlp 1", [LensCell("c", 0.4, False)], LensCell("b", 0.03, True))]
+        await wait_for(pilot, lambda: lens.size.width > 0, "the layout")
+        rendered = lens.render()
+        lines = [line.rstrip() for line in str(rendered).splitlines()]
+        assert lines == ["emb         att 1       mlp 1",  # 12 columns each
+                         "a 50%       b 90%       c 40%",
+                         "b 20%",  # the rows that fit: the third row of ranks does not
+                         "b 20%       b 90%       b 3.0%"]
+        top, drawn = rendered.split("\n")[1], rendered.split("\n")[3]
+        styles = {top.plain[span.start:span.end].strip(): span.style for span in top.spans}
+        assert styles["b 90%"].bold and not styles["a 50%"].bold  # the drawn token stands out among the predictions
+        assert all(span.style.italic for span in drawn.spans)  # the last row: the drawn token at each stage

@@ -29,7 +29,7 @@ from textual.worker import Worker, WorkerState
 from minigpt.tokenizer import UnknownCharactersError
 from tui.text import format_probability, one_line, visible_token
 from tui.widgets.attention_map import AttentionData, AttentionGrid, AttentionMap, SmallMap
-from tui.widgets.logit_lens import LensColumn, LogitLens
+from tui.widgets.logit_lens import LensCell, LensColumn, LogitLens
 from tui.widgets.probability_bars import Bar, ProbabilityBars
 from tui.widgets.token_strip import Strip, StripToken, TokenStrip
 
@@ -216,7 +216,7 @@ class InspectView(Vertical, can_focus=True):
         self.query_one(ProbabilityBars).bars = [
             Bar(self._label(c.token), c.raw, c.processed, c.token == step.token) for c in step.candidates]
         self._show_attention(inspection, labels, position)
-        self._show_lens(inspection, position - 1)
+        self._show_lens(inspection, position - 1, step.token)
 
     def _label(self, token: int) -> str:
         from minigpt.inspect import token_labels  # PyTorch is loaded: there is a session
@@ -228,11 +228,15 @@ class InspectView(Vertical, can_focus=True):
         """The attention of the queries up to the one predicting the current token."""
         attention = inspection.trace.attention  # (L, H, T, T)
         layers, heads = attention.shape[:2]
-        layer, head = self.layer % layers, self.head
-        grid = head == heads + 1
+        grid = layers > 0 and self.head == heads + 1
         self.query_one(AttentionMap).display = not grid
         self.query_one(AttentionGrid).display = grid
         box = self.query_one("#inspect-attention")
+        if not layers:
+            box.border_title = "attention · none: this model has no attention layers"
+            self.query_one(AttentionMap).data = None
+            return
+        layer, head = self.layer % layers, self.head
         if grid:
             box.border_title = f"attention · every layer x head · at {visible_token(labels[position - 1])}"
             self.query_one(AttentionGrid).maps = [
@@ -245,14 +249,17 @@ class InspectView(Vertical, can_focus=True):
         box.border_title = f"attention · layer {layer + 1}/{layers} · {which}"
         self.query_one(AttentionMap).data = _window(weights, labels, position, MAP_QUERIES, MAP_KEYS)
 
-    def _show_lens(self, inspection: Inspection, query: int) -> None:
-        tokens = inspection.trace.lens_tokens[:, query].tolist()  # (L + 1, LENS_TOP)
-        probs = inspection.trace.lens_probs[:, query].tolist()
-        titles = ["emb", *(f"L{i}" for i in range(1, len(tokens) - 1)), "out"]
+    def _show_lens(self, inspection: Inspection, query: int, drawn: int) -> None:
+        """The lens at the query predicting the current token (drawn)."""
+        trace = inspection.trace
+        tokens = trace.lens_tokens[:, query].tolist()  # (S, LENS_TOP)
+        probs = trace.lens_probs[:, query].tolist()
+        drawn_probs = trace.lens_next[:, query].tolist()  # (S,)
+        label = self._label(drawn)
         self.query_one(LogitLens).columns = [
-            LensColumn(title, [(self._label(t), p) for t, p in zip(row, row_probs, strict=True)],
-                       row[0] == tokens[-1][0])
-            for title, row, row_probs in zip(titles, tokens, probs, strict=True)]
+            LensColumn(stage, [LensCell(self._label(t), p, t == drawn) for t, p in zip(row, row_probs, strict=True)],
+                       LensCell(label, drawn_prob, True))
+            for stage, row, row_probs, drawn_prob in zip(trace.lens_stages, tokens, probs, drawn_probs, strict=True)]
 
 
 def _window(weights, labels: list[str], position: int, queries: int, keys: int) -> AttentionData:
