@@ -4,6 +4,7 @@
     minigpt-generate --checkpoint my.pt --temperature 0 --max-new-tokens 200
     minigpt-generate --prompt "Q:" --stop "\\n\\n" --seed 1 --save-settings
     minigpt-generate --prompt-file scene.txt        # or - for standard input
+    minigpt-generate --chat --as ROMEO --to JULIET  # a conversation, one turn a line (chat_cli)
 
 Sampling settings come from the settings file (see minigpt.plumbing.settings: --settings,
 else $MINIGPT_SETTINGS, else ./minigpt.toml); flags override it for this run
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="text to complete; \\n and \\t work (default: empty, start from a newline)")
     prompt.add_argument("--prompt-file", type=Path, metavar="PATH",
                         help="read the prompt from a UTF-8 file, as it is; - reads standard input")
+    prompt.add_argument("--chat", action="store_true",
+                        help="talk with the model as a character of its text: each line of standard input is "
+                             "your turn, the model writes its character's (see the chat options)")
     parser.add_argument("--settings", type=Path, metavar="PATH",
                         help="sampling settings file (default: $MINIGPT_SETTINGS, else ./minigpt.toml)")
     parser.add_argument("--save-settings", action="store_true",
@@ -80,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     sampling = parser.add_argument_group("sampling settings", "These override the settings file for this run. "
                                          "The defaults are those used without a file.")
     add_flags(sampling, field_specs().values())  # --temperature, --top-k...: SamplingSettings' own words
+    chat = parser.add_argument_group("chat options", "With --chat: the conversation is laid out in the template "
+                                     "of the training text's speakers (or the settings file's [chat]).")
+    chat.add_argument("--data", type=Path, metavar="PATH",
+                      help="the text the model was trained on, for its speakers (default: data/input.txt)")
+    chat.add_argument("--as", dest="user", metavar="NAME",
+                      help="who you are (default: of the two who speak most, the one who speaks first)")
+    chat.add_argument("--to", dest="model_name", metavar="NAME",
+                      help="whom the model plays (default: the other of those two)")
     return parser
 
 
@@ -117,6 +129,10 @@ def generate_text(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     model = checkpoint.build_model("cpu").eval()
+    if args.chat:
+        from chat_cli import chat
+
+        return chat(args, checkpoint, model, settings, loaded)
     settings = settings.seeded()  # a concrete seed, so the summary can say how to repeat this text
     status, text = stream(model, checkpoint.tokenizer, prompt, settings, use_cache=not args.no_cache)
     if not args.no_record:
@@ -135,19 +151,20 @@ def record(checkpoint: Path, completion: StoredCompletion) -> None:
 
 
 def stream(model: GPT, tokenizer: Tokenizer, prompt: str, settings: SamplingSettings,
-           use_cache: bool) -> tuple[int, str]:
-    """Echo the prompt, stream the completion to stdout and a summary to stderr; return the
-    exit status and the text. Ctrl+C ends the text after the current token, with status 130."""
+           use_cache: bool, echo: str | None = None) -> tuple[int, str]:
+    """Echo the prompt (or echo, if given), stream the completion to stdout and a summary to stderr;
+    return the exit status and the text. Ctrl+C ends the text after the current token, with status 130."""
     from minigpt.sampling import generate
 
     ctrl_c = threading.Event()
     # A bad prompt fails here, before any output.
     pieces = generate(model, tokenizer, prompt, settings, use_cache, should_stop=ctrl_c.is_set)
-    started, count, last, text = time.perf_counter(), 0, prompt[-1:] or "\n", []
+    echo = prompt if echo is None else echo
+    started, count, last, text = time.perf_counter(), 0, echo[-1:] or "\n", []
     out = sys.stdout
     with ctrl_c_sets(ctrl_c):
         try:
-            out.write(printable(prompt))  # never an escape sequence to the terminal
+            out.write(printable(echo))  # never an escape sequence to the terminal
             out.flush()
             for piece in pieces:
                 text.append(piece.text)

@@ -1,6 +1,8 @@
 """`python -m bench generate` (from the repository root): generation speed,
 tokens/s with and without the KV cache, and the time to the first token, of a
-checkpoint or of a freshly initialised model of a preset's shape.
+checkpoint or of a freshly initialised model of a preset's shape; then a chat's
+turn against a completion of the same text (time to first token, the template's
+layout included), and the time to lay out a 50-turn conversation.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import replace
 
 import torch
 
+from bench.timing import median_seconds
+from minigpt.chat import Style, Template, TokenCounter, Turn, lay_out
 from minigpt.model import GPT
 from minigpt.plumbing import config as cfg
 from minigpt.plumbing.checkpoint import load_checkpoint
@@ -62,7 +66,50 @@ def run(args: argparse.Namespace) -> int:
     first_token = [_time_to_first_token(model, tokenizer, prompt) for _ in range(args.ttft_runs)]
     print(f"time to first token ({len(prompt)}-character prompt, median of {args.ttft_runs}): "
           f"{1000 * statistics.median(first_token):.1f} ms")
+    _chat(model, tokenizer, args.ttft_runs)
     return 0
+
+
+CHAT_TURNS = 50
+CHAT_LINES = ["Is the day so young?", "But new struck nine.", "Ay me! sad hours seem long.",
+              "What sadness lengthens Romeo's hours?", "Not having that, which, having, makes them short."]
+
+
+def _chat(model: GPT, tokenizer: CharTokenizer, runs: int) -> None:
+    """A chat's turn against a completion of the very text it lays out: the difference is the chat's own
+    cost (the layout and the stop strings). And the layout of a 50-turn conversation, each turn's tokens
+    counted before (as in the app, which counts each turn once) and not."""
+    style = Style(":", own_line=True, separator="\n\n")  # Tiny Shakespeare's
+    template = Template(style.tag("ROMEO"), style.tag("JULIET"), style.separator,
+                        others=tuple(style.tag(name) for name in ("BENVOLIO", "NURSE", "MERCUTIO")))
+    turns = [Turn(template.user if i % 2 == 0 else template.model, CHAT_LINES[i % len(CHAT_LINES)])
+             for i in range(CHAT_TURNS - 1)]
+    context = model.config.block_size
+    counter = TokenCounter(tokenizer)
+    lay_out(turns, template, context, counter)  # the turns before: counted once, as the app does
+    turns.append(Turn(template.user, "Shall I hear more, or shall I speak at this?"))
+    text = lay_out(turns, template, context, counter).text
+    settings = SamplingSettings(seed=0)
+
+    def completion() -> None:
+        pieces = generate(model, tokenizer, text, settings)
+        next(pieces)
+        pieces.close()
+
+    def chat_turn() -> None:
+        prompt = lay_out(turns, template, context, counter)
+        pieces = generate(model, tokenizer, prompt.text, template.reply_settings(settings))
+        next(pieces)
+        pieces.close()
+
+    completion_seconds, chat_seconds = median_seconds(completion, runs), median_seconds(chat_turn, runs)
+    print(f"chat: a {CHAT_TURNS}-turn conversation, {len(text)} characters laid out for a {context}-token context")
+    print(f"  time to first token, a completion of that text: {1000 * completion_seconds:.1f} ms; "
+          f"a chat turn: {1000 * chat_seconds:.1f} ms ({chat_seconds / completion_seconds:.2f}x; median of {runs})")
+    warm = median_seconds(lambda: lay_out(turns, template, context, counter), 101)
+    cold = median_seconds(lambda: lay_out(turns, template, context, TokenCounter(tokenizer)), 101)
+    print(f"  laying out the {CHAT_TURNS} turns: {1e6 * warm:.0f} µs with each turn counted before, "
+          f"{1e6 * cold:.0f} µs counting them afresh (median of 101)")
 
 
 def _model_to_time(args: argparse.Namespace) -> tuple[GPT, CharTokenizer, str]:

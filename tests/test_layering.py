@@ -21,7 +21,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 LIBRARY = REPO / "minigpt"
-UPPER = ("tui", "train_cli", "generate_cli", "bench")
+UPPER = ("tui", "train_cli", "generate_cli", "chat_cli", "bench")
 _UPPER = "|".join(UPPER)
 # A string that names one of them as a module ("tui.app", "train_cli"), or a command line that runs one.
 NAMES_UPPER = re.compile(rf"^({_UPPER})(\.|$)|-m\s*({_UPPER})\b")

@@ -43,6 +43,7 @@ from tui.preferences import read_keymap, read_theme, with_theme
 from tui.run_control import RunControl
 from tui.screens.settings import SettingsResult, SettingsScreen
 from tui.text import one_line
+from tui.views.chat import ChatView
 from tui.views.completions import CompletionsPane
 from tui.views.inspect import InspectView
 from tui.views.log import LogView
@@ -61,14 +62,15 @@ if TYPE_CHECKING:
 MAX_TOASTS = 3  # more would cover the status bar and the prompt; every notification is in the Log too
 # The views, in the view bar's order: (binding id, view id, title).
 VIEWS = (("view-train", "train-view", "Train"), ("view-log", "log-view", "Log"),
-         ("view-inspect", "inspect-view", "Inspect"), ("view-samples", "samples-view", "Samples"))
+         ("view-inspect", "inspect-view", "Inspect"), ("view-samples", "samples-view", "Samples"),
+         ("chat", "chat-view", "Chat"))
 
 
 class MiniGPTApp(RunControl, AppKeys):
     TITLE = "MiniGPT"
     HELP_GROUPS = {"MiniGPTApp": "Everywhere", "TrainView": "Chart (view 1)", "CompletionsPane": "Completions (view 1)",
                    "CompletionList": "Completions (view 1)", "PromptInput": "Prompt (/ to write one)",
-                   "InspectView": "Inspect (view 3)", "SamplesView": "Samples (view 4)"}
+                   "InspectView": "Inspect (view 3)", "SamplesView": "Samples (view 4)", "ChatView": "Chat (m)"}
     CSS_PATH = ["app.tcss", "screens.tcss"]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
@@ -94,6 +96,8 @@ class MiniGPTApp(RunControl, AppKeys):
                 tooltip="Inspect the model on the prompt, or else the last completion"),
         Binding("4", "show_view('samples-view')", "Samples", id="view-samples", show=False,
                 tooltip="Show the samples of every evaluation, two side by side"),
+        Binding("m", "toggle_chat", "Chat", id="chat", show=False,
+                tooltip="Talk with the model as a character of its text (m again goes back)"),
         # Hidden from the Footer: the view bar ends with it.
         Binding("question_mark,f1", "help", "Help", id="help", show=False, tooltip="Show help and every key"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Quit (saving first while training)"),
@@ -112,6 +116,7 @@ class MiniGPTApp(RunControl, AppKeys):
 
     chart: LossChart
     completions: CompletionsPane
+    chat: ChatView
     event_log: LogView
     inspector: InspectView
     samples: SamplesView
@@ -137,6 +142,7 @@ class MiniGPTApp(RunControl, AppKeys):
             yield InspectView(id="inspect-view").data_bind(MiniGPTApp.session, MiniGPTApp.sampling,
                                                            MiniGPTApp.run_state)
             yield SamplesView(id="samples-view")
+            yield ChatView(self.options.checkpoint, id="chat-view").data_bind(MiniGPTApp.session, MiniGPTApp.sampling)
         yield StatusBar(id="status").data_bind(state=MiniGPTApp.run_state, generating=MiniGPTApp.generating,
                                                message=MiniGPTApp.load_message, progress=MiniGPTApp.progress,
                                                info=MiniGPTApp.run_info)
@@ -149,8 +155,10 @@ class MiniGPTApp(RunControl, AppKeys):
         self.event_log = self.query_one(LogView)
         self.inspector = self.query_one(InspectView)
         self.samples = self.query_one(SamplesView)
+        self.chat = self.query_one(ChatView)
         self.completions.list.focus()
         self.watch(self.completions, "generating", self._completion_running, init=False)
+        self.watch(self.chat, "generating", self._completion_running, init=False)
         self._show_view_keys()
         self.call_after_refresh(self._load)  # after the first paint: the loader spends seconds importing PyTorch
         self.call_after_refresh(self.completions.open_files, self.options.checkpoint, DEFAULT_HISTORY)
@@ -205,6 +213,7 @@ class MiniGPTApp(RunControl, AppKeys):
     def on_settings_loaded(self, message: SettingsLoaded) -> None:
         loaded = message.loaded
         self.sampling, self.settings_path, self.settings_document = loaded.sampling, loaded.path, loaded.document
+        self.chat.settings, self.chat.settings_file = loaded.document, str(loaded.path)
         theme, theme_problems = read_theme(loaded.document, loaded.path, self.available_themes)
         binding_ids = [binding.id for _, binding in self.all_bindings()]
         keymap, keymap_problems = read_keymap(loaded.document, loaded.path, binding_ids)
@@ -257,8 +266,8 @@ class MiniGPTApp(RunControl, AppKeys):
 
     # --- completions: the pane does the work; the status bar and the log hear of it ------------------
 
-    def _completion_running(self, active: bool) -> None:
-        self.generating = active
+    def _completion_running(self) -> None:
+        self.generating = self.completions.generating or self.chat.generating
 
     def on_completions_pane_failed(self, message: CompletionsPane.Failed) -> None:
         self._report(message.error, "Completion failed")
@@ -272,8 +281,18 @@ class MiniGPTApp(RunControl, AppKeys):
     def action_show_view(self, view: str) -> None:
         self.current_view = view
         # Focus something in the new view: its keys then work, and none of the hidden one's.
+        if view == "chat-view":
+            self.chat.open()  # it focuses its input
+            return
         focused = {"log-view": self.event_log, "inspect-view": self.inspector, "samples-view": self.samples}
         focused.get(view, self.completions.list).focus()
+
+    def action_toggle_chat(self) -> None:
+        self.action_show_view("train-view" if self.current_view == "chat-view" else "chat-view")
+
+    def on_chat_view_inspect_requested(self, message: ChatView.InspectRequested) -> None:
+        self.inspector.inspect(message.prompt, message.text, message.settings)
+        self.action_show_view("inspect-view")
 
     def watch_current_view(self, view: str) -> None:
         self.query_one(ContentSwitcher).current = view
@@ -335,7 +354,7 @@ class MiniGPTApp(RunControl, AppKeys):
 
     def binding_nodes(self) -> list[DOMNode]:
         return [self, self.query_one(TrainView), self.completions, self.completions.list, self.completions.prompt,
-                self.inspector, self.samples]
+                self.inspector, self.samples, self.chat]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Which keys (and palette commands) apply now: False hides, None greys out."""

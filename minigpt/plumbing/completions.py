@@ -25,13 +25,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from minigpt.plumbing.atomic import atomic_write_bytes
 from minigpt.plumbing.errors import MiniGPTError
-from minigpt.plumbing.jsonlines import JsonLinesError, append_record, read_tail
+from minigpt.plumbing.jsonlines import JsonLinesError, append_record, now_utc, read_newest
 from minigpt.plumbing.paths import COMPLETIONS_SUFFIX
 from minigpt.plumbing.settings import SamplingSettingError, SamplingSettings
 
@@ -69,8 +68,7 @@ def new_completion(prompt: str, text: str, step: int, settings: SamplingSettings
                    ended: str = "done", continues: str | None = None) -> StoredCompletion:
     """A completion made now, with a fresh id. settings must hold the seed used (SamplingSettings.seeded())."""
     assert settings.seed >= 0, "store the seed that was used, not -1"
-    made = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return StoredCompletion(prompt, text, step, settings, str(checkpoint), made, secrets.token_hex(4), ended,
+    return StoredCompletion(prompt, text, step, settings, str(checkpoint), now_utc(), secrets.token_hex(4), ended,
                             continues)
 
 
@@ -111,14 +109,7 @@ class LoadedCompletions:
 
 def load_recent(path: Path, count: int) -> LoadedCompletions:
     """The newest count completions of path, reading only the end of the file."""
-    tail = read_tail(path, count)
-    completions = [c for c in map(from_record, tail.records) if c is not None]
-    bad = tail.bad_lines + len(tail.records) - len(completions)
-    problem = tail.problem
-    if bad:
-        problem = (f"{path}: {bad:,} of the newest {bad + len(completions):,} lines are not completions "
-                   "and were skipped (the file is left as it is; new completions are appended)")
-    return LoadedCompletions(completions, problem)
+    return LoadedCompletions(*read_newest(path, count, from_record, "completions"))
 
 
 def append_completion(path: Path, completion: StoredCompletion) -> None:

@@ -13,10 +13,9 @@ read is never rewritten, so nothing in it is lost.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
-from minigpt.plumbing.jsonlines import JsonLinesError, append_record, read_tail, rewrite
+from minigpt.plumbing.jsonlines import JsonLinesError, append_record, now_utc, read_tail, rewrite
 
 LIMIT = 1000  # prompts kept
 
@@ -34,7 +33,7 @@ class PromptHistory:
         if prompt in self.prompts:
             self.prompts.remove(prompt)
         self.prompts = [*self.prompts[-(LIMIT - 1):], prompt]
-        append_record(self.path, {"prompt": prompt, "time": _now()})
+        append_record(self.path, {"prompt": prompt, "time": now_utc()})
 
 
 def load_history(path: Path) -> PromptHistory:
@@ -59,10 +58,6 @@ def _newest_distinct(prompts: list[str]) -> list[str]:
 
 def _compact(history: PromptHistory) -> None:
     try:
-        rewrite(history.path, ({"prompt": p, "time": _now()} for p in history.prompts))
+        rewrite(history.path, ({"prompt": p, "time": now_utc()} for p in history.prompts))
     except JsonLinesError as e:
         history.problem = f"{history.path}: could not be shortened ({e.reason}); it is left as it is"
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

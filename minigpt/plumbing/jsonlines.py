@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from minigpt.plumbing.atomic import atomic_write_bytes
 
+T = TypeVar("T")
 BLOCK_BYTES = 64 * 1024
 MAX_TAIL_BYTES = 64 * 1024 * 1024  # read no further back than this for the newest lines
 
@@ -75,6 +77,24 @@ def read_lines(path: Path) -> list[Line]:
     lines = path.read_bytes().split(b"\n")
     return [Line(number, _parse(line), number == len(lines))
             for number, line in enumerate(lines, start=1) if line.strip()]
+
+
+def read_newest(path: Path, count: int, parse: Callable[[dict[str, Any]], T | None],
+                what: str) -> tuple[list[T], str | None]:
+    """The newest count records of path that parse returns an item for (oldest first), and one line
+    about what could not be read: the file, and how many lines are not `what` (e.g. "completions")."""
+    tail = read_tail(path, count)
+    items = [item for item in map(parse, tail.records) if item is not None]
+    bad = tail.bad_lines + len(tail.records) - len(items)
+    if bad:
+        return items, (f"{path}: {bad:,} of the newest {bad + len(items):,} lines are not {what} and were "
+                       f"skipped (the file is left as it is; new {what} are appended)")
+    return items, tail.problem
+
+
+def now_utc() -> str:
+    """The time now, as the files write it: ISO 8601 in UTC, to the second."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _last_lines(f: Any, count: int) -> tuple[list[bytes], bool]:

@@ -20,10 +20,11 @@ DEFAULT_HISTORY = Path("minigpt-history.jsonl")
 
 RUN_LOG_SUFFIX = ".jsonl"  # a checkpoint's metrics log: model.pt -> model.jsonl
 COMPLETIONS_SUFFIX = ".completions.jsonl"  # a checkpoint's completions: model.pt -> model.completions.jsonl
+CONVERSATIONS_SUFFIX = ".chat.jsonl"  # a checkpoint's conversations: model.pt -> model.chat.jsonl
 
 
 def is_run_log(path: Path) -> bool:
     """Whether path is a run's metrics log: a .jsonl file that is none of the
-    project's other JSON-lines files (a checkpoint's completions, the prompt history)."""
-    return (path.suffix == RUN_LOG_SUFFIX and not path.name.endswith(COMPLETIONS_SUFFIX)
+    project's other JSON-lines files (a checkpoint's completions and conversations, the prompt history)."""
+    return (path.suffix == RUN_LOG_SUFFIX and not path.name.endswith((COMPLETIONS_SUFFIX, CONVERSATIONS_SUFFIX))
             and path.name != DEFAULT_HISTORY.name)

@@ -23,7 +23,7 @@ from tui.messages import (
 )
 from tui.options import parse_options
 from tui.screens.help import HelpScreen
-from tui.widgets.completion_list import PROMPT_SHOWN, Completion, CompletionList
+from tui.widgets.completion_list import PROMPT_SHOWN, Completion
 from tui.widgets.loss_chart import LossChart
 from tui.widgets.prompt import PromptInput
 
@@ -140,7 +140,7 @@ async def test_completion_streams_in_several_updates(workdir):
         await wait_loaded(pilot)
         await complete(pilot, "the cat")
         await wait_for(pilot, lambda: completions_ended(app) == 1, "the completion")
-        completion = app.query_one(CompletionList).last_completion
+        completion = app.completions.list.last_completion
         texts = messages.of(CompletionText)
         assert len(texts) >= 3, "several updates before the end"
         assert completion.prompt == "the cat"
@@ -160,7 +160,7 @@ async def test_escape_cancels_and_late_text_is_dropped(workdir):
         await wait_for(pilot, lambda: messages.of(CompletionText), "the first text")
         await pilot.press("escape")
         await wait_for(pilot, lambda: completions_ended(app) == 1 and not app.generating, "the cancel")
-        cancelled = app.query_one(CompletionList).last_completion
+        cancelled = app.completions.list.last_completion
         assert "cancelled" in str(cancelled.query_one(".title").render())
         length = len(cancelled.text)
         await wait_for(pilot, lambda: not app.workers._workers or all(
@@ -169,7 +169,7 @@ async def test_escape_cancels_and_late_text_is_dropped(workdir):
         assert len(cancelled.text) == length
         assert not messages.of(CompletionEnded), "a cancelled completion never ends normally"
         await pilot.press("escape")  # nothing to cancel: leaves the prompt
-        await wait_for(pilot, lambda: app.focused is app.query_one(CompletionList), "the prompt to lose the focus")
+        await wait_for(pilot, lambda: app.focused is app.completions.list, "the prompt to lose the focus")
 
 
 async def test_completion_while_training_uses_a_snapshot_and_training_goes_on(workdir):
@@ -209,7 +209,7 @@ async def test_a_one_megabyte_paste_is_completed_and_shown_from_its_end(workdir)
         app.query_one("#prompt", PromptInput).post_message(events.Paste(paste))
         await pilot.press("enter")
         await wait_for(pilot, lambda: completions_ended(app) == 1, "the completion")
-        completion = app.query_one(CompletionList).last_completion
+        completion = app.completions.list.last_completion
         assert completion.prompt == paste  # kept whole, for copying
         assert len(completion.text) == 20
         shown = str(completion.query_one(".paragraph").render())
@@ -229,7 +229,7 @@ async def test_log_scale_copy_views_and_help(workdir):
         await complete(pilot, "dog")
         await wait_for(pilot, lambda: completions_ended(app) == 1, "the completion")
         await pilot.press("escape", "y")
-        completion = app.query_one(CompletionList).last_completion
+        completion = app.completions.list.last_completion
         await wait_for(pilot, lambda: app.clipboard == "dog" + completion.text, "the copy")
 
         await pilot.press("2")
@@ -356,10 +356,10 @@ async def test_an_error_in_the_completion_thread_is_a_notification(workdir, monk
             await complete(pilot, "the")
             await wait_for(pilot, lambda: completions_ended(app) == 1 and messages.notices("error"), "the failure")
         assert messages.notices("error") == ["RuntimeError: simulated sampling failure"]
-        assert "failed" in str(app.query_one(CompletionList).last_completion.query_one(".title").render())
+        assert "failed" in str(app.completions.list.last_completion.query_one(".title").render())
         await complete(pilot, "the")
         await wait_for(pilot, lambda: messages.of(CompletionEnded), "the next completion")
-        assert len(app.query_one(CompletionList).last_completion.text) == 30
+        assert len(app.completions.list.last_completion.text) == 30
 
 
 async def test_a_bad_checkpoint_is_reported_and_the_app_stays(workdir):

@@ -132,13 +132,13 @@ async def test_actions_on_the_newest_and_the_selected_completion(workdir):
         assert asked(app)[1].record == continued and "continuation" in asked(app)[1].title
 
         await pilot.press("up", "up")  # select the first one
-        await wait_for(pilot, lambda: app.query_one(CompletionList).selected is asked(app)[0], "the selection")
+        await wait_for(pilot, lambda: app.completions.list.selected is asked(app)[0], "the selection")
         assert asked(app)[0].has_class("-selected") and app.screen.active_bindings["c"].binding.show
         await pilot.press("r")  # regenerate it: the same prompt, a new seed
         await wait_for(pilot, lambda: completions_ended(app) == 3 and len(stored(workdir)) == 3, "the regeneration")
         again = stored(workdir)[2]
         assert again.prompt == "the cat" and again.seed != first.seed and again.continues is None
-        assert app.query_one(CompletionList).selected is None, "a new completion lets go of the selection"
+        assert app.completions.list.selected is None, "a new completion lets go of the selection"
 
         await pilot.press("y")  # copy the newest: OSC 52 and a file
         newest = asked(app)[2]
@@ -173,7 +173,7 @@ async def test_selection_moves_with_up_down_click_and_escape(workdir):
             await complete(pilot, "the")
             await wait_for(pilot, lambda n=n: completions_ended(app) == n, "the completion")
         await leave_prompt(pilot)
-        listing = app.query_one(CompletionList)
+        listing = app.completions.list
         first, second = asked(app)
         for key, expected in [("up", second), ("up", first), ("up", first), ("down", second), ("down", None)]:
             await pilot.press(key)

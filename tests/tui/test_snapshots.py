@@ -10,12 +10,15 @@ from textual.widgets._footer import FooterKey
 from tui_helpers import fake_run_log, finished_run, made_up_loss, make_app, wait_for, wait_loaded, write_settings
 
 from minigpt.plumbing.config import MAX_ITERS
+from minigpt.plumbing.conversations import append_turn, model_turn, user_turn
 from minigpt.plumbing.runs import Sample
+from minigpt.plumbing.settings import SamplingSettings
 from minigpt.trainer import EvalEvent
 from tui.screens.help import HelpScreen
 from tui.screens.runs import RunsScreen
 from tui.screens.settings import SettingsScreen
 from tui.views.inspect import InspectView
+from tui.widgets.chat_turn import TurnCard
 from tui.widgets.status_bar import Progress
 
 SAMPLES = [Sample(100, 4.1706, "ta  eh\nTiwlaa i e ,sdrn\nem  rhoe tnaaee"),
@@ -159,3 +162,35 @@ async def finished(pilot) -> None:
 def test_a_finished_run(workdir, snap_compare):
     finished_run(workdir, steps=600)
     assert snap_compare(make_app("--max-iters", "600"), terminal_size=(80, 24), run_before=finished)
+
+
+PLAY = "ROMEO:\nIs the day so young?\n\nJULIET:\nBut new struck nine. Good night.\n\nNURSE:\nMadam! Ay.\n\n" * 40
+
+
+def a_conversation(workdir) -> None:
+    """A play to train on, and a conversation with its model kept from an earlier launch."""
+    (workdir / "data" / "input.txt").write_text(PLAY)
+    path = workdir / "checkpoints" / "model.chat.jsonl"
+    turns = [("ROMEO", "Is the day so young?"), ("JULIET", "But new struck nine."), ("ROMEO", "Ay."),
+             ("JULIET", "Good night.")]
+    for name, text in turns:
+        if name == "ROMEO":
+            append_turn(path, user_turn("c0ffee00", "ROMEO:\n", text))
+            read = f"ROMEO:\n{text}\n\nJULIET:\n"  # what a 32-token model reads
+        else:
+            append_turn(path, model_turn("c0ffee00", "JULIET:\n", text, read, 120, SamplingSettings(seed=1),
+                                         "checkpoints/model.pt"))
+
+
+async def chat_open(pilot) -> None:
+    await loaded(pilot)
+    await pilot.press("m")
+    chat = pilot.app.chat
+    await wait_for(pilot, lambda: len(pilot.app.query(TurnCard)) == 4 and pilot.app.focused is chat.input,
+                   "the conversation read back")
+    chat.input.cursor_blink = False
+
+
+def test_chat_view(workdir, snap_compare):
+    a_conversation(workdir)
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=chat_open)

@@ -46,6 +46,7 @@ from minigpt.plumbing.history import PromptHistory, load_history
 from minigpt.plumbing.jsonlines import JsonLinesError
 from minigpt.plumbing.terminal import unescape
 from minigpt.tokenizer import UnknownCharactersError
+from tui.clipboard import copy_out, copy_path
 from tui.messages import CompletionEnded, CompletionText
 from tui.text import format_loss
 from tui.widgets.completion_list import COMPLETION_ACTIONS, Completion, CompletionList
@@ -136,7 +137,7 @@ class CompletionsPane(Vertical):
         """Read the checkpoint's completions and the prompt history, in a worker, and keep adding to them."""
         self._checkpoint = checkpoint
         self._file = completions_path(checkpoint).absolute()
-        self._copy_file = checkpoint.with_name(checkpoint.stem + ".copied.txt").absolute()
+        self._copy_file = copy_path(checkpoint)
         self._export_file = export_path(checkpoint).absolute()
         self._load_earlier(self._file, history.absolute())
 
@@ -316,23 +317,7 @@ class CompletionsPane(Vertical):
     def action_copy_completion(self) -> None:
         target = self.list.target
         assert target is not None
-        text = target.prompt + target.text
-        self.app.copy_to_clipboard(text)
-        self._copy_to_file(self._copy_file, text)
-
-    @work(thread=True, exit_on_error=False, group="files", name="copy to a file")
-    def _copy_to_file(self, path: Path, text: str) -> None:
-        from minigpt.plumbing.atomic import atomic_write_bytes
-
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(path, text.encode("utf-8", "replace"))
-        except OSError as e:
-            self.notify(f"Copied {len(text):,} characters with OSC 52; {path} could not be written "
-                        f"({e.strerror or e})", severity="warning")
-            return
-        self.notify(f"Copied {len(text):,} characters (OSC 52: if your terminal allows apps to set the "
-                    f"clipboard) and wrote them to {path}", title="Copied")
+        copy_out(self, target.prompt + target.text, self._copy_file)
 
     def action_inspect_completion(self) -> None:
         target = self.list.target
