@@ -90,11 +90,12 @@ class ExperimentDone:
 LabEvent = VariantStarted | VariantTraining | VariantDone | LabNote | ExperimentStopped | ExperimentDone
 
 
-def budget_overrides(budget: Budget) -> dict[str, Any]:
-    """The config keys that give a variant its time (or its steps)."""
+def budget_overrides(budget: Budget, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The config keys that give a variant its time (or its steps); given: the user's --set."""
     if budget.seconds:
         return {"time_budget": budget.seconds, "max_iters": MAX_ITERS}
-    return {"time_budget": 0.0, "max_iters": budget.steps, "eval_interval": max(budget.steps // EVALUATIONS, 1)}
+    steps = {"time_budget": 0.0, "max_iters": budget.steps}
+    return steps if "eval_interval" in given else {**steps, "eval_interval": max(budget.steps // EVALUATIONS, 1)}
 
 
 # A variant's session takes its whole config as given: the Lab chose it. Its time is not among these keys, so
@@ -130,8 +131,8 @@ class LabRun:
     def run(self) -> Iterator[LabEvent]:
         check_runnable(self.experiment)
         self.progress("reading the text…")
-        base = apply_overrides(base_config(self.experiment, self.overrides), budget_overrides(self.budget),
-                               source=str(self.budget))
+        base = base_config(self.experiment, self.overrides)
+        base = apply_overrides(base, budget_overrides(self.budget, self.overrides), source=str(self.budget))
         record = self._open_record(base)
         for index, variant in enumerate(self.experiment.variants):
             if self._stop.is_set():
