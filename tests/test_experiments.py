@@ -184,7 +184,8 @@ def test_a_scale_where_more_helped_names_the_best_and_says_why():
 
 def test_a_scale_where_more_hurt_says_so():
     text = conclude(WIDTH, widths(1.80, 1.90, 2.00, 2.30))
-    assert text == f"A width of 32 did best (1.80 bits/char). A width of 256 is 0.50 bits/char worse: {WIDTH.more_hurts}."
+    assert text == ("A width of 32 did best (1.80 bits/char). A width of 256 is 0.50 bits/char worse: "
+                    f"{WIDTH.more_hurts}.")
 
 
 def test_a_scale_with_a_best_in_the_middle_gives_both_reasons():

@@ -110,10 +110,15 @@ class LabRun:
                  overrides: Mapping[str, Any] | None = None, fresh: bool = False,
                  progress: Callable[[str], None] = lambda text: None) -> None:
         """root: the Lab's folder (the experiment's is root/NAME); overrides: the user's --set, on every variant;
-        fresh: train every variant from scratch, replacing an earlier run of the experiment."""
+        fresh: train every variant from scratch, replacing an earlier run of the experiment. A bad experiment,
+        setting or text fails here, before anything is trained or written."""
+        check_runnable(experiment)
         self.experiment, self.budget, self.data = experiment, budget, data
         self.folder = root / experiment.name
-        self.overrides = dict(overrides or {})
+        overrides = dict(overrides or {})
+        self.base = apply_overrides(base_config(experiment, overrides), budget_overrides(budget, overrides),
+                                    source=str(budget))  # what every variant starts from
+        self.corpus = choose_corpus(data)  # streamed once: a bad file fails here
         self.fresh, self.progress = fresh, progress
         self.trainer: Trainer | None = None  # the variant training now
         self._stop = threading.Event()
@@ -129,16 +134,12 @@ class LabRun:
         return self._stop.is_set()
 
     def run(self) -> Iterator[LabEvent]:
-        check_runnable(self.experiment)
-        self.progress("reading the text…")
-        base = base_config(self.experiment, self.overrides)
-        base = apply_overrides(base, budget_overrides(self.budget, self.overrides), source=str(self.budget))
-        record = self._open_record(base)
+        record = self._open_record()
         for index, variant in enumerate(self.experiment.variants):
             if self._stop.is_set():
                 yield ExperimentStopped(index)
                 return
-            record = yield from self._variant(index, variant, base, record)
+            record = yield from self._variant(index, variant, record)
             if self._stop.is_set():
                 yield ExperimentStopped(index)
                 return
@@ -150,11 +151,10 @@ class LabRun:
             return
         yield ExperimentDone(results, conclude(self.experiment, {n: r.val_bpc for n, r in results.items()}))
 
-    def _open_record(self, base: TrainConfig) -> Record:
+    def _open_record(self) -> Record:
         """The experiment's record, new or continued: an earlier run must have been run the same way."""
-        corpus = choose_corpus(self.data)  # streamed once: a bad file fails here, before any training
-        record = Record(self.experiment, self.budget, str(self.data) if self.data else None, corpus.name,
-                        base.to_dict())
+        record = Record(self.experiment, self.budget, str(self.data) if self.data else None, self.corpus.name,
+                        self.base.to_dict())
         earlier = None if self.fresh else load_record(self.folder)
         if earlier:
             if difference := _difference(earlier, record):
@@ -164,7 +164,7 @@ class LabRun:
         save_record(self.folder, record)
         return record
 
-    def _variant(self, index: int, variant: Variant, base: TrainConfig, record: Record) -> Iterator[LabEvent]:
+    def _variant(self, index: int, variant: Variant, record: Record) -> Iterator[LabEvent]:
         """Train one variant, or skip it if done; returns the record, updated."""
         checkpoint = variant_checkpoint(self.folder, variant.name)
         if variant.name in record.done and checkpoint.exists():
@@ -174,7 +174,7 @@ class LabRun:
         resume = variant.name in record.started
         record = replace(record, started=(*record.started, variant.name) if not resume else record.started)
         save_record(self.folder, record)
-        session = self._open_session(variant, base, checkpoint, resume)
+        session = self._open_session(variant, checkpoint, resume)
         finished_earlier = session.finished  # its last run ended as its budget did, before the record said so
         if not finished_earlier:
             self.trainer = session.trainer
@@ -190,10 +190,10 @@ class LabRun:
         yield VariantDone(index, self._result(variant), earlier=finished_earlier)
         return record
 
-    def _open_session(self, variant: Variant, base: TrainConfig, checkpoint: Path, resume: bool) -> TrainingSession:
+    def _open_session(self, variant: Variant, checkpoint: Path, resume: bool) -> TrainingSession:
         from minigpt.plumbing.session import open_session
 
-        config = variant_config(base, self.experiment, variant)
+        config = variant_config(self.base, self.experiment, variant)
         self.progress(f"{variant.name}: starting…")
         session = open_session(config, GIVEN_KEYS, self.data, checkpoint, "auto" if resume else "scratch",
                                progress=lambda text: self.progress(f"{variant.name}: {text}"))
