@@ -119,6 +119,8 @@ class LabRun:
         self.base = apply_overrides(base_config(experiment, overrides), budget_overrides(budget, overrides),
                                     source=str(budget))  # what every variant starts from
         self.corpus = choose_corpus(data)  # streamed once: a bad file fails here
+        progress("loading PyTorch…")
+        _warm_up()
         self.fresh, self.progress = fresh, progress
         self.trainer: Trainer | None = None  # the variant training now
         self._stop = threading.Event()
@@ -216,6 +218,15 @@ class LabRun:
         results, warnings = read_results(self.folder, replace(self.experiment, variants=(variant,)))
         self._notes += warnings
         return results.get(variant.name)
+
+
+def _warm_up() -> None:
+    """Pay PyTorch's one-time costs here, before any variant's clock starts, rather than in the first
+    variant's time: importing it, and the parts it imports when a first model is built (seconds)."""
+    from minigpt.model import ModelConfig
+    from minigpt.trainer import training_memory
+
+    training_memory(ModelConfig(vocab_size=8, block_size=8, d_model=8, n_heads=1, n_layers=1), batch_size=1)
 
 
 def train_with_log(session: TrainingSession, started: float, warn: Callable[[str], None]) -> Iterator[Event]:
