@@ -74,12 +74,11 @@ def val_losses(events: list) -> list[tuple[int, int, float]]:
 @pytest.mark.parametrize("name", list(BUILTINS))
 def test_every_builtin_experiment_runs_end_to_end_at_a_tiny_scale(name, tmp_path, text):
     experiment = BUILTINS[name]
-    lab = LabRun(experiment, Budget(steps=2), tmp_path / "lab", text, TINY)
     if missing := experiment.missing_keys():
         with pytest.raises(ExperimentError, match=f"{name} needs the config keys {', '.join(missing)}"):
-            run_all(lab)
+            LabRun(experiment, Budget(steps=2), tmp_path / "lab", text, TINY)
         return
-    events = run_all(lab)
+    events = run_all(LabRun(experiment, Budget(steps=2), tmp_path / "lab", text, TINY))
     started, done = of(events, VariantStarted), of(events, VariantDone)
     assert [e.variant.name for e in started] == [v.name for v in experiment.variants]
     assert [e.index for e in done] == list(range(len(experiment.variants)))
