@@ -167,3 +167,21 @@ def test_running_an_experiment_another_way_needs_fresh(tmp_path, text):
     again = run_all(LabRun(SMALL, Budget(steps=3), tmp_path / "lab", text, TINY))
     assert [(e.index, e.resumed) for e in of(again, VariantStarted)] == [(0, True), (1, False), (2, False)]
     assert json.loads((tmp_path / "lab/small/experiment.json").read_text())["done"] == ["a", "b", "c"]
+
+
+def test_an_experiment_resumes_from_its_record_as_it_was_run(tmp_path, text):
+    run_all(LabRun(SMALL, Budget(steps=4), tmp_path / "lab", text, {**TINY, "lr": 1e-3}), stop_at=(0, 2))
+    lab = LabRun.resuming(load_record(tmp_path / "lab/small"), tmp_path / "lab")
+    assert (lab.budget, lab.data, lab.base) == (Budget(steps=4), text, LabRun(SMALL, Budget(steps=4), tmp_path,
+                                                                               text, {**TINY, "lr": 1e-3}).base)
+    events = run_all(lab)
+    assert [(e.index, e.resumed) for e in of(events, VariantStarted)] == [(0, True), (1, False), (2, False)]
+    assert of(events, ExperimentDone)
+
+
+def test_variants_that_use_their_time_are_done_and_the_experiment_concludes(tmp_path, text):
+    """However early the clock ends a variant (it keeps time for the last evaluation), it is done."""
+    pair = Experiment("pair", "Which?", SMALL.variants[:2])
+    events = run_all(LabRun(pair, Budget(seconds=4), tmp_path / "lab", text, TINY))
+    assert not of(events, ExperimentStopped) and of(events, ExperimentDone)
+    assert load_record(tmp_path / "lab/pair").done == ("a", "b")

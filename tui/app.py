@@ -19,6 +19,7 @@ import signal
 import sys
 from collections.abc import Iterable
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual import work
@@ -38,6 +39,7 @@ from tui.messages import (
     CheckpointSaved,
     CheckpointSaveFailed,
     Evaluated,
+    LabUpdate,
     LoadProgress,
     RunHistory,
     RunLogFailed,
@@ -52,6 +54,7 @@ from tui.screens.settings import SettingsResult, SettingsScreen
 from tui.text import one_line
 from tui.views.completions import CompletionsPane
 from tui.views.inspect import InspectView
+from tui.views.lab import LabView
 from tui.views.log import LogView
 from tui.views.samples import SamplesView
 from tui.views.train import TrainView
@@ -86,6 +89,8 @@ class MiniGPTApp(App[None]):
                 tooltip="Inspect the model on the prompt, or else the last completion"),
         Binding("4", "show_view('samples-view')", "Samples", id="view-samples", show=False,
                 tooltip="Show the samples of every evaluation, two side by side"),
+        Binding("5", "show_view('lab-view')", "Lab", id="view-lab",
+                tooltip="The Lab: experiments that answer a question with measurements"),
         Binding("question_mark,f1", "help", "Help", id="help", tooltip="Show help and every key"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Quit (saving first while training)"),
     ]
@@ -105,6 +110,7 @@ class MiniGPTApp(App[None]):
     event_log: LogView
     inspector: InspectView
     samples: SamplesView
+    lab: LabView
 
     def __init__(self, options: Options) -> None:
         super().__init__()
@@ -129,6 +135,8 @@ class MiniGPTApp(App[None]):
                                                           MiniGPTApp.run_state)
             with TabPane("Samples", id="samples-view"):
                 yield SamplesView(id="samples")
+            with TabPane("Lab", id="lab-view"):
+                yield LabView(id="lab")
         yield StatusBar(id="status").data_bind(state=MiniGPTApp.run_state, generating=MiniGPTApp.generating,
                                                message=MiniGPTApp.load_message, progress=MiniGPTApp.progress,
                                                info=MiniGPTApp.run_info)
@@ -141,6 +149,8 @@ class MiniGPTApp(App[None]):
         self.event_log = self.query_one(LogView)
         self.inspector = self.query_one(InspectView)
         self.samples = self.query_one(SamplesView)
+        self.lab = self.query_one(LabView)
+        self.lab.folder = self.options.checkpoint.parent / "lab"
         self.completions.list.focus()
         self.watch(self.completions, "generating", self._completion_running, init=False)
         self.call_after_refresh(self._load)  # after the first paint: the loader spends seconds importing PyTorch
@@ -322,12 +332,70 @@ class MiniGPTApp(App[None]):
     def _training_ended(self, worker: Worker) -> None:
         self._run = None
         self.run_state = "idle"
+        lab, self.lab.running = self.lab.running, False
+        if lab:
+            self.load_message = ""
         if worker.state == WorkerState.ERROR:
-            self._report(worker.error, "Training stopped")
+            self._report(worker.error, "The Lab stopped" if lab else "Training stopped")
+        elif lab:
+            self.log_line("lab: ended")
         elif self.session:
             self.log_line(f"training ended at step {self.session.trainer.step:,}")
         if self._quitting:
             self._finish_quitting()
+
+    # --- the Lab: it runs in the training worker, so that only one thing trains at a time --------------
+
+    def on_lab_view_start_requested(self, message: LabView.StartRequested) -> None:
+        if self._run is not None:
+            what = "The Lab is running an experiment" if self.lab.running else "The model is training"
+            self.notify(f"{what}, and only one thing trains at a time: stop it with x first", title="Lab",
+                        severity="warning")
+            return
+        if self.run_state not in ("idle", "error"):
+            self.notify("Wait until the model has loaded", title="Lab", severity="warning")
+            return
+        from tui.lab_run import LabDriver
+
+        def start():
+            from minigpt.plumbing.lab import LabRun
+
+            if message.record:
+                return LabRun.resuming(message.record, self.lab.folder)
+            return LabRun(message.experiment, message.budget, self.lab.folder, self.options.data, fresh=True)
+
+        self._run = LabDriver(start, self.post_message)
+        self.lab.running = True
+        self.run_state = "training"
+        self.log_line(f"lab: {message.experiment.name}, {message.budget}")
+        self._train(self._run)
+
+    def on_lab_update(self, message: LabUpdate) -> None:
+        from minigpt.plumbing.lab import LabNote
+
+        self.lab.show_events(message.events)
+        self.load_message = self.lab.status
+        for note in (event for event in message.events if isinstance(event, LabNote)):
+            self.notify(note.text, title="Lab", severity="warning", timeout=10)
+            self.log_line(f"lab: {note.text}")
+
+    def on_lab_view_inspect_requested(self, message: LabView.InspectRequested) -> None:
+        self._open_variant(message.checkpoint, message.name)
+
+    @work(thread=True, exit_on_error=False, group="variant", name="open variant")
+    def _open_variant(self, checkpoint: Path, name: str) -> tuple[TrainingSession, str]:
+        from minigpt.plumbing.lab import open_variant
+
+        return open_variant(checkpoint), name
+
+    def _variant_opened(self, worker: Worker) -> None:
+        if worker.state == WorkerState.ERROR:
+            self._report(worker.error, "Cannot open the variant")
+            return
+        session, name = worker.result
+        self.inspector.model_name, self.inspector.session = name, session
+        self.inspector.inspect("", "")
+        self.action_show_view("inspect-view")
 
     # --- completions: the pane does the work; the status bar and the log hear of it ------------------
 
@@ -346,11 +414,13 @@ class MiniGPTApp(App[None]):
     def action_show_view(self, view: str) -> None:
         self.query_one(TabbedContent).active = view
         # Focus something in the new view: a focused widget left in the hidden one would switch back to it.
-        focused = {"log-view": self.event_log, "inspect-view": self.inspector, "samples-view": self.samples}
+        focused = {"log-view": self.event_log, "inspect-view": self.inspector, "samples-view": self.samples,
+                   "lab-view": self.lab.table}
         focused.get(view, self.completions.list).focus()
 
     def action_inspect(self) -> None:
         """The Inspect view, on the prompt being written, or else on the selected (or last) completion."""
+        self._inspect_own_model()
         prompt = self.completions.current_prompt()
         completion = self.completions.selected_completion
         if prompt or completion is None:
@@ -363,8 +433,14 @@ class MiniGPTApp(App[None]):
         settings = message.settings
         if settings is not None and message.seed is not None:
             settings = replace(settings, seed=message.seed)  # the draws that made this completion
+        self._inspect_own_model()
         self.inspector.inspect(message.prompt, message.text, settings)
         self.action_show_view("inspect-view")
+
+    def _inspect_own_model(self) -> None:
+        """Back from a Lab variant to the app's own model."""
+        if self.inspector.model_name:
+            self.inspector.model_name, self.inspector.session = "", self.session
 
     def action_settings(self) -> None:
         assert self.sampling is not None and self.settings_path is not None
@@ -406,7 +482,7 @@ class MiniGPTApp(App[None]):
         """Every binding of the app and its views, with the node whose action it runs (once per id:
         the completion list shows some of the pane's)."""
         nodes: list[DOMNode] = [self, self.query_one(TrainView), self.completions, self.completions.list,
-                                self.inspector, self.samples]
+                                self.inspector, self.samples, self.lab]
         found: dict[str | None, tuple[DOMNode, Binding]] = {}
         for node in nodes:
             for binding in node.BINDINGS:
@@ -456,6 +532,8 @@ class MiniGPTApp(App[None]):
             self.run_state = "idle"
         elif worker.group == "settings":
             self._settings_written(worker)
+        elif worker.group == "variant":
+            self._variant_opened(worker)
         elif state == WorkerState.ERROR and worker.group == "load":
             self.run_state = "error"
             self.load_message = f"could not load: {one_line(str(worker.error), 200)}"

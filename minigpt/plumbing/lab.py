@@ -29,7 +29,14 @@ from typing import TYPE_CHECKING, Any
 from minigpt.plumbing.conclusions import conclude
 from minigpt.plumbing.config import MAX_ITERS, TrainConfig, apply_overrides
 from minigpt.plumbing.corpus import choose_corpus
-from minigpt.plumbing.experiments import Experiment, Variant, base_config, check_runnable, variant_config
+from minigpt.plumbing.experiments import (
+    FIXED_KEYS,
+    Experiment,
+    Variant,
+    base_config,
+    check_runnable,
+    variant_config,
+)
 from minigpt.plumbing.lab_record import (
     Budget,
     LabError,
@@ -78,7 +85,7 @@ class LabNote:
 
 @dataclass(frozen=True)
 class ExperimentStopped:
-    index: int  # the variant saved part-way; running the experiment again resumes it
+    index: int  # the variant it stopped at (saved part-way, or not begun); running it again resumes there
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,15 @@ class LabRun:
         self._stop = threading.Event()
         self._notes: list[str] = []
 
+    @classmethod
+    def resuming(cls, record: Record, root: Path, progress: Callable[[str], None] = lambda text: None) -> LabRun:
+        """Go on with an experiment as its record says it was run: its time, its text, its settings."""
+        plain = base_config(record.experiment).to_dict()
+        overrides = {key: value for key, value in record.base.items()
+                     if plain.get(key) != value and key not in FIXED_KEYS}
+        return cls(record.experiment, record.budget, root, Path(record.data) if record.data else None, overrides,
+                   progress=progress)
+
     def request_stop(self) -> None:
         self._stop.set()
         if self.trainer:
@@ -142,7 +158,7 @@ class LabRun:
                 yield ExperimentStopped(index)
                 return
             record = yield from self._variant(index, variant, record)
-            if self._stop.is_set():
+            if variant.name not in record.done:  # stopped part-way, and saved
                 yield ExperimentStopped(index)
                 return
         results, warnings = read_results(self.folder, self.experiment)
@@ -185,7 +201,7 @@ class LabRun:
                                                                    session.trainer.splits.val_chars_per_token))
             yield from self._train(index, session, started)
             self.trainer = None
-            if session.trainer.stop_requested:
+            if session.trainer.stop_requested and not session.trainer.finished:  # stopped part-way, and saved
                 return record
         record = replace(record, done=(*record.done, variant.name))
         save_record(self.folder, record)
@@ -218,6 +234,21 @@ class LabRun:
         results, warnings = read_results(self.folder, replace(self.experiment, variants=(variant,)))
         self._notes += warnings
         return results.get(variant.name)
+
+
+def open_variant(checkpoint: Path, progress: Callable[[str], None] = lambda text: None) -> TrainingSession:
+    """A variant's run as the Lab left it (the checkpoint, its text and its config), to look inside it."""
+    from minigpt.plumbing.session import open_session
+
+    folder = checkpoint.parent
+    record = load_record(folder)
+    variant = next((v for v in record.experiment.variants if v.name == checkpoint.stem), None) if record else None
+    if record is None or variant is None:
+        raise LabError(f"{checkpoint}: not a variant of an experiment the Lab has run (no {folder.name} record of it)")
+    config = variant_config(apply_overrides(TrainConfig(), record.base, source=str(folder / "experiment.json")),
+                            record.experiment, variant)
+    return open_session(config, GIVEN_KEYS, Path(record.data) if record.data else None, checkpoint, "resume",
+                        progress)
 
 
 def _warm_up() -> None:

@@ -76,6 +76,7 @@ class InspectView(Vertical, can_focus=True):
     session: var[TrainingSession | None] = var(None)
     sampling: var[SamplingSettings | None] = var(None)
     run_state: var[str] = var("loading")
+    model_name: var[str] = var("")  # a Lab variant opened here ("width/width-64"), not the app's own model
     inspected: reactive[Inspected | None] = reactive(None)
     step: reactive[int] = reactive(0)
     layer: reactive[int] = reactive(0)
@@ -139,11 +140,13 @@ class InspectView(Vertical, can_focus=True):
         else:
             inspection = replay(model, trainer.tokenizer, prompt, settings)
             source = f"generated from {prompt!r}"
+        weights = f"{self.model_name} at step {step:,}" if self.model_name else f"weights of step {step:,}"
         return Inspected(inspection, token_labels(trainer.tokenizer, inspection.tokens),
-                         f"{source}, weights of step {step:,}, seed {settings.seed}", step)
+                         f"{source}, {weights}, seed {settings.seed}", step)
 
     def _refresh_while_training(self) -> None:
-        if self.run_state == "training" and self.is_on_screen and not (self._worker and self._worker.is_running):
+        if self.run_state == "training" and self.is_on_screen and not self.model_name \
+                and not (self._worker and self._worker.is_running):  # a Lab variant opened here does not change
             self._compute_now()
 
     def watch_session(self) -> None:

@@ -123,7 +123,7 @@ class LossChart(PlotextPlot):
                 plt.plot(x, y, marker="braille", color=colour, label=run.label)
                 xs += x[:1] + x[-1:]
         if xs:
-            ticks = _ticks(min(xs), max(xs))
+            ticks = tick_positions(min(xs), max(xs))
             plt.xticks(ticks, [self._tick_label(t) for t in ticks])
         self.refresh()
 
@@ -155,6 +155,6 @@ class LossChart(PlotextPlot):
         return Color.parse(self.app.theme_variables[variable]).rgb
 
 
-def _ticks(first: float, last: float) -> list[int]:
+def tick_positions(first: float, last: float) -> list[int]:
     """Whole steps or seconds (plotext would print 75.8)."""
     return sorted({round(first + (last - first) * i / (TICKS - 1)) for i in range(TICKS)})
