@@ -396,6 +396,8 @@ class MiniGPTApp(App[None]):
         self.inspector.model_name, self.inspector.session = name, session
         self.inspector.inspect("", "")
         self.action_show_view("inspect-view")
+        self.notify(f"Inspecting the Lab's {name}, at step {session.trainer.step:,}; 3 goes back to this app's model",
+                    title="Lab")
 
     # --- completions: the pane does the work; the status bar and the log hear of it ------------------
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input
 from textual.widgets._footer import FooterKey
-from tui_helpers import fake_run_log, make_app, wait_for, wait_loaded, write_settings
+from tui_helpers import fake_lab_record, fake_run_log, make_app, wait_for, wait_loaded, write_settings
 
 from minigpt.plumbing.runs import Sample
 from tui.screens.runs import RunsScreen
 from tui.screens.settings import SettingsScreen
 from tui.views.inspect import InspectView
+from tui.views.lab import LabView
 
 SAMPLES = [Sample(100, 4.1706, "ta  eh\nTiwlaa i e ,sdrn\nem  rhoe tnaaee"),
            Sample(500, 2.4312, "Thas the wer thy lome,\nAnd sall the dot he his hance."),
@@ -102,3 +103,18 @@ def test_runs_picker(workdir, snap_compare):
 def test_runs_overlaid_on_the_chart(workdir, snap_compare, size):
     two_runs(workdir)
     assert snap_compare(make_app(), terminal_size=size, run_before=runs_overlaid)
+
+
+async def lab_view(pilot) -> None:
+    """The Lab view on a finished experiment: its figures, curves, conclusion and a sample."""
+    await loaded(pilot)
+    await pilot.press("5")
+    view = pilot.app.query_one(LabView)
+    await wait_for(pilot, lambda: view.shown is not None and view.shown.record is not None
+                   and any(k.action == "run" for k in pilot.app.query(FooterKey)), "the recorded experiment")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_lab_view(workdir, snap_compare, size):
+    fake_lab_record(workdir)
+    assert snap_compare(make_app(), terminal_size=size, run_before=lab_view)

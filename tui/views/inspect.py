@@ -140,9 +140,8 @@ class InspectView(Vertical, can_focus=True):
         else:
             inspection = replay(model, trainer.tokenizer, prompt, settings)
             source = f"generated from {prompt!r}"
-        weights = f"{self.model_name} at step {step:,}" if self.model_name else f"weights of step {step:,}"
         return Inspected(inspection, token_labels(trainer.tokenizer, inspection.tokens),
-                         f"{source}, {weights}, seed {settings.seed}", step)
+                         f"{source}, weights of step {step:,}, seed {settings.seed}", step)
 
     def _refresh_while_training(self) -> None:
         if self.run_state == "training" and self.is_on_screen and not self.model_name \
@@ -207,7 +206,8 @@ class InspectView(Vertical, can_focus=True):
             return
         step = steps[self.step]
         position = step.position
-        self._title(f"token {self.step + 1}/{len(steps)}: {visible_token(labels[position])} drawn at "
+        model = f"{self.model_name} · " if self.model_name else ""  # a Lab variant: say so first
+        self._title(f"{model}token {self.step + 1}/{len(steps)}: {visible_token(labels[position])} drawn at "
                     f"{format_probability(step.processed)} (raw {format_probability(step.raw)}) · "
                     f"perplexity {inspection.perplexity:.2f} · "
                     f"{self.inspected.source}")

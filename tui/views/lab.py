@@ -112,7 +112,7 @@ class LabView(Vertical):
             self._find_recorded(self.folder)
             self._read(next(iter(BUILTINS.values())), self.folder)  # shown at once, with what the folder holds
 
-    @work(thread=True, exit_on_error=False, group="lab-read", name="lab experiments")
+    @work(thread=True, exit_on_error=False, group="lab-find", name="lab experiments")
     def _find_recorded(self, folder: Path) -> list[Experiment]:
         """The experiments run here before that are not built in (a learner's own, run with minigpt-lab)."""
         records = (load_record(path.parent) for path in sorted(folder.glob(f"*/{RECORD}")))
@@ -126,7 +126,7 @@ class LabView(Vertical):
         return Shown(record.experiment, record, read_results(folder / experiment.name, record.experiment)[0])
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "lab-read":
+        if event.worker.group not in ("lab-find", "lab-read"):
             return
         event.stop()  # the view's own workers: the app need not hear of them
         if event.state == WorkerState.ERROR:
@@ -192,10 +192,16 @@ class LabView(Vertical):
         self.query_one(LabChart).clear(names)
         self._conclusion = ""
         record, results = shown.record, shown.results
-        for name, result in results.items():
-            self._show_result(name, result, "done" if record and name in record.done else "part-way")
+        for name in names:
+            state = "done" if record and name in record.done else "part-way" if record and name in record.started \
+                else "waiting"
+            if name in results:
+                self._show_result(name, results[name], state)
+            else:
+                self.table.update(name, state=state)
         if record and len(record.done) == len(names) and len(results) == len(names):
             self._conclusion = conclude(shown.experiment, {name: r.val_bpc for name, r in results.items()})
+        self.query_one(LabChart).replot()
         self._title()
         self._show_sample()
 
@@ -213,9 +219,9 @@ class LabView(Vertical):
             self._budget = shown.record.budget
         elif not self.running:
             self._budget = Budget(seconds=self.seconds)
-        done = len(shown.record.done) if shown.record else 0
-        left = "" if self.running or not done or done == len(shown.experiment.variants) else " · r resumes"
-        self.table.border_title = f"{self._budget}{left}"
+        record = shown.record
+        part_done = record and record.started and len(record.done) < len(shown.experiment.variants)
+        self.table.border_title = f"{self._budget}{' · r resumes' if part_done and not self.running else ''}"
 
     def _show_result(self, name: str, result: VariantResult, state: str, curves: bool = True) -> None:
         """A variant's row from its result, and (unless they were drawn as it trained) its curves."""
