@@ -90,13 +90,18 @@ def list_experiments(folder: Path) -> int:
         missing = experiment.missing_keys()
         needs = f"  [needs {', '.join(missing)}: not in this version yet]" if missing else ""
         print(f"  {experiment.name:<18} {experiment.question}{needs}")
-    records = [(path.parent.name, load_record(path.parent)) for path in sorted(folder.glob(f"*/{RECORD}"))]
-    if records:
+    paths = sorted(folder.glob(f"*/{RECORD}"))
+    if paths:
         print(f"\nRun here ({folder}; minigpt-lab show NAME):")
-    for name, record in records:
+    for path in paths:
+        try:
+            record = load_record(path.parent)
+        except LabError as e:
+            print(f"minigpt-lab: warning: {e}", file=sys.stderr)
+            continue
         assert record is not None
-        print(f"  {name:<18} {len(record.done)}/{len(record.experiment.variants)} variants done, {record.budget}, "
-              f"on {record.corpus}")
+        print(f"  {path.parent.name:<18} {len(record.done)}/{len(record.experiment.variants)} variants done, "
+              f"{record.budget}, on {record.corpus}")
     return 0
 
 

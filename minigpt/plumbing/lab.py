@@ -147,10 +147,6 @@ class LabRun:
         if self.trainer:
             self.trainer.request_stop()
 
-    @property
-    def stop_requested(self) -> bool:
-        return self._stop.is_set()
-
     def run(self) -> Iterator[LabEvent]:
         record = self._open_record()
         for index, variant in enumerate(self.experiment.variants):
@@ -190,9 +186,11 @@ class LabRun:
             return record
         started = time.monotonic()  # the variant's time counts its start-up
         resume = variant.name in record.started
-        record = replace(record, started=(*record.started, variant.name) if not resume else record.started)
+        record = replace(record, started=_with(record.started, variant.name))
         save_record(self.folder, record)
         session = self._open_session(variant, checkpoint, resume)
+        if self._stop.is_set():  # asked while it was set up: nothing trained, nothing to save
+            return record
         finished_earlier = session.finished  # its last run ended as its budget did, before the record said so
         if not finished_earlier:
             self.trainer = session.trainer
@@ -203,7 +201,7 @@ class LabRun:
             self.trainer = None
             if session.trainer.stop_requested and not session.trainer.finished:  # stopped part-way, and saved
                 return record
-        record = replace(record, done=(*record.done, variant.name))
+        record = replace(record, done=_with(record.done, variant.name))
         save_record(self.folder, record)
         yield VariantDone(index, self._result(variant), earlier=finished_earlier)
         return record
@@ -272,6 +270,10 @@ def train_with_log(session: TrainingSession, started: float, warn: Callable[[str
             yield event
     finally:
         log.finish()
+
+
+def _with(names: tuple[str, ...], name: str) -> tuple[str, ...]:
+    return names if name in names else (*names, name)
 
 
 def _difference(earlier: Record, now: Record) -> str:

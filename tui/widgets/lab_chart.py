@@ -6,33 +6,22 @@ drawn whole from its log."""
 
 from __future__ import annotations
 
-from rich.text import Text
-from textual.app import RenderResult
-from textual.color import Color
-from textual_plotext import PlotextPlot
-
 from minigpt.plumbing.terminal import format_seconds
 from tui.widgets.chart_series import DownsampledSeries
-from tui.widgets.loss_chart import CAPACITY, LABELS_MIN_HEIGHT, REPLOT_INTERVAL, tick_positions
+from tui.widgets.live_chart import CAPACITY, LABELS_MIN_HEIGHT, LiveChart, tick_positions
 
 COLOURS = ("primary", "warning", "success", "error", "secondary", "accent", "foreground")  # theme variables
 
 
-class LabChart(PlotextPlot):
+class LabChart(LiveChart):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.train: dict[str, DownsampledSeries] = {}  # by variant, in the experiment's order: (seconds, bits/char)
         self.val: dict[str, DownsampledSeries] = {}
-        self._stale = True
 
     def on_mount(self) -> None:
-        self.plt.xaxes(True, False)
-        self.plt.yaxes(True, False)
         self.border_title = "bits/char by time"
         self.border_subtitle = "⣀ train  x val"
-        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.replot())
-        self.set_interval(REPLOT_INTERVAL, self._replot_if_stale)
-        self.replot()
 
     def clear(self, variants: list[str]) -> None:
         """Start over with these variants (no points yet), in this order."""
@@ -42,18 +31,11 @@ class LabChart(PlotextPlot):
 
     def add_train(self, variant: str, points: list[tuple[float, float]]) -> None:
         self.train[variant].extend(points)
-        self._stale = True
+        self.stale()
 
     def add_val(self, variant: str, points: list[tuple[float, float]]) -> None:
         self.val[variant].extend(points)
-        self._stale = True
-
-    def on_resize(self) -> None:
-        self.replot()
-
-    def _replot_if_stale(self) -> None:
-        if self._stale:
-            self.replot()
+        self.stale()
 
     def replot(self) -> None:
         self._stale = False
@@ -78,13 +60,3 @@ class LabChart(PlotextPlot):
             points = tick_positions(min(xs), max(xs))
             plt.xticks(points, [format_seconds(t) for t in points])
         self.refresh()
-
-    def render(self) -> RenderResult:
-        try:
-            return super().render()
-        except Exception as error:  # plotext can fail on odd data: a chart glitch must not end an experiment
-            self.log.error("plotext could not draw the chart", error)
-            return Text(f"the chart cannot be drawn ({type(error).__name__}: {error})")
-
-    def _colour(self, variable: str) -> tuple[int, int, int]:
-        return Color.parse(self.app.theme_variables[variable]).rgb
