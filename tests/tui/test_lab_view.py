@@ -201,4 +201,5 @@ async def test_a_finished_experiment_shows_its_figures_curves_and_conclusion(wor
                "current token." in conclusion
         assert "full writes: ROMEO: the full model wrote this at 300" in conclusion
         await pilot.press("down")
-        assert "no-mlp writes:" in str(app.query_one("#lab-conclusion").render())
+        await wait_for(pilot, lambda: "no-mlp writes:" in str(app.query_one("#lab-conclusion").render()),
+                       "the next variant's sample")
