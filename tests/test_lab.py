@@ -185,3 +185,20 @@ def test_variants_that_use_their_time_are_done_and_the_experiment_concludes(tmp_
     events = run_all(LabRun(pair, Budget(seconds=4), tmp_path / "lab", text, TINY))
     assert not of(events, ExperimentStopped) and of(events, ExperimentDone)
     assert load_record(tmp_path / "lab/pair").done == ("a", "b")
+
+
+@pytest.mark.skipif(bool(BUILTINS["attention-and-mlp"].missing_keys()), reason="the attention and mlp switches")
+def test_each_attention_and_mlp_variant_has_the_layers_it_claims():
+    experiment = BUILTINS["attention-and-mlp"]
+    base = base_config(experiment)
+    models = {v.name: GPT(model_config(variant_config(base, experiment, v), 65)) for v in experiment.variants}
+    names = {variant: {name for name, _ in model.named_parameters()} for variant, model in models.items()}
+    assert any(".attn." in n for n in names["full"]) and any(".mlp." in n for n in names["full"])
+    assert not any(".mlp." in n for n in names["no-mlp"]) and any(".attn." in n for n in names["no-mlp"])
+    assert not any(".attn." in n for n in names["no-attention"]) and any(".mlp." in n for n in names["no-attention"])
+    assert not any(".attn." in n or ".mlp." in n for n in names["neither"])
+    count = {variant: model.num_parameters() for variant, model in models.items()}
+    d, layers = base.d_model, base.n_layers
+    assert count["full"] - count["no-attention"] >= 4 * d * d * layers  # queries, keys, values, output
+    assert count["full"] - count["no-mlp"] >= 8 * d * d * layers  # expand 4x, project back
+    assert count["full"] - count["no-attention"] - count["no-mlp"] + count["neither"] == 0

@@ -107,20 +107,23 @@ def _counted(noun: str) -> Callable[[int], str]:
     return lambda n: f"{n} {noun}{'s' if n != 1 else ''}"
 
 
-# The 2019 recipe is today's default config; each modern change is one switch on it.
+# The 2019 recipe is today's default config; each modern change is one switch on it (issue 21's keys).
 MODERN = (
     Variant("rope", {"rope": True}, "rotary positions (RoPE) alone", "better",
             "attention sees how far apart two tokens are, not where each one is"),
-    Variant("rmsnorm", {"rmsnorm": True}, "RMSNorm alone", "better", "the same normalising at less cost"),
+    Variant("rmsnorm", {"norm": "rmsnorm"}, "RMSNorm alone", "better", "the same normalising at less cost"),
     Variant("relu2", {"activation": "relu2"}, "ReLU² alone", "better", "a sharper, cheaper non-linearity"),
+    Variant("swiglu", {"activation": "swiglu"}, "SwiGLU alone", "better", "the MLP learns a gate on what it passes"),
     Variant("qk-norm", {"qk_norm": True}, "QK-norm alone", "better", "attention scores stay in range at a high lr"),
-    Variant("untied-head", {"tied_head": False}, "an untied output head alone", "better",
-            "reading a token and predicting one no longer share a matrix"),
+    Variant("untied-head", {"tie_head": False, "zero_init": True}, "an untied head, output layers from zero, alone",
+            "better", "reading a token and predicting one no longer share a matrix"),
     Variant("muon", {"optimizer": "muon"}, "the Muon optimizer alone", "better",
             "each update moves every direction of a matrix, not mostly the largest ones"),
     Variant("wsd", {"schedule": "wsd"}, "the warmup-stable-decay schedule alone", "better",
             "a long stretch at the full learning rate, then a decay to near zero"),
 )
+ALL_MODERN = {"rope": True, "norm": "rmsnorm", "activation": "relu2", "qk_norm": True, "tie_head": False,
+              "zero_init": True, "optimizer": "muon", "schedule": "wsd"}
 
 BUILTINS: dict[str, Experiment] = {e.name: e for e in (
     Experiment(
@@ -163,8 +166,7 @@ BUILTINS: dict[str, Experiment] = {e.name: e for e in (
     Experiment(
         "then-and-now", "What has the field learned since GPT-2 (2019)?",
         (Variant("gpt2-2019", {}, "the 2019 GPT-2 recipe"), *MODERN,
-         Variant("all-modern", {k: v for variant in MODERN for k, v in variant.overrides.items()},
-                 "all the modern changes together", "better", "the gains add up")))
+         Variant("all-modern", ALL_MODERN, "all the modern changes together", "better", "the gains add up")))
 )}
 
 
