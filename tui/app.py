@@ -80,7 +80,8 @@ class MiniGPTApp(App[None]):
         Binding("t", "resume_training", "Resume", id="resume", tooltip="Resume training"),
         Binding("x", "stop_training", "Stop", id="stop", tooltip="Stop training and save a checkpoint"),
         Binding("s", "save", "Save", id="save", tooltip="Save a checkpoint now"),
-        Binding("slash", "focus_prompt", "Prompt", id="prompt", tooltip="Write a prompt"),
+        # Hidden from the Footer: the prompt's own line says it.
+        Binding("slash", "focus_prompt", "Prompt", id="prompt", show=False, tooltip="Write a prompt"),
         Binding("comma", "settings", "Settings", id="settings", tooltip="Edit the sampling settings"),
         Binding("1", "show_view('train-view')", "Chart", id="view-train", show=False,
                 tooltip="Show the loss chart and completions"),
@@ -337,9 +338,7 @@ class MiniGPTApp(App[None]):
             self.load_message = ""
         if worker.state == WorkerState.ERROR:
             self._report(worker.error, "The Lab stopped" if lab else "Training stopped")
-        elif lab:
-            self.log_line("lab: ended")
-        elif self.session:
+        elif self.session and not lab:
             self.log_line(f"training ended at step {self.session.trainer.step:,}")
         if self._quitting:
             self._finish_quitting()
@@ -352,8 +351,10 @@ class MiniGPTApp(App[None]):
             self.notify(f"{what}, and only one thing trains at a time: stop it with x first", title="Lab",
                         severity="warning")
             return
-        if self.run_state not in ("idle", "error"):
-            self.notify("Wait until the model has loaded", title="Lab", severity="warning")
+        if self.run_state != "idle":
+            why = "the app's model could not be loaded (see the log); minigpt-lab runs experiments without it" \
+                if self.run_state == "error" else "wait until the app's model has loaded"
+            self.notify(f"The Lab cannot start: {why}", title="Lab", severity="warning")
             return
         from tui.lab_run import LabDriver
 
@@ -371,13 +372,18 @@ class MiniGPTApp(App[None]):
         self._train(self._run)
 
     def on_lab_update(self, message: LabUpdate) -> None:
-        from minigpt.plumbing.lab import LabNote
+        from minigpt.plumbing.lab import ExperimentDone, ExperimentStopped, LabNote
 
         self.lab.show_events(message.events)
         self.load_message = self.lab.status
-        for note in (event for event in message.events if isinstance(event, LabNote)):
-            self.notify(note.text, title="Lab", severity="warning", timeout=10)
-            self.log_line(f"lab: {note.text}")
+        for event in message.events:
+            if isinstance(event, LabNote):
+                self.notify(event.text, title="Lab", severity="warning", timeout=10)
+                self.log_line(f"lab: {event.text}")
+            elif isinstance(event, ExperimentStopped):
+                self.log_line(f"lab: stopped at {self.lab.variant_name(event.index)}; r in the Lab view resumes it")
+            elif isinstance(event, ExperimentDone):
+                self.log_line(f"lab: done. {event.conclusion}")
 
     def on_lab_view_inspect_requested(self, message: LabView.InspectRequested) -> None:
         self._open_variant(message.checkpoint, message.name)

@@ -105,6 +105,9 @@ class LabView(Vertical):
     def table(self) -> VariantTable:
         return self.query_one(VariantTable)
 
+    def variant_name(self, index: int) -> str:
+        return self.shown.experiment.variants[index].name if self.shown else "?"
+
     # --- choosing -------------------------------------------------------------------------
 
     def watch_folder(self) -> None:
