@@ -11,6 +11,7 @@
     python -m bench completions         # a 10,000-entry completions file: load time, the app's first paint
     python -m bench nanogpt --repo DIR  # karpathy/nanoGPT's CPU recipe in a wall-clock budget, to compare
     python -m bench ddp                 # torchrun: 1 process x 2 threads against 2 processes x 1 thread; DDP on CUDA
+    python -m bench lab                 # a Lab experiment: each variant's wall time against its budget
 
 A subcommand is a Command in COMMANDS: a help line and the module of bench/
 with its two functions, one adding its flags to an argparse parser and one
@@ -59,6 +60,7 @@ COMMANDS: dict[str, Command] = {
                        "nanogpt"),
     "ddp": Command("torchrun (DDP): tokens/s of 1 process x N threads against N processes x 1 thread; on CUDA, "
                    "DDP's overhead and an NCCL run", "ddp"),
+    "lab": Command("a Lab experiment at a time per variant: each variant's wall time against its budget", "lab"),
 }
 
 

@@ -172,3 +172,16 @@ def test_the_budget_benchmark_reads_the_final_score_a_run_logged_and_scores_the_
     assert final_score(tmp_path / "model.pt", corpus_file) == trainer.final_score  # a run cut short: the same figure
     assert final_score(tmp_path / "missing.pt", corpus_file) is None
     assert spread([1.5, 1.6, 1.7]) == "1.6000 ± 0.1000 (1.5000 to 1.7000)"
+
+
+def test_the_lab_benchmark_reports_each_variants_wall_time_against_its_budget(tmp_path, corpus_file):
+    experiment = tmp_path / "two.toml"
+    experiment.write_text('question = "Which?"\n[variants.narrow]\nd_model = 8\n[variants.wide]\nd_model = 16\n')
+    bench = Benchmark(["lab", "--experiment", str(experiment), "--time", "10s", "--data", str(corpus_file),
+                       "--set", "n_layers=1", "--set", "block_size=8", "--set", "batch_size=2",
+                       "--set", "eval_iters=1", "--set", "dtype=float32"], tmp_path)
+    rows = [bench.wait_for("narrow "), bench.wait_for("wide ")]
+    assert all(row.split()[1] == "10.0s" and row.split()[3].endswith("%") for row in rows)
+    assert "the whole experiment: " in bench.wait_for("the whole experiment")
+    assert bench.process.wait(timeout=EXIT_LIMIT) in (0, 1)  # 1: a variant off its budget (a busy machine)
+    assert bench.files_left() == []

@@ -36,6 +36,7 @@ from minigpt.plumbing.paths import DEFAULT_HISTORY
 from minigpt.plumbing.runlog import tokens_seen
 from minigpt.plumbing.runs import run_of_checkpoint
 from tui.keys import AppKeys, read_escape_digits_as_alt
+from tui.lab_control import LabControl
 from tui.messages import LoadProgress, RunHistory, SessionReady, SettingsLoaded
 from tui.narration import session_lines, uniform_loss
 from tui.options import Options, parse_options
@@ -46,6 +47,7 @@ from tui.text import one_line
 from tui.views.chat import ChatView
 from tui.views.completions import CompletionsPane
 from tui.views.inspect import InspectView
+from tui.views.lab import LabView
 from tui.views.log import LogView
 from tui.views.samples import SamplesView
 from tui.views.train import TrainView
@@ -63,14 +65,15 @@ MAX_TOASTS = 3  # more would cover the status bar and the prompt; every notifica
 # The views, in the view bar's order: (binding id, view id, title).
 VIEWS = (("view-train", "train-view", "Train"), ("view-log", "log-view", "Log"),
          ("view-inspect", "inspect-view", "Inspect"), ("view-samples", "samples-view", "Samples"),
-         ("chat", "chat-view", "Chat"))
+         ("view-lab", "lab-view", "Lab"), ("chat", "chat-view", "Chat"))
 
 
-class MiniGPTApp(RunControl, AppKeys):
+class MiniGPTApp(RunControl, LabControl, AppKeys):
     TITLE = "MiniGPT"
     HELP_GROUPS = {"MiniGPTApp": "Everywhere", "TrainView": "Chart (view 1)", "CompletionsPane": "Completions (view 1)",
                    "CompletionList": "Completions (view 1)", "PromptInput": "Prompt (/ to write one)",
-                   "InspectView": "Inspect (view 3)", "SamplesView": "Samples (view 4)", "ChatView": "Chat (m)"}
+                   "InspectView": "Inspect (view 3)", "SamplesView": "Samples (view 4)",
+                   "LabView": "Lab (view 5)", "ChatView": "Chat (m)"}
     CSS_PATH = ["app.tcss", "screens.tcss"]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
@@ -96,6 +99,8 @@ class MiniGPTApp(RunControl, AppKeys):
                 tooltip="Inspect the model on the prompt, or else the last completion"),
         Binding("4", "show_view('samples-view')", "Samples", id="view-samples", show=False,
                 tooltip="Show the samples of every evaluation, two side by side"),
+        Binding("5", "show_view('lab-view')", "Lab", id="view-lab", show=False,
+                tooltip="The Lab: experiments that answer a question with measurements"),
         Binding("m", "toggle_chat", "Chat", id="chat", show=False,
                 tooltip="Talk with the model as a character of its text (m again goes back)"),
         # Hidden from the Footer: the view bar ends with it.
@@ -120,6 +125,7 @@ class MiniGPTApp(RunControl, AppKeys):
     event_log: LogView
     inspector: InspectView
     samples: SamplesView
+    lab: LabView
 
     def __init__(self, options: Options) -> None:
         super().__init__()
@@ -142,6 +148,7 @@ class MiniGPTApp(RunControl, AppKeys):
             yield InspectView(id="inspect-view").data_bind(MiniGPTApp.session, MiniGPTApp.sampling,
                                                            MiniGPTApp.run_state)
             yield SamplesView(id="samples-view")
+            yield LabView(id="lab-view")
             yield ChatView(self.options.checkpoint, id="chat-view").data_bind(MiniGPTApp.session, MiniGPTApp.sampling)
         yield StatusBar(id="status").data_bind(state=MiniGPTApp.run_state, generating=MiniGPTApp.generating,
                                                message=MiniGPTApp.load_message, progress=MiniGPTApp.progress,
@@ -156,6 +163,8 @@ class MiniGPTApp(RunControl, AppKeys):
         self.inspector = self.query_one(InspectView)
         self.samples = self.query_one(SamplesView)
         self.chat = self.query_one(ChatView)
+        self.lab = self.query_one(LabView)
+        self.lab.folder = self.options.checkpoint.parent / "lab"
         self.completions.list.focus()
         self.watch(self.completions, "generating", self._completion_running, init=False)
         self.watch(self.chat, "generating", self._completion_running, init=False)
@@ -284,13 +293,15 @@ class MiniGPTApp(RunControl, AppKeys):
         if view == "chat-view":
             self.chat.open()  # it focuses its input
             return
-        focused = {"log-view": self.event_log, "inspect-view": self.inspector, "samples-view": self.samples}
+        focused = {"log-view": self.event_log, "inspect-view": self.inspector, "samples-view": self.samples,
+                   "lab-view": self.lab.table}
         focused.get(view, self.completions.list).focus()
 
     def action_toggle_chat(self) -> None:
         self.action_show_view("train-view" if self.current_view == "chat-view" else "chat-view")
 
     def on_chat_view_inspect_requested(self, message: ChatView.InspectRequested) -> None:
+        self.inspect_own_model()
         self.inspector.inspect(message.prompt, message.text, message.settings)
         self.action_show_view("inspect-view")
 
@@ -312,6 +323,7 @@ class MiniGPTApp(RunControl, AppKeys):
 
     def action_inspect(self) -> None:
         """The Inspect view, on the prompt being written, or else on the selected (or last) completion."""
+        self.inspect_own_model()
         prompt = self.completions.current_prompt()
         completion = self.completions.selected_completion
         if prompt or completion is None:
@@ -324,6 +336,7 @@ class MiniGPTApp(RunControl, AppKeys):
         settings = message.settings
         if settings is not None and message.seed is not None:
             settings = replace(settings, seed=message.seed)  # the draws that made this completion
+        self.inspect_own_model()
         self.inspector.inspect(message.prompt, message.text, settings)
         self.action_show_view("inspect-view")
 
@@ -354,7 +367,7 @@ class MiniGPTApp(RunControl, AppKeys):
 
     def binding_nodes(self) -> list[DOMNode]:
         return [self, self.query_one(TrainView), self.completions, self.completions.list, self.completions.prompt,
-                self.inspector, self.samples, self.chat]
+                self.inspector, self.samples, self.lab, self.chat]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Which keys (and palette commands) apply now: False hides, None greys out."""
@@ -392,6 +405,8 @@ class MiniGPTApp(RunControl, AppKeys):
             self.run_state = "finished" if self.session and self.session.finished else "idle"
         elif worker.group == "settings":
             self._settings_written(worker)
+        elif worker.group == "variant":
+            self.variant_opened(worker)
         elif state == WorkerState.ERROR and worker.group == "load":
             self.run_state = "error"
             self.load_message = f"could not load: {one_line(str(worker.error), 200)}"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:  # these modules import PyTorch, which the app loads after its first paint
+    from minigpt.plumbing.lab import LabEvent
     from minigpt.plumbing.runs import Run
     from minigpt.plumbing.session import TrainingSession
     from minigpt.plumbing.settings import LoadedSettings
@@ -119,3 +120,11 @@ class SpeedCacheCorrected(Message):
     def __init__(self, text: str) -> None:
         super().__init__()
         self.text = text
+
+
+class LabUpdate(Message):
+    """What a Lab experiment has done since the last message (minigpt.plumbing.lab's events), oldest first."""
+
+    def __init__(self, events: list[LabEvent]) -> None:
+        super().__init__()
+        self.events = events

@@ -141,11 +141,12 @@ class RunControl(App[None]):
 
     def _training_ended(self, worker: Worker) -> None:
         self._run = None
+        lab = self.lab_ended()  # the worker ran a Lab experiment (tui.lab_control)
         finished = self.session is not None and self.session.finished
         self.run_state = "finished" if finished else "idle"
         if worker.state == WorkerState.ERROR:
-            self._report(worker.error, "Training stopped")
-        elif self.session:
+            self._report(worker.error, "The Lab stopped" if lab else "Training stopped")
+        elif self.session and not lab:
             self.log_line(f"training ended at step {self.session.trainer.step:,}")
             if finished and not self._quitting:
                 self.action_finished_hint()

@@ -7,7 +7,16 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input
 from textual.widgets._footer import FooterKey
-from tui_helpers import fake_run_log, finished_run, made_up_loss, make_app, wait_for, wait_loaded, write_settings
+from tui_helpers import (
+    fake_lab_record,
+    fake_run_log,
+    finished_run,
+    made_up_loss,
+    make_app,
+    wait_for,
+    wait_loaded,
+    write_settings,
+)
 
 from minigpt.plumbing.config import MAX_ITERS
 from minigpt.plumbing.conversations import append_turn, model_turn, user_turn
@@ -18,6 +27,7 @@ from tui.screens.help import HelpScreen
 from tui.screens.runs import RunsScreen
 from tui.screens.settings import SettingsScreen
 from tui.views.inspect import InspectView
+from tui.views.lab import LabView
 from tui.widgets.chat_turn import TurnCard
 from tui.widgets.status_bar import Progress
 
@@ -194,3 +204,18 @@ async def chat_open(pilot) -> None:
 def test_chat_view(workdir, snap_compare):
     a_conversation(workdir)
     assert snap_compare(make_app(), terminal_size=(80, 24), run_before=chat_open)
+
+
+async def lab_view(pilot) -> None:
+    """The Lab view on a finished experiment: its figures, curves, conclusion and a sample."""
+    await loaded(pilot)
+    await pilot.press("5")
+    view = pilot.app.query_one(LabView)
+    await wait_for(pilot, lambda: view.shown is not None and view.shown.record is not None
+                   and any(k.action == "run" for k in pilot.app.query(FooterKey)), "the recorded experiment")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_lab_view(workdir, snap_compare, size):
+    fake_lab_record(workdir)
+    assert snap_compare(make_app(), terminal_size=size, run_before=lab_view)

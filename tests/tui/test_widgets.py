@@ -29,7 +29,8 @@ from tui.widgets.completion_list import (
     CompletionList,
 )
 from tui.widgets.footer import AppFooter
-from tui.widgets.loss_chart import CAPACITY, LossChart
+from tui.widgets.live_chart import CAPACITY
+from tui.widgets.loss_chart import LossChart
 
 
 class WidgetApp(App[None]):

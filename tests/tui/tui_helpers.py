@@ -11,6 +11,8 @@ from textual.message import Message
 from textual.notifications import Notify
 from textual.pilot import Pilot
 
+from minigpt.plumbing.experiments import BUILTINS
+from minigpt.plumbing.lab_record import Budget, Record, save_record
 from tui.app import MiniGPTApp
 from tui.options import parse_options
 
@@ -106,3 +108,27 @@ def finished_run(workdir: Path, steps: int = 600) -> None:
     session.trainer.best_val_loss = min(made_up_loss(step) + 0.05 for step in evaluations)  # as the log has it
     list(session.trainer.save())
     fake_run_log(workdir / "checkpoints/model.jsonl", 32, evaluations, train_every=10)
+
+
+def fake_lab_record(workdir: Path) -> None:
+    """attention-and-mlp as the Lab leaves it once done, with made-up figures (for a picture that never changes)."""
+    experiment = BUILTINS["attention-and-mlp"]
+    folder = workdir / "checkpoints/lab" / experiment.name
+    names = [v.name for v in experiment.variants]
+    save_record(folder, Record(experiment, Budget(seconds=30), None, "data/input.txt", {}, tuple(names),
+                               tuple(names)))
+    for number, (name, final) in enumerate(zip(names, (1.92, 2.10, 2.53, 2.71), strict=True)):
+        lines = [{"event": "run", "format": 1, "started": 1_780_000_000.0, "resumed_from": 0, "elapsed": 0.0,
+                  "tokens": 0, "parameters": 800_000 - 200_000 * number, "model": {"d_model": 128, "n_layers": 4},
+                  "tokenizer": "char", "vocab_size": 65, "chars_per_token": 1.0, "time": 1_780_000_000.0}]
+        for step in range(10, 310, 10):
+            bpc = final + 2.5 * (1 - step / 300) ** 2
+            lines.append({"event": "step", "step": step, "loss": bpc * 0.6931, "lr": 0.004, "tokens_per_sec": 9000.0,
+                          "elapsed": step / 10, "tokens": step * 768, "time": 1_780_000_000.0 + step / 10})
+            if step % 150 == 0:
+                lines.append({"event": "eval", "step": step, "train_loss": bpc * 0.6931, "val_loss": bpc * 0.6931,
+                              "train_bpc": bpc, "val_bpc": bpc, "tokens_per_sec": 9000.0, "elapsed": step / 10,
+                              "tokens": step * 768, "sample": f"ROMEO:\nthe {name} model wrote this at {step}",
+                              "time": 1_780_000_000.0 + step / 10})
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+        (folder / f"{name}.pt").write_bytes(b"")  # its checkpoint, as far as the view can tell

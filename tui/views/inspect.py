@@ -81,6 +81,7 @@ class InspectView(Vertical, can_focus=True):
     session: var[TrainingSession | None] = var(None)
     sampling: var[SamplingSettings | None] = var(None)
     run_state: var[str] = var("loading")
+    model_name: var[str] = var("")  # a Lab variant opened here ("width/width-64"), not the app's own model
     inspected: reactive[Inspected | None] = reactive(None)
     step: reactive[int] = reactive(0)
     layer: reactive[int] = reactive(0)
@@ -150,7 +151,8 @@ class InspectView(Vertical, can_focus=True):
 
     def _refresh_while_training(self) -> None:
         busy = self._worker and self._worker.is_running
-        if self.run_state == "training" and self.is_on_screen and not (self.held or busy):
+        # A held snapshot, and a Lab variant opened here, do not change.
+        if self.run_state == "training" and self.is_on_screen and not (self.held or busy or self.model_name):
             self._compute_now()
 
     def watch_session(self) -> None:
@@ -221,7 +223,8 @@ class InspectView(Vertical, can_focus=True):
         step = steps[self.step]
         position = step.position
         held = "held · " if self.held else ""
-        self._title(f"{held}token {self.step + 1}/{len(steps)}: {visible_token(labels[position])} drawn at "
+        model = f"{self.model_name} · " if self.model_name else ""  # a Lab variant: say so first
+        self._title(f"{model}{held}token {self.step + 1}/{len(steps)}: {visible_token(labels[position])} drawn at "
                     f"{format_probability(step.processed)} (raw {format_probability(step.raw)}) · "
                     f"perplexity {inspection.perplexity:.2f} · "
                     f"{self.inspected.source}")

@@ -10,22 +10,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from rich.text import Text
-from textual.app import RenderResult
-from textual.color import Color
 from textual.reactive import reactive
-from textual_plotext import PlotextPlot
 
 from minigpt.plumbing.runlog import LOG_EVERY
 from minigpt.plumbing.runs import Run, XAxis, YAxis
 from minigpt.plumbing.terminal import format_seconds
 from tui.text import format_count
 from tui.widgets.chart_series import DownsampledSeries
+from tui.widgets.live_chart import CAPACITY, LABELS_MIN_HEIGHT, LiveChart, tick_positions
 
-REPLOT_INTERVAL = 1.0  # seconds: the chart redraws at most once a second: each redraw costs the trainer CPU
-LABELS_MIN_HEIGHT = 12  # rows; a shorter chart keeps its row for data (the border title names the axes)
-CAPACITY = 512  # points kept per curve; about twice a wide terminal's braille resolution
-TICKS = 5
 X_AXES: tuple[XAxis, ...] = ("step", "tokens", "time")
 X_LABELS = {"step": "step", "tokens": "tokens seen", "time": "time (m:ss)"}
 Y_LABELS = {"loss": "loss", "bpc": "bits/char"}
@@ -42,7 +35,7 @@ class RunScale:
     uniform_loss: float | None = None  # ln V: the loss of a model that guesses every token alike
 
 
-class LossChart(PlotextPlot):
+class LossChart(LiveChart):
     """Train and validation loss against step, tokens or time. Points arrive
     in batches; the plot is rebuilt on a timer, only when something changed."""
 
@@ -57,23 +50,15 @@ class LossChart(PlotextPlot):
         self.train = DownsampledSeries(CAPACITY, every=LOG_EVERY)  # the steps the run's log keeps
         self.val = DownsampledSeries(CAPACITY)
         self.overlays: list[Run] = []
-        self._stale = True
-
-    def on_mount(self) -> None:
-        self.plt.xaxes(True, False)  # an L of axes: a full frame costs two rows a small terminal lacks
-        self.plt.yaxes(True, False)
-        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.replot())
-        self.set_interval(REPLOT_INTERVAL, self._replot_if_stale)
-        self.replot()
 
     def add_train_losses(self, points: list[tuple[float, ...]]) -> None:
         """(step, seconds the run has used, loss, learning rate) points."""
         self.train.extend(points)
-        self._stale = True
+        self.stale()
 
     def add_val_loss(self, step: int, seconds: float, loss: float) -> None:
         self.val.extend([(step, seconds, loss)])
-        self._stale = True
+        self.stale()
 
     def set_overlays(self, runs: list[Run]) -> None:
         """Other runs whose validation curves are drawn over this one's."""
@@ -98,13 +83,6 @@ class LossChart(PlotextPlot):
     def _title(self) -> None:
         self.border_title = f"{Y_LABELS[self.y_axis]} by {self.x_axis}"
         self.replot()
-
-    def on_resize(self) -> None:
-        self.replot()  # the axis labels come and go with the height
-
-    def _replot_if_stale(self) -> None:
-        if self._stale:
-            self.replot()
 
     def replot(self) -> None:
         self._stale = False
@@ -142,7 +120,7 @@ class LossChart(PlotextPlot):
             "⣀ train  x val", f"─ guess {guess:.2f}" if guess is not None else "",
             "⣀ lr (right)" if self.show_lr else "", "log" if self.log_scale else "linear"]))
         if xs:
-            ticks = _ticks(min(xs), max(xs))
+            ticks = tick_positions(min(xs), max(xs))
             plt.xticks(ticks, [self._tick_label(t) for t in ticks])
         self.refresh()
 
@@ -175,21 +153,3 @@ class LossChart(PlotextPlot):
     def _tick_label(self, tick: int) -> str:
         """Whole steps, a count of tokens (1.2k, 3.4M) or m:ss."""
         return {"step": str, "tokens": format_count, "time": format_seconds}[self.x_axis](tick)
-
-    def render(self) -> RenderResult:
-        try:
-            return super().render()
-        except Exception as error:  # plotext can fail on odd data: a chart glitch must not end a training session
-            self.log.error("plotext could not draw the chart", error)
-            return Text(f"the chart cannot be drawn ({type(error).__name__}: {error})")
-
-    def _colour(self, variable: str) -> tuple[int, int, int]:
-        """A colour of the app's theme, so the curves follow theme changes (a translucent one,
-        such as foreground-muted, as it looks over the theme's surface)."""
-        theme = self.app.theme_variables
-        return (Color.parse(theme["surface"]) + Color.parse(theme[variable])).rgb
-
-
-def _ticks(first: float, last: float) -> list[int]:
-    """Whole steps or seconds (plotext would print 75.8)."""
-    return sorted({round(first + (last - first) * i / (TICKS - 1)) for i in range(TICKS)})
