@@ -95,6 +95,6 @@ def test_a_compiled_run_compiles_training_and_evaluation_once_each(inductor_cach
     trainer = Trainer(replace(tiny_config, compile=True, max_iters=6, eval_interval=2), corpus)
     assert trainer.notes == [] and trainer.eval_model is not trainer.model
     events = list(trainer.run())
-    assert [e.step for e in events if isinstance(e, EvalEvent)] == [2, 4, 6]
+    assert [e.step for e in events if isinstance(e, EvalEvent)] == [0, 2, 4, 6]
     assert isinstance(events[-1], FinalScoreEvent)
-    assert counters["frames"]["total"] == 2  # three evaluations and the final score: no compilation again
+    assert counters["frames"]["total"] == 2  # four evaluations and the final score: no compilation again

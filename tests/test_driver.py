@@ -26,6 +26,9 @@ class Recorder(Watcher):
     def on_eval(self, event):
         self.calls.append(("eval", event.step))
 
+    def on_final(self, event):
+        self.calls.append(("final", event.step))
+
     def on_saved(self, event):
         self.calls.append(("saved", event.step))
 
@@ -47,10 +50,10 @@ def test_each_event_reaches_the_log_and_the_watcher_in_order(tmp_path, session):
     watcher = Recorder()
     Driver(session, watcher).run()
     assert watcher.calls == [("eval", 0), *[("step", s) for s in range(1, 6)], ("eval", 5), ("saved", 5),
-                             *[("step", s) for s in range(6, 11)], ("eval", 10), ("saved", 10)]
+                             *[("step", s) for s in range(6, 11)], ("eval", 10), ("final", 10), ("saved", 10)]
     log = [json.loads(line) for line in (tmp_path / "model.jsonl").read_text().splitlines()]
     assert [(r["event"], r["step"]) for r in log if r["event"] != "run"] == [
-        ("eval", 0), ("eval", 5), ("step", 10), ("eval", 10)]
+        ("eval", 0), ("eval", 5), ("step", 10), ("eval", 10), ("final", 10)]
 
 
 def test_a_save_while_no_run_goes_on_reaches_the_watcher_and_leaves_the_log_alone(tmp_path, session):
