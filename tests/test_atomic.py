@@ -12,6 +12,7 @@ from minigpt.plumbing.atomic import atomic_write, atomic_write_bytes
 from minigpt.plumbing.checkpoint import save_checkpoint
 from minigpt.plumbing.completions import export_markdown
 from minigpt.plumbing.jsonlines import append_record
+from minigpt.plumbing.training_state import capture
 from minigpt.trainer import Trainer
 
 
@@ -32,7 +33,7 @@ def test_a_new_file_gets_its_mode_from_the_umask_as_a_plain_write_would(tmp_path
     expected = 0o666 & ~umask
     assert mode(plain) == expected
     atomic_write_bytes(tmp_path / "copied.txt", b"text")  # as the app's .copied.txt
-    save_checkpoint(tmp_path / "model.pt", Trainer(tiny_config, corpus).checkpoint())
+    save_checkpoint(tmp_path / "model.pt", capture(Trainer(tiny_config, corpus)))
     export_markdown([], tmp_path / "model.completions.md")
     append_record(tmp_path / "model.jsonl", {"event": "step"})
     for name in ("copied.txt", "model.pt", "model.completions.md", "model.jsonl"):

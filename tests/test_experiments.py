@@ -106,7 +106,7 @@ VARIANTS = '[variants.a]\nd_model = 32\n[variants.b]\nd_model = 64\n'
     ("question = 'x'\n[variants.a]\nd_model = 32\n[variants.b]\nn_heads = 3\n",
      "variants.b: n_heads = 3 must divide d_model = 128"),
     ("question = 'x'\n[variants.a]\nlr = 1e9\n[variants.b]\nlr = 0.001\n",
-     "variants.a: lr = 1000000000.0: expected a value from 0 to 1"),
+     "variants.a: lr = 1000000000.0: expected a number from 0 to 1"),
     ("question = 'x'\n[variants.a]\ntime_budget = 5\n[variants.b]\n",
      "variants.a.time_budget: every variant gets the same time"),
     ("question = 'x'\n[variants.a]\nx = { y = 1 }\n[variants.b]\n", "variants.a.x is a table"),
@@ -114,7 +114,7 @@ VARIANTS = '[variants.a]\nd_model = 32\n[variants.b]\nd_model = 64\n'
     ("question = 'x'\nvariants.a = 5\n[variants.b]\n", "variants.a = 5: expected a table of config overrides"),
     ("question = 'x'\nname = '../x'\n" + VARIANTS, "name = '../x': expected letters, digits"),
     ("question = 'x'\ncompare = 'best'\n" + VARIANTS, "compare = 'best': expected one of reference, scale"),
-    ("question = 'x'\n[base]\nd_model = -1\n" + VARIANTS, "base: d_model = -1: expected a value from 8"),
+    ("question = 'x'\n[base]\nd_model = -1\n" + VARIANTS, "base: d_model = -1: expected an integer from 8"),
     ("question = 'x\n", "invalid TOML"),
     ("question = 'x'\n" + VARIANTS + "[variants.a]\n", "invalid TOML"),
 ])

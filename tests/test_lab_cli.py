@@ -106,7 +106,7 @@ def test_show_of_a_part_done_experiment_says_what_is_left(project, capsys):
     (["run", "width", "--time", "5s"], "--time 5s: each variant needs at least 10s"),
     (["run", "width", "--steps", "0"], "--steps 0: expected a number of steps, 1 or more"),
     (["run", "width", "--set", "time_budget=5"], "--set time_budget: every variant gets the same time"),
-    (["run", "width", "--set", "lr=2"], "--set: lr = 2.0: expected a value from 0 to 1"),
+    (["run", "width", "--set", "lr=2"], "--set: lr = 2: expected a number from 0 to 1"),
     (["run", "width", "--data", "missing.txt"], "missing.txt: no such file"),
     (["run", "missing.toml"], "missing.toml: no such experiment file"),
     (["run", "then-and-now"], "then-and-now needs the config keys"),

@@ -158,6 +158,9 @@ CORE_MAY_IMPORT = {
     "sampling": {"minigpt.plumbing.settings": {"SamplingSettings"}},  # the knobs of sampling, with their ranges
     "inspect": {"minigpt.plumbing.settings": {"SamplingSettings"}},
     "optim": {"minigpt.plumbing.config": {"TrainConfig"}},  # the hyperparameters
+    "chat": {"minigpt.plumbing.corpus": {"Corpus"},  # the text whose speakers it finds
+             "minigpt.plumbing.errors": {"MiniGPTError"},  # a text with no template is an expected failure
+             "minigpt.plumbing.settings": {"SamplingSettings"}},  # the stop strings end the model's turn
     "evaluate": {"minigpt.plumbing.device": {"autocast"}},  # the run's number format
     "trainer": {
         "minigpt.plumbing.errors": {"MiniGPTError"},  # TrainingDiverged is an expected failure

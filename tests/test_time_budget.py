@@ -170,8 +170,8 @@ def test_a_budget_too_short_to_train_is_an_error_naming_the_shortest_one(still_c
     clock, _ = run_on(still_clock, shortest, start_up=4.2, step=lambda t: 0.3, evaluation=lambda t: 2.0)
     assert clock.steps >= 2, "the budget named trains"
     resumed = BudgetClock(5.0, spent=2.0, started=still_clock.now - 2.9)  # a resumed run may end at once
-    assert resumed.time_to_stop(eval_iters=8)
-    resumed.require_room(eval_iters=8)
+    assert resumed.time_to_stop(final_batches=16)
+    resumed.require_room(final_batches=16)
 
 
 def test_a_budget_shorter_than_the_start_up_is_one_clear_line_and_saves_nothing(tmp_path, corpus_text, capsys):

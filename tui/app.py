@@ -99,9 +99,10 @@ class MiniGPTApp(RunControl, LabControl, AppKeys):
                 tooltip="Inspect the model on the prompt, or else the last completion"),
         Binding("4", "show_view('samples-view')", "Samples", id="view-samples", show=False,
                 tooltip="Show the samples of every evaluation, two side by side"),
-        Binding("5", "show_view('lab-view')", "Lab", id="view-lab", show=False,
+        # The Lab and the chat are in the Footer too: they are what a learner comes back for.
+        Binding("5", "show_view('lab-view')", "Lab", id="view-lab",
                 tooltip="The Lab: experiments that answer a question with measurements"),
-        Binding("m", "toggle_chat", "Chat", id="chat", show=False,
+        Binding("m", "toggle_chat", "Chat", id="chat",
                 tooltip="Talk with the model as a character of its text (m again goes back)"),
         # Hidden from the Footer: the view bar ends with it.
         Binding("question_mark,f1", "help", "Help", id="help", show=False, tooltip="Show help and every key"),

@@ -253,7 +253,7 @@ def _warm_up() -> None:
     """Pay PyTorch's one-time costs here, before any variant's clock starts, rather than in the first
     variant's time: importing it, and the parts it imports when a first model is built (seconds)."""
     from minigpt.model import ModelConfig
-    from minigpt.trainer import training_memory
+    from minigpt.plumbing.device import training_memory
 
     training_memory(ModelConfig(vocab_size=8, block_size=8, d_model=8, n_heads=1, n_layers=1), batch_size=1)
 

@@ -108,13 +108,13 @@ async def test_a_run_that_reaches_its_end_shows_its_final_score(workdir):
     async with app.run_test(size=(120, 40), message_hook=messages.append) as pilot:
         await wait_loaded(pilot)
         await pilot.press("t")
-        await wait_for(pilot, lambda: messages.of(FinalScored) and app.run_state == "idle", "the end of the run")
+        await wait_for(pilot, lambda: messages.of(FinalScored) and app.run_state == "finished", "the end of the run")
         score = app.session.trainer.final_score
         assert app.progress.final_val_loss == score.loss
         await pilot.pause()
         assert f"final val {score.loss:.4f}" in str(app.query_one("#figures").render())
         assert f"step 30: final val loss {score.loss:.4f} ({score.bpc:.3f} bits/char) on all {score.tokens:,} val " \
-               "tokens" in app.event_log.lines
+               "tokens" in app.event_log.entries
 
 
 async def test_training_resumes_from_the_checkpoint_at_start(workdir):

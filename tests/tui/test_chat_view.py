@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import Input, TabbedContent
+from textual.widgets import Input
 from tui_helpers import Messages, make_app, wait_for, wait_loaded, write_settings
 
 from minigpt.plumbing.conversations import Conversation, append_turn, load_newest, model_turn, user_turn
@@ -14,6 +14,7 @@ from minigpt.plumbing.settings import SamplingSettings
 from tui.screens.roles import RolesScreen
 from tui.views.chat import LESSON, ChatView
 from tui.widgets.chat_turn import TurnCard
+from tui.widgets.view_bar import ViewBar
 
 PLAY = ("ROMEO:\nIs the day so young?\n\nJULIET:\nBut new struck nine. Good morrow, Farewell! Hi. Again?\n\n"
         "NURSE:\nMadam! Ay me. Peter, the quick brown fox jumps over the lazy dog.\n\n") * 40
@@ -61,7 +62,7 @@ async def test_m_opens_the_chat_with_its_lesson_and_m_again_goes_back(workdir):
     app = make_app()
     async with app.run_test() as pilot:
         chat = await open_chat(pilot)
-        assert app.query_one(TabbedContent).active == "chat-view"
+        assert app.current_view == "chat-view"
         await wait_for(pilot, lambda: app.focused is chat.input, "the chat input's focus")
         assert str(chat.query_one("#chat-lesson").render()) == LESSON
         assert chat.roles == ("ROMEO", "JULIET"), "the two who speak most; the first to speak is the user"
@@ -70,8 +71,8 @@ async def test_m_opens_the_chat_with_its_lesson_and_m_again_goes_back(workdir):
         await wait_for(pilot, lambda: app.focused is chat.input, "the chat input's focus")
         await leave_input(pilot)
         await pilot.press("m")
-        await wait_for(pilot, lambda: app.query_one(TabbedContent).active == "train-view", "the train view")
-        app.query_one(TabbedContent).active = "chat-view"  # as a click on its tab does
+        await wait_for(pilot, lambda: app.current_view == "train-view", "the train view")
+        app.post_message(ViewBar.Selected("chat-view"))  # as a click on its name in the view bar does
         await wait_for(pilot, lambda: app.focused is chat.input, "the chat input's focus")
 
 
@@ -118,7 +119,7 @@ async def test_i_opens_the_text_the_model_read_in_the_inspect_view(workdir):
         await say(pilot, "Good morrow")
         await leave_input(pilot)
         await pilot.press("i")
-        await wait_for(pilot, lambda: app.query_one(TabbedContent).active == "inspect-view", "the inspect view")
+        await wait_for(pilot, lambda: app.current_view == "inspect-view", "the inspect view")
         [request] = set(messages.of(ChatView.InspectRequested))  # one message, heard on its way up
         model = kept(workdir)[1]
         # The text read (28 characters), and as much of the turn (6) as fits beside it in the tiny model's 32.

@@ -297,7 +297,7 @@ async def test_a_long_completion_is_followed_to_its_end_while_it_streams(workdir
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_loaded(pilot)
-        completions = app.query_one(CompletionList)
+        completions = app.completions.list
         await complete(pilot, "the")
         await wait_for(pilot, lambda: completions.max_scroll_y > 0, "more text than the pane holds")
         assert completions.scroll_y == completions.max_scroll_y, "at the newest text, not at the start"

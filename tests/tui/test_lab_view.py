@@ -53,7 +53,7 @@ async def open_lab(pilot) -> LabView:
     await wait_loaded(pilot)
     await pilot.press("5")
     view = pilot.app.query_one(LabView)
-    await wait_for(pilot, lambda: pilot.app.query_one("#views").active == "lab-view" and view.shown, "the Lab view")
+    await wait_for(pilot, lambda: pilot.app.current_view == "lab-view" and view.shown, "the Lab view")
     return view
 
 
@@ -178,7 +178,7 @@ async def test_a_variant_opens_in_the_inspect_view(workdir):
         await pick(pilot, "mine")
         await pilot.press("i")
         await wait_for(pilot, lambda: app.inspector.inspected is not None and app.inspector.model_name, "the variant")
-        assert app.query_one("#views").active == "inspect-view"
+        assert app.current_view == "inspect-view"
         assert app.inspector.model_name == "mine/narrow" and app.inspector.session is not app.session
         assert app.inspector.session.trainer.model_config.d_model == 8  # the variant's own model
         assert str(app.query_one("#inspect-title").render()).startswith("mine/narrow · token 1/")

@@ -125,7 +125,7 @@ async def test_the_view_bar_names_every_view_with_its_key_and_a_click_switches(w
         await wait_loaded(pilot)
         labels = {label.tab.view: str(label.render()) for label in app.query(ViewLabel)}
         assert labels == {"train-view": "1 Train", "log-view": "2 Log", "inspect-view": "3 Inspect",
-                          "samples-view": "4 Samples"}
+                          "samples-view": "4 Samples", "lab-view": "5 Lab", "chat-view": "m Chat"}
         await pilot.click("#tab-log-view")
         await wait_for(pilot, lambda: app.current_view == "log-view", "the Log")
         assert app.query_one("#tab-log-view").has_class("-current")

@@ -235,7 +235,7 @@ class LabView(Vertical):
         chart = self.query_one(LabChart)
         train, _ = result.run.chart_points()
         chars = result.run.info.get("chars_per_token") or 1.0
-        chart.add_train(name, [(seconds, _bits(loss, chars)) for _, seconds, loss in train])
+        chart.add_train(name, [(seconds, _bits(loss, chars)) for _, seconds, loss, *_ in train])
         chart.add_val(name, result.run.curve("time", "bpc"))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
