@@ -7,7 +7,11 @@ The recipe is the one nanoGPT's README gives for a laptop CPU (4 layers of
 set by --iters. The corpus is split as MiniGPT splits it (the last 10% held
 out) and encoded one id per character, as nanoGPT's shakespeare_char does.
 The clock starts when the training process is launched, so its start-up
-counts, and a val loss counts at the time its line is printed.
+counts, and a val loss counts at the time its line is printed. nanoGPT's own
+val loss is a mean over 20 random batches; the figure to compare with
+MiniGPT's is the checkpoint it kept (its best evaluation's weights, saved
+within the budget) scored on the whole validation split by
+minigpt.evaluate.score_split, as `bench train --budget` scores MiniGPT.
 
 nanoGPT is not a dependency: pass a checkout of it with --repo (it needs
 numpy, which PyTorch's wheels usually bring).
@@ -26,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from minigpt.evaluate import Score, score_split
 from minigpt.plumbing.errors import MiniGPTError
 
 RECIPE = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--eval_iters=20",
@@ -55,6 +60,7 @@ def run(args: argparse.Namespace) -> None:
         command = [sys.executable, "train.py", *RECIPE, "--dataset=bench", f"--out_dir={tmp}/out",
                    f"--max_iters={args.iters}", f"--lr_decay_iters={args.iters}"]
         evals = _train(command, work, marks[-1])
+        whole = _score_checkpoint(args.repo, Path(tmp) / "out" / "ckpt.pt", text)
     print(f"nanoGPT CPU recipe, {args.iters:,} steps, on {args.data} ({len(text):,} characters), "
           f"budget {args.budget:g} s (start-up included)")
     for mark in marks:
@@ -67,6 +73,32 @@ def run(args: argparse.Namespace) -> None:
     if evals:
         seconds, step, _ = evals[-1]
         print(f"last evaluation: step {step} at {seconds:.0f} s")
+    if whole:
+        step, score = whole
+        print(f"whole validation split: {score.loss:.4f} ({score.bpc:.4f} bits/char, {score.tokens:,} tokens) "
+              f"with the checkpoint nanoGPT kept (step {step})")
+
+
+def _score_checkpoint(repo: Path, path: Path, text: str) -> tuple[int, Score] | None:
+    """(step, score on the whole validation split) of the checkpoint nanoGPT saved, or None if it saved none."""
+    if not path.is_file():
+        return None
+    import torch
+
+    sys.path.insert(0, str(repo))
+    try:
+        from model import GPT, GPTConfig  # nanoGPT's model.py
+    finally:
+        sys.path.remove(str(repo))
+    saved = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain values only
+    model = GPT(GPTConfig(**saved["model_args"]))
+    model.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in saved["model"].items()})
+    model.eval()
+    index = {c: i for i, c in enumerate(sorted(set(text)))}  # as _prepare encodes it
+    ids = torch.tensor([index[c] for c in text[int(len(text) * (1 - VAL_FRACTION)):]], dtype=torch.long)
+    block = saved["model_args"]["block_size"]
+    score = score_split(model, ids, block, 12, 1.0, torch.device("cpu"), torch.float32)
+    return saved["iter_num"], score
 
 
 def _prepare(text: str, folder: Path) -> None:
