@@ -73,3 +73,17 @@ def test_resolution_reports_the_keys_the_user_set(tmp_path):
     config, explicit = cfg.resolve_with_explicit_keys("quick", toml, ["lr=1e-3"], {"n_layers": 2})
     assert explicit == {"d_model", "lr", "n_layers"}, "the preset's own keys are not the user's"
     assert (config.d_model, config.lr, config.n_layers, config.time_budget) == (64, 1e-3, 2, 150)
+
+
+def test_the_budget_presets_train_todays_model_and_the_others_gpt2s():
+    """quick and default (plain minigpt-tui and minigpt-train) carry the changes since GPT-2 that the
+    measurements chose; tiny, classic and every key's own default keep the 2019 model."""
+    modern = {"rope", "norm", "activation", "qk_norm", "tie_head", "zero_init", "optimizer", "schedule"}
+    assert set(cfg.MODERN) == modern
+    for name in ("quick", "default"):
+        config = cfg.resolve(name)
+        assert {key: getattr(config, key) for key in modern} == cfg.MODERN, name
+    gpt2 = dict(rope=False, norm="layernorm", activation="gelu", qk_norm=False, tie_head=True, zero_init=False,
+                optimizer="adamw", schedule="cosine")
+    for config in (cfg.TrainConfig(), cfg.resolve("tiny"), cfg.resolve("classic")):
+        assert {key: getattr(config, key) for key in modern} == gpt2

@@ -40,9 +40,8 @@ from tui.lab_control import LabControl
 from tui.messages import LoadProgress, RunHistory, SessionReady, SettingsLoaded
 from tui.narration import session_lines, uniform_loss
 from tui.options import Options, parse_options
-from tui.preferences import read_keymap, read_theme, with_theme
 from tui.run_control import RunControl
-from tui.screens.settings import SettingsResult, SettingsScreen
+from tui.settings_control import SettingsControl
 from tui.text import one_line
 from tui.views.chat import ChatView
 from tui.views.completions import CompletionsPane
@@ -68,7 +67,7 @@ VIEWS = (("view-train", "train-view", "Train"), ("view-log", "log-view", "Log"),
          ("view-lab", "lab-view", "Lab"), ("chat", "chat-view", "Chat"))
 
 
-class MiniGPTApp(RunControl, LabControl, AppKeys):
+class MiniGPTApp(RunControl, LabControl, SettingsControl, AppKeys):
     TITLE = "MiniGPT"
     HELP_GROUPS = {"MiniGPTApp": "Everywhere", "TrainView": "Chart (view 1)", "CompletionsPane": "Completions (view 1)",
                    "CompletionList": "Completions (view 1)", "PromptInput": "Prompt (/ to write one)",
@@ -220,22 +219,6 @@ class MiniGPTApp(RunControl, LabControl, AppKeys):
     def on_load_progress(self, message: LoadProgress) -> None:
         self.load_message = message.text
 
-    def on_settings_loaded(self, message: SettingsLoaded) -> None:
-        loaded = message.loaded
-        self.sampling, self.settings_path, self.settings_document = loaded.sampling, loaded.path, loaded.document
-        self.chat.settings, self.chat.settings_file = loaded.document, str(loaded.path)
-        theme, theme_problems = read_theme(loaded.document, loaded.path, self.available_themes)
-        binding_ids = [binding.id for _, binding in self.all_bindings()]
-        keymap, keymap_problems = read_keymap(loaded.document, loaded.path, binding_ids)
-        if theme:
-            self.theme = theme
-        self.keymap = keymap
-        self.set_keymap(keymap)
-        for problem in loaded.problems + theme_problems + keymap_problems:
-            self.notify(problem, title="Settings file problem (file left as it is)", severity="warning", timeout=15)
-        self.refresh_bindings()
-        self._show_view_keys()
-
     def on_run_history(self, message: RunHistory) -> None:
         if message.run:
             train, val = message.run.chart_points()
@@ -341,31 +324,6 @@ class MiniGPTApp(RunControl, LabControl, AppKeys):
         self.inspector.inspect(message.prompt, message.text, settings)
         self.action_show_view("inspect-view")
 
-    def action_settings(self) -> None:
-        assert self.sampling is not None and self.settings_path is not None
-        screen = SettingsScreen(self.sampling, str(self.settings_path), self.theme, sorted(self.available_themes))
-        self.push_screen(screen, self._settings_closed)
-
-    def _settings_closed(self, result: SettingsResult | None) -> None:
-        if result is not None:
-            self.sampling = result.sampling
-            self._write_settings(result.sampling, with_theme(self.settings_document, result.theme))
-
-    @work(thread=True, exit_on_error=False, group="settings", name="settings")
-    def _write_settings(self, sampling: SamplingSettings, document: dict) -> dict:
-        from minigpt.plumbing.settings import save_settings
-
-        assert self.settings_path is not None
-        save_settings(self.settings_path, sampling, document)
-        return document
-
-    def _settings_written(self, worker: Worker) -> None:
-        if worker.state == WorkerState.SUCCESS:
-            self.settings_document = worker.result
-            self.notify(f"Saved to {self.settings_path}", title="Settings")
-        else:
-            self._report(worker.error, "Settings not saved (they apply until you quit)")
-
     def binding_nodes(self) -> list[DOMNode]:
         return [self, self.query_one(TrainView), self.completions, self.completions.list, self.completions.prompt,
                 self.inspector, self.samples, self.lab, self.chat]
@@ -405,7 +363,7 @@ class MiniGPTApp(RunControl, LabControl, AppKeys):
         elif worker.group == "save":
             self.run_state = "finished" if self.session and self.session.finished else "idle"
         elif worker.group == "settings":
-            self._settings_written(worker)
+            self.settings_written(worker)
         elif worker.group == "variant":
             self.variant_opened(worker)
         elif state == WorkerState.ERROR and worker.group == "load":

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from minigpt.plumbing.config import ConfigError, TrainConfig, apply_overrides, field_specs
+from minigpt.plumbing.config import MODERN, ConfigError, TrainConfig, apply_overrides, field_specs
 from minigpt.plumbing.errors import MiniGPTError, did_you_mean
 
 Compare = Literal["reference", "scale"]
@@ -108,7 +108,7 @@ def _counted(noun: str) -> Callable[[int], str]:
 
 
 # The 2019 recipe is today's default config; each modern change is one switch on it (issue 21's keys).
-MODERN = (
+MODERN_VARIANTS = (
     Variant("rope", {"rope": True}, "rotary positions (RoPE) alone", "better",
             "attention sees how far apart two tokens are, not where each one is"),
     Variant("rmsnorm", {"norm": "rmsnorm"}, "RMSNorm alone", "better", "the same normalising at less cost"),
@@ -122,8 +122,6 @@ MODERN = (
     Variant("wsd", {"schedule": "wsd"}, "the warmup-stable-decay schedule alone", "better",
             "a long stretch at the full learning rate, then a decay to near zero"),
 )
-ALL_MODERN = {"rope": True, "norm": "rmsnorm", "activation": "relu2", "qk_norm": True, "tie_head": False,
-              "zero_init": True, "optimizer": "muon", "schedule": "wsd"}
 
 BUILTINS: dict[str, Experiment] = {e.name: e for e in (
     Experiment(
@@ -165,8 +163,8 @@ BUILTINS: dict[str, Experiment] = {e.name: e for e in (
         more_hurts="a larger vocabulary has more tokens to learn, each seen less often in the time"),
     Experiment(
         "then-and-now", "What has the field learned since GPT-2 (2019)?",
-        (Variant("gpt2-2019", {}, "the 2019 GPT-2 recipe"), *MODERN,
-         Variant("all-modern", ALL_MODERN, "all the modern changes together", "better", "the gains add up")))
+        (Variant("gpt2-2019", {}, "the 2019 GPT-2 recipe"), *MODERN_VARIANTS,
+         Variant("all-modern", MODERN, "all the modern changes together", "better", "the gains add up")))
 )}
 
 
