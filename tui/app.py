@@ -226,8 +226,8 @@ class MiniGPTApp(RunControl, LabControl, SettingsControl, AppKeys):
             for point in val:
                 self.chart.add_val_loss(*point)
             self.samples.add_samples(message.run.samples())
-            if val:
-                self.progress = replace(self.progress, val_loss=val[-1][2])  # where the run left off
+            if val:  # where the run left off, and its whole-split score if it reached its end
+                self.progress = replace(self.progress, val_loss=val[-1][2], final_val_loss=message.run.final_val_loss)
         for warning in message.warnings:
             self.notify(warning, title="Metrics log", severity="warning", timeout=10)
 
@@ -251,7 +251,7 @@ class MiniGPTApp(RunControl, LabControl, SettingsControl, AppKeys):
         best = trainer.best_val_loss if session.resumed and trainer.best_val_loss < float("inf") else None
         self.progress = Progress(trainer.step, trainer.config.max_iters, val_loss=self.progress.val_loss or best,
                                  best_val_loss=best, time_budget=trainer.config.time_budget,
-                                 time_used=trainer.time_spent)
+                                 time_used=trainer.time_spent, final_val_loss=self.progress.final_val_loss)
         self.load_message = ""
         for note in session.notes:
             self.notify(note, severity="warning", timeout=10)

@@ -115,6 +115,10 @@ async def test_a_run_that_reaches_its_end_shows_its_final_score(workdir):
         assert f"final val {score.loss:.4f}" in str(app.query_one("#figures").render())
         assert f"step 30: final val loss {score.loss:.4f} ({score.bpc:.3f} bits/char) on all {score.tokens:,} val " \
                "tokens" in app.event_log.entries
+    relaunched = make_app("--max-iters", "30")
+    async with relaunched.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: relaunched.run_state == "finished", "the finished run")
+        assert relaunched.progress.final_val_loss == score.loss, "read back from the run's log"
 
 
 async def test_training_resumes_from_the_checkpoint_at_start(workdir):
