@@ -216,3 +216,10 @@ async def test_the_footer_frees_the_keys_it_replaces():
         del keys
         await wait_for(pilot, lambda: (gc.collect(), all(ref() is None for ref in first))[1], "the old keys' release")
         assert len(app.query(FooterKey)) == len(first)
+
+
+def test_a_series_against_seconds_keeps_its_points():
+    """The Lab's chart draws each variant against the seconds it has used: no step numbers there."""
+    series = DownsampledSeries(512)
+    series.extend([(0.4, 3.0), (1.7, 2.5), (2.9, 2.2)])
+    assert series.column(0) == [0.4, 1.7, 2.9] and series.column(1) == [3.0, 2.5, 2.2]

@@ -43,7 +43,7 @@ class DownsampledSeries:
 
     def extend(self, points: Iterable[Sequence[float]]) -> None:
         for point in points:
-            if point[0] % self.every == 0:
+            if self.every == 1 or point[0] % self.every == 0:  # the Lab's x is seconds, not a step
                 self._add(tuple(point))
 
     def _add(self, point: tuple[float, ...]) -> None:
