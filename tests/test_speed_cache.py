@@ -14,6 +14,7 @@ import torch
 from test_time_budget import BIG_TEXT, VOCAB, StillClock, fake_timing, feeding, machine
 
 import train_cli
+from minigpt.plumbing import config as cfg
 from minigpt.plumbing.config import apply_overrides
 from minigpt.plumbing.corpus import Corpus
 from minigpt.plumbing.shape import LADDER, SpeedCache, choose_shape, timed_vocab
@@ -132,8 +133,8 @@ def test_a_cache_from_before_timings_were_dated_is_timed_again(tmp_path, monkeyp
 
 def test_minigpt_train_corrects_a_poisoned_figure_and_says_so(tmp_path, monkeypatch, wall, capsys, wide_corpus):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    rung = LADDER[0]
-    cache = SpeedCache(torch.device("cpu"), timed_vocab(len(wide_corpus.characters)))
+    rung, optimizer = LADDER[0], cfg.resolve("default").optimizer  # the figure of the optimizer the run uses
+    cache = SpeedCache(torch.device("cpu"), timed_vocab(len(wide_corpus.characters)), optimizer)
     cache.record(rung, torch.float32, 1.0)  # far below any machine's speed
     cache.save()
     wall.now += 2 * 3600
@@ -147,4 +148,5 @@ def test_minigpt_train_corrects_a_poisoned_figure_and_says_so(tmp_path, monkeypa
     assert status == 0
     assert (f"note: the speed cache had 1 tokens/s for d_model {rung.d_model} x {rung.n_layers} layers (timed 2 hours "
             "ago); this run trained at ") in err
-    assert SpeedCache(torch.device("cpu"), timed_vocab(len(wide_corpus.characters))).get(rung, torch.float32) > 1
+    assert SpeedCache(torch.device("cpu"), timed_vocab(len(wide_corpus.characters)), optimizer).get(
+        rung, torch.float32) > 1
