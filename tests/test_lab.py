@@ -96,6 +96,8 @@ def test_every_builtin_experiment_runs_end_to_end_at_a_tiny_scale(name, tmp_path
         assert (result.steps, result.parameters) == (2, start.parameters)
         assert result.tokens == 2 * start.tokens_per_step
         assert result.sample and result.val_bpc > 0
+        # Its figure is its last weights' score on the whole validation split, not its best evaluation.
+        assert (result.val_loss, result.val_bpc) == (result.run.final_val_loss, result.run.final_val_bpc)
 
 
 def test_the_variants_are_normal_runs_that_minigpt_runs_reads(tmp_path, text):

@@ -15,14 +15,12 @@ from collections.abc import Mapping
 
 from minigpt.plumbing.experiments import Experiment, Variant
 
-# Two results closer than this (bits per character) are not told apart. Why this much: until the
-# whole-validation-split evaluation lands (issue 21), a result is the best of a few evaluations,
-# each the mean loss of eval_iters x batch_size random windows of the validation text
-# (10 x 24 x 128 = 30,720 tokens by default, far fewer independent ones, since neighbouring tokens'
-# losses move together). Its standard error is a few hundredths of a bit, and the minimum over
-# evaluations leans low by about as much; identical runs of the same variant on a busy machine also
-# end a few per cent of their steps apart. Twice the standard error, about 0.03 bits per character,
-# is the smallest gap that is more likely a real difference than a chance one.
+# Two results closer than this (bits per character) are not told apart. Why this much: a result is
+# the score of a variant's last weights on the whole validation split (minigpt.evaluate), which
+# measures those weights all but exactly; what moves it is the run itself. Another seed moves it a
+# little (three seeds of the quick preset at 150 s: 0.0025 bits/char apart); the steps the machine
+# gives a variant move it more, at a minute each, while the loss is still falling fast: a busy moment
+# costs a few per cent of the steps. 0.03 bits per character leaves a margin over both.
 NOISE_BPC = 0.03
 
 

@@ -100,16 +100,20 @@ class VariantResult:
     steps: int
     tokens: int  # training tokens seen
     seconds: float  # wall time the run used, start-up included
-    val_loss: float  # nats per token
+    val_loss: float  # nats per token, on the whole validation split (see of)
     val_bpc: float  # bits per character: what compares tokenizers
     sample: str  # the text it wrote at its last evaluation
     run: Run  # the whole log: curves and samples
 
     @classmethod
     def of(cls, name: str, run: Run) -> VariantResult | None:
-        """None until the run has been evaluated."""
-        # Until the whole-validation-split evaluation lands (issue 21), the best evaluation stands in.
-        val_loss, val_bpc = run.best_val_loss, run.best_val_bpc
+        """None until the run has been evaluated. The figure is the whole validation split's
+        score of its last weights; a log written before runs were scored at their end
+        has only its evaluations, and the best of them stands in."""
+        if run.final_val_loss is not None and run.final_val_bpc is not None:
+            val_loss, val_bpc = run.final_val_loss, run.final_val_bpc
+        else:
+            val_loss, val_bpc = run.best_val_loss, run.best_val_bpc
         if val_loss is None or val_bpc is None or not math.isfinite(val_bpc):
             return None
         samples = run.samples()
