@@ -155,7 +155,7 @@ BUILTINS: dict[str, Experiment] = {e.name: e for e in (
         more_hurts="a longer context costs more per token, and the text further back told the model little"),
     Experiment(
         "tokenizer", "Characters or BPE tokens: which learns faster, in bits per character?",
-        (Variant("char", {"tokenizer": "char"}, "characters"),
+        (Variant("char", {"tokenizer": "char"}, "a token per character"),
          *(Variant(f"bpe-{size}", {"tokenizer": "bpe", "vocab_size": size}, f"BPE {size:,}")
            for size in (256, 512, 1024))), compare="scale",
         more_helps="a larger vocabulary packs more text into each token, so the model sees more text in the same "
