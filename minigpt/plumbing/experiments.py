@@ -164,7 +164,7 @@ BUILTINS: dict[str, Experiment] = {e.name: e for e in (
     Experiment(
         "then-and-now", "What has the field learned since GPT-2 (2019)?",
         (Variant("gpt2-2019", {}, "the 2019 GPT-2 recipe"), *MODERN_VARIANTS,
-         Variant("all-modern", MODERN, "all the modern changes together", "better", "the gains add up")))
+         Variant("all-modern", MODERN, "the modern recipe (every change together)", "better", "the gains add up")))
 )}
 
 

@@ -79,9 +79,14 @@ class Rung:
                            n_heads=self.n_heads, n_layers=self.n_layers)
 
 
-LADDER = (  # each rung costs about twice the compute per token of the one before
+# Each rung costs about twice the compute per token of the one before. Muon's step costs the same
+# whatever the batch, so a larger one spreads it: d128 x 4 with batches of 32 x 64 tokens, not 12 x 64,
+# trained 16,466 tokens/s rather than 12,728 on 2 CPU cores (MFU 44% against 34%) and scored 1.516 +- 0.004
+# against 1.537 at 150 s (docs/training.md, Since GPT-2, measured). 32 x 128 ran faster still, but its
+# ~500 steps left the result to the seed (1.508 to 1.554).
+LADDER = (
     Rung(64, 64, 2, 4, 12, 5e-3),
-    Rung(64, 128, 4, 4, 12, 4e-3),
+    Rung(64, 128, 4, 4, 32, 4e-3),
     Rung(128, 192, 4, 4, 16, 4e-3),
     Rung(128, 256, 4, 4, 24, 4e-3),
     Rung(128, 256, 6, 8, 32, 3e-3),
