@@ -292,6 +292,7 @@ class MiniGPTApp(RunControl, LabControl, SettingsControl, AppKeys):
     def watch_current_view(self, view: str) -> None:
         self.query_one(ContentSwitcher).current = view
         self.query_one(ViewBar).current = view
+        self.refresh_bindings()
 
     def on_view_bar_selected(self, message: ViewBar.Selected) -> None:
         self.action_show_view(message.view)
@@ -348,6 +349,8 @@ class MiniGPTApp(RunControl, LabControl, SettingsControl, AppKeys):
                 return True if state in ("idle", "training", "paused", "finished") else None if loaded else False
             case "settings":
                 return True if self.sampling is not None else None
+            case "show_view":  # the view shown needs no key in the Footer (at 80 columns the Lab's keys fill it)
+                return parameters[0] != self.current_view
         return True
 
     # --- workers, errors, quitting -----------------------------------------------------------

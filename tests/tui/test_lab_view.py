@@ -18,6 +18,7 @@ from minigpt.trainer import StepEvent
 from tui.messages import LabUpdate
 from tui.screens.experiments import ExperimentsScreen
 from tui.views.lab import LabView
+from tui.widgets.lab_chart import LabChart
 from tui.widgets.variant_table import VariantTable
 
 TINY = {"d_model": 16, "n_layers": 1, "n_heads": 2, "block_size": 16, "batch_size": 2, "eval_iters": 1,
@@ -203,3 +204,22 @@ async def test_a_finished_experiment_shows_its_figures_curves_and_conclusion(wor
         await pilot.press("down")
         await wait_for(pilot, lambda: "no-mlp writes:" in str(app.query_one("#lab-conclusion").render()),
                        "the next variant's sample")
+
+
+@pytest.mark.parametrize("size, curves", [((80, 24), False), ((120, 40), True)])
+async def test_the_conclusion_is_read_whole_and_the_curves_only_where_there_is_room(workdir, size, curves):
+    """On a short terminal the finished experiment's chart gives its room to the conclusion: squeezed
+    under it, the curves were a single flat row."""
+    fake_lab_record(workdir)
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        view = await open_lab(pilot)
+        await wait_for(pilot, lambda: view.shown.record is not None, "the recorded run")
+        await pilot.pause()
+        conclusion = app.query_one("#lab-conclusion")
+        assert "bits/char worse" in str(conclusion.render())
+        assert conclusion.region.height == conclusion.virtual_size.height, "the conclusion is cut"
+        chart = app.query_one(LabChart)
+        assert chart.display == curves
+        if curves:
+            assert chart.region.height >= 10

@@ -247,6 +247,7 @@ class LabView(Vertical):
         sample = f"{name} writes: {one_line(result.sample, SAMPLE_CHARACTERS)}" if result and result.sample else ""
         text = "\n".join(part for part in (self._conclusion, sample) if part)
         self.query_one("#lab-conclusion", Static).update(text or "The conclusion comes when every variant is done.")
+        self.set_class(bool(self._conclusion), "-concluded")
 
     def show_events(self, events: list[LabEvent]) -> None:
         """What the running experiment has done since the last call."""
