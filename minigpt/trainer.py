@@ -280,9 +280,10 @@ class Trainer:
         self._require_finite_weights()
         self._last_evaluated_step = self.step
         self.model.eval()
+        train_loss = self.estimate_loss("train")  # the first call pays for warm-up, and compiling with compile = true
         evaluating = time.perf_counter()
-        train_loss, val_loss = self.estimate_loss("train"), self.estimate_loss("val")
-        self._eval_batch_seconds = (time.perf_counter() - evaluating) / (2 * self.config.eval_iters)
+        val_loss = self.estimate_loss("val")
+        self._eval_batch_seconds = (time.perf_counter() - evaluating) / self.config.eval_iters  # the score's pace
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
             raise self._diverged(f"the evaluation loss became {train_loss} (train), {val_loss} (val)", self.step)
         sample = sample_text(self.model, self.tokenizer, max_new_tokens=SAMPLE_TOKENS, seed=self.config.seed)

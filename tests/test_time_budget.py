@@ -137,8 +137,7 @@ def run_on(clock: StillClock, budget: float, start_up: float, step: Callable[[fl
             continue
         clock.now += step(budget_clock.used)
         budget_clock.step_done()
-    if budget_clock.steps <= 1:
-        budget_clock.require_room(eval_iters)
+    budget_clock.require_room(eval_iters)  # as the trainer's end does: it raises only for a new run's first steps
     clock.now += evaluation(budget_clock.used)
     budget_clock.count()
     return budget_clock, budget_clock.used
@@ -168,7 +167,7 @@ def test_a_budget_too_short_to_train_is_an_error_naming_the_shortest_one(still_c
     assert message.startswith("a time budget (--time) of 5 s is too short for this machine: it took 4.2 s to start")
     shortest = int(re.search(r"--time (\d+)s\)", message).group(1))
     clock, _ = run_on(still_clock, shortest, start_up=4.2, step=lambda t: 0.3, evaluation=lambda t: 2.0)
-    assert clock.steps >= 2, "the budget named trains"
+    assert clock.steps >= 3, "the budget named trains"
     resumed = BudgetClock(5.0, spent=2.0, started=still_clock.now - 2.9)  # a resumed run may end at once
     assert resumed.time_to_stop(final_batches=16)
     resumed.require_room(final_batches=16)
@@ -203,6 +202,29 @@ def test_a_budget_run_ends_at_its_floor_with_a_last_evaluation_and_save(tmp_path
     assert [e.step for e in events if isinstance(e, EvalEvent)].count(trainer.step) == 1
     assert 30 - 3 < trainer.time_spent <= 30, "the whole budget, but not past it"
     assert trainer.finished and load_checkpoint(tmp_path / "m.pt").time_spent == trainer.time_spent
+
+
+def test_compiling_in_the_first_steps_is_not_taken_for_the_pace_of_the_run(tmp_path, tiny_config, corpus,
+                                                                          fake_clock, monkeypatch):
+    """With compile = true the first evaluation compiles the model without gradients and the first step
+    compiles it with them (20 s each on a 2-core CPU). Taken for the pace of every step and of every
+    batch of the final score, they made a 10-minute run's end look 30 minutes long: it stopped after one
+    step, saying the budget was too short."""
+    monkeypatch.setattr("minigpt.trainer.time.perf_counter", lambda: fake_clock.now)
+    trainer = budget_trainer(tiny_config, corpus, budget=60.0)
+    estimate, forward_backward, compiled = trainer.estimate_loss, trainer._forward_backward, set()
+
+    def compiling_first(kind: str, work):
+        if kind not in compiled:
+            compiled.add(kind)
+            fake_clock.now += 20.0
+        return work()
+
+    monkeypatch.setattr(trainer, "estimate_loss", lambda split: compiling_first("eval", lambda: estimate(split)))
+    monkeypatch.setattr(trainer, "_forward_backward", lambda: compiling_first("train", forward_backward))
+    events = list(trainer.run(started=fake_clock.now))
+    assert len([e for e in events if isinstance(e, StepEvent)]) > 20
+    assert isinstance(events[-1], FinalScoreEvent) and 60 - 5 < trainer.time_spent <= 60
 
 
 def test_a_stopped_budget_run_resumes_on_the_same_schedule(tmp_path, tiny_config, corpus, fake_clock):

@@ -109,21 +109,23 @@ class BudgetClock:
 
     def time_to_stop(self, final_batches: int) -> bool:
         """Whether one more step would leave too little time for what ends the run.
-        A new run takes its first step regardless: only then can it say how short
-        a budget is too short (require_room)."""
-        if self.new_run and not self.steps:
+        A new run takes its first two steps regardless: the first pays for warm-up
+        (with compile = true, for compiling: 20 s on a 2-core CPU), so only the
+        second tells the pace, and with it how short a budget is too short (require_room)."""
+        if self.new_run and self.steps < 2:
             return False
         return self.used + self.step_seconds + self.reserve(final_batches) >= self.budget
 
     def require_room(self, final_batches: int) -> None:
-        """Raise BudgetTooShort when a new run's budget ended it at its first step:
-        it held the start-up and an evaluation but no training, and a model of one
-        step is not what anyone asked for. The message names the shortest budget
-        that trains a second step on this machine, at its pace now."""
-        if not (self.new_run and self.steps <= 1):
+        """Raise BudgetTooShort when a new run's budget ended it at its first steps,
+        the two it takes to tell its pace: it held the start-up and an evaluation but
+        no training, and a model of two steps is not what anyone asked for. The
+        message names the shortest budget that trains a third step on this machine,
+        at its pace now."""
+        if not (self.new_run and self.steps <= 2):
             return
         final = self.reserve(final_batches)
-        shortest = math.ceil(self.start_up + 2 * self.step_seconds + final)
+        shortest = math.ceil(self.used + self.step_seconds + final)  # what it has used, and a third step
         raise BudgetTooShort(
             f"a time budget (--time) of {self.budget:g} s is too short for this machine: it took "
             f"{self.start_up:.1f} s to start and needs about {final:.1f} s for the last evaluation, score and save, "
