@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import statistics
 import subprocess
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from bench.timing import median_seconds
+from bench.timing import fastest_seconds, median_seconds
 from minigpt.data import split_corpus
 from minigpt.evaluate import Score, score_split
 from minigpt.plumbing import config as cfg
@@ -75,15 +74,13 @@ def matmul_flops(dtype: torch.dtype, device: torch.device, size: int = MATMUL_SI
     flatter the MFU set against it."""
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
-    a @ b
-    _sync(device)
-    fastest = math.inf
-    for _ in range(repeats):
-        started = time.perf_counter()
+
+    def product() -> None:
         a @ b
         _sync(device)
-        fastest = min(fastest, time.perf_counter() - started)
-    return 2 * size**3 / fastest
+
+    product()  # the first sets up the kernel
+    return 2 * size**3 / fastest_seconds(product, repeats)
 
 
 def _sync(device: torch.device) -> None:
