@@ -160,6 +160,16 @@ def test_a_result_against_the_expectation_is_told_without_the_explanation():
     assert "turns context" not in text
 
 
+def test_a_result_against_the_expectation_says_what_is_known_to_cause_it():
+    then_and_now = BUILTINS["then-and-now"]
+    bpc = {variant.name: 2.60 for variant in then_and_now.variants}
+    text = conclude(then_and_now, {**bpc, "untied-head": 3.20})
+    assert ("An untied head, output layers from zero, alone is 0.60 bits/char worse than the 2019 GPT-2 recipe: "
+            "a head that starts at zero learns slowly under AdamW; with Muon it is a small gain.") in text
+    assert "no longer share a matrix" not in text
+    assert "no longer share a matrix" in conclude(then_and_now, {**bpc, "untied-head": 2.30})
+
+
 def test_results_within_the_noise_name_no_winner():
     text = conclude(ABLATION, {"full": 1.70, "no-mlp": 1.71, "no-attention": 2.31}, noise=0.03)
     assert text.startswith("The model without the MLP is within the noise of the full model (0.01 bits/char "

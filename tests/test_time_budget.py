@@ -374,7 +374,8 @@ def test_what_the_user_sets_wins(tmp_path, monkeypatch, tiny_config):
     config = replace(tiny_config, time_budget=600.0)
     fake_timing(monkeypatch, tmp_path, lambda rung, dtype: 1e9)
     assert choose_shape(config, {"d_model"}, BIG_TEXT, VOCAB) is None, "a width given: the user's shape"
-    choice = choose_shape(config, {"batch_size", "lr"}, BIG_TEXT, VOCAB)
+    choice = choose_shape(replace(config, batch_size=3), {"batch_size", "lr"}, BIG_TEXT, VOCAB)
     assert "batch_size" not in choice.settings and "lr" not in choice.settings
+    assert f"block {LADDER[-1].block_size}, batch 3, lr {config.lr:.2g}," in choice.description, "what it will train"
     assert choice.settings["d_model"] == LADDER[-1].d_model
     assert choose_shape(replace(config, time_budget=0.0), set(), BIG_TEXT, VOCAB) is None, "no budget, no choice"

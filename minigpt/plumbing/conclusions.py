@@ -48,7 +48,8 @@ def _compared(variant: Variant, gap: float, reference: Variant, noise: float) ->
         return _sentence(f"{variant.title} is within the noise of {reference.title} ({abs(gap):.2f} bits/char "
                          f"apart; the noise is ±{noise:.2f})")
     direction = "worse" if gap > 0 else "better"
-    why = f": {variant.why}" if variant.expect == direction and variant.why else ""
+    reason = variant.why if variant.expect == direction else variant.otherwise
+    why = f": {reason}" if reason else ""
     return _sentence(f"{variant.title} is {abs(gap):.2f} bits/char {direction} than {reference.title}{why}")
 
 

@@ -63,7 +63,8 @@ class Variant:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     label: str = ""  # a noun phrase for the conclusion, e.g. "the model without attention"; default the name
     expect: Literal["better", "worse", ""] = ""  # against the reference, what this variant is expected to be...
-    why: str = ""  # ...and why, said only when the measurement agrees
+    why: str = ""  # ...and why, said only when the measurement agrees;
+    otherwise: str = ""  # what is known to turn it the other way, said only when the measurement disagrees
 
     @property
     def title(self) -> str:
@@ -116,7 +117,8 @@ MODERN_VARIANTS = (
     Variant("swiglu", {"activation": "swiglu"}, "SwiGLU alone", "better", "the MLP learns a gate on what it passes"),
     Variant("qk-norm", {"qk_norm": True}, "QK-norm alone", "better", "attention scores stay in range at a high lr"),
     Variant("untied-head", {"tie_head": False, "zero_init": True}, "an untied head, output layers from zero, alone",
-            "better", "reading a token and predicting one no longer share a matrix"),
+            "better", "reading a token and predicting one no longer share a matrix",
+            otherwise="a head that starts at zero learns slowly under AdamW; with Muon it is a small gain"),
     Variant("muon", {"optimizer": "muon"}, "the Muon optimizer alone", "better",
             "each update moves every direction of a matrix, not mostly the largest ones"),
     Variant("wsd", {"schedule": "wsd"}, "the warmup-stable-decay schedule alone", "better",

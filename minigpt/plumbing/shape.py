@@ -141,7 +141,9 @@ def choose_shape(config: TrainConfig, explicit_keys: Collection[str], corpus_tok
     flops = speeds.flops(chosen, [dtype])
     lr = config.lr if "lr" in explicit_keys else settings["lr"]
     timed = format_age(speeds.age(chosen, dtype))
-    description = describe(config, device, dtype, chosen, lr, tokens_per_sec, flops, timed, train_seconds, passes)
+    given = {key: getattr(config, key) for key in ("block_size", "batch_size") if key in explicit_keys}
+    description = describe(config, device, dtype, replace(chosen, **given), lr, tokens_per_sec, flops, timed,
+                           train_seconds, passes)
     return Choice(settings, description)
 
 
