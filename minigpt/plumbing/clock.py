@@ -24,6 +24,7 @@ PAUSE = 1.0  # seconds: a longer wait for the consumer is a pause, not work
 EXIT_MARGIN = 0.5  # seconds kept for the program to end after the last save
 EVALUATIONS = 10  # evaluations per budget, the last one at the end...
 MIN_EVAL_GAP = 30.0  # ...but at most one every this many seconds: each costs a few training steps
+PACE_STEPS = 2  # a new run's first steps, taken whatever the budget: the first pays for warm-up
 SPEED_WINDOW = 3.0  # seconds: the time of a step is averaged over about this long, however many steps
 
 
@@ -112,7 +113,7 @@ class BudgetClock:
         A new run takes its first two steps regardless: the first pays for warm-up
         (with compile = true, for compiling: 20 s on a 2-core CPU), so only the
         second tells the pace, and with it how short a budget is too short (require_room)."""
-        if self.new_run and self.steps < 2:
+        if self.new_run and self.steps < PACE_STEPS:
             return False
         return self.used + self.step_seconds + self.reserve(final_batches) >= self.budget
 
@@ -122,7 +123,7 @@ class BudgetClock:
         no training, and a model of two steps is not what anyone asked for. The
         message names the shortest budget that trains a third step on this machine,
         at its pace now."""
-        if not (self.new_run and self.steps <= 2):
+        if not (self.new_run and self.steps <= PACE_STEPS):
             return
         final = self.reserve(final_batches)
         shortest = math.ceil(self.used + self.step_seconds + final)  # what it has used, and a third step

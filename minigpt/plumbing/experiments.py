@@ -63,7 +63,7 @@ class Variant:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     label: str = ""  # a noun phrase for the conclusion, e.g. "the model without attention"; default the name
     expect: Literal["better", "worse", ""] = ""  # against the reference, what this variant is expected to be...
-    why: str = ""  # ...and why, said only when the measurement agrees;
+    why: str = ""  # ...and why, said only when the measurement agrees,
     otherwise: str = ""  # what is known to turn it the other way, said only when the measurement disagrees
 
     @property
