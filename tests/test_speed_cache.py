@@ -121,7 +121,7 @@ def test_a_bigger_model_timed_slower_per_flop_than_a_smaller_one_is_timed_again(
 
 def test_a_cache_from_before_timings_were_dated_is_timed_again(tmp_path, monkeypatch, wall, tiny_config):
     calls = fake_timing(monkeypatch, tmp_path, HONEST)
-    cache = SpeedCache(torch.device("cpu"), timed_vocab(VOCAB))
+    cache = SpeedCache(torch.device("cpu"), timed_vocab(VOCAB), tiny_config)
     cache.record(LADDER[0], torch.float32, 1.0)
     cache.save()
     undated = {machine: {key: entry["tokens_per_sec"] for key, entry in rungs.items()}
@@ -133,8 +133,8 @@ def test_a_cache_from_before_timings_were_dated_is_timed_again(tmp_path, monkeyp
 
 def test_minigpt_train_corrects_a_poisoned_figure_and_says_so(tmp_path, monkeypatch, wall, capsys, wide_corpus):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    rung, optimizer = LADDER[0], cfg.resolve("default").optimizer  # the figure of the optimizer the run uses
-    cache = SpeedCache(torch.device("cpu"), timed_vocab(len(wide_corpus.characters)), optimizer)
+    rung, config = LADDER[0], cfg.resolve("default")  # the figure of the optimizer and model the run uses
+    cache = SpeedCache(torch.device("cpu"), timed_vocab(len(wide_corpus.characters)), config)
     cache.record(rung, torch.float32, 1.0)  # far below any machine's speed
     cache.save()
     wall.now += 2 * 3600
@@ -148,5 +148,5 @@ def test_minigpt_train_corrects_a_poisoned_figure_and_says_so(tmp_path, monkeypa
     assert status == 0
     assert (f"note: the speed cache had 1 tokens/s for d_model {rung.d_model} x {rung.n_layers} layers (timed 2 hours "
             "ago); this run trained at ") in err
-    assert SpeedCache(torch.device("cpu"), timed_vocab(len(wide_corpus.characters)), optimizer).get(
+    assert SpeedCache(torch.device("cpu"), timed_vocab(len(wide_corpus.characters)), config).get(
         rung, torch.float32) > 1

@@ -12,9 +12,11 @@ from dataclasses import replace
 import pytest
 import torch
 
+from minigpt.model import GPT
 from minigpt.plumbing import config as cfg
 from minigpt.plumbing.checkpoint import load_checkpoint
 from minigpt.plumbing.clock import PAUSE, BudgetClock, BudgetTooShort
+from minigpt.plumbing.config import TrainConfig
 from minigpt.plumbing.session import open_session
 from minigpt.plumbing.shape import (
     FULL_LR_PASSES,
@@ -23,6 +25,7 @@ from minigpt.plumbing.shape import (
     TOKENS_PER_PARAMETER,
     choose_shape,
     flops_per_token,
+    measure_tokens_per_sec,
     parameters,
 )
 from minigpt.trainer import EvalEvent, FinalScoreEvent, SavedEvent, StepEvent, Trainer
@@ -283,9 +286,9 @@ def fake_timing(monkeypatch, tmp_path, speed):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     calls = []
 
-    def measure(rung, device, dtype, vocab_size, optimizer):
+    def measure(rung, device, dtype, vocab_size, config):
         assert vocab_size == 128
-        calls.append((rung, dtype) if optimizer == "adamw" else (rung, dtype, optimizer))
+        calls.append((rung, dtype) if config.optimizer == "adamw" else (rung, dtype, config.optimizer))
         return speed(rung, dtype)
 
     monkeypatch.setattr("minigpt.plumbing.shape.measure_tokens_per_sec", measure)
@@ -294,12 +297,12 @@ def fake_timing(monkeypatch, tmp_path, speed):
 
 def feeding(rung, budget: float) -> float:
     """The FLOP/s at which a budget feeds this rung exactly enough tokens."""
-    return TOKENS_PER_PARAMETER * parameters(rung) * flops_per_token(rung, 128) / (budget * 0.9 - 5)
+    return TOKENS_PER_PARAMETER * parameters(rung) * flops_per_token(rung, TrainConfig(), 128) / (budget * 0.9 - 5)
 
 
 def machine(flops_per_second: float):
     """Tokens/s of each rung on a machine that does this many FLOP/s for every model."""
-    return lambda rung, dtype: flops_per_second / flops_per_token(rung, 128)
+    return lambda rung, dtype: flops_per_second / flops_per_token(rung, TrainConfig(), 128)
 
 
 def test_the_largest_model_the_budget_feeds_enough_is_chosen_and_timed_once(tmp_path, monkeypatch, tiny_config):
@@ -326,6 +329,34 @@ def test_a_run_with_muon_is_timed_with_muon_and_keeps_its_own_timings(tmp_path, 
     assert calls == [(rung, dtype, "muon") for rung, dtype in adamw]
     calls.clear()
     choose_shape(replace(config, optimizer="muon"), set(), BIG_TEXT, VOCAB)
+    choose_shape(config, set(), BIG_TEXT, VOCAB)
+    assert calls == [], "both kept for next time"
+
+
+def test_a_rung_is_timed_as_the_run_would_train_it_and_each_model_keeps_its_own_timings(tmp_path, monkeypatch,
+                                                                                         tiny_config):
+    modern = cfg.resolve("default")  # rotary positions, RMSNorm, ReLU², QK-norm, an untied head, Muon
+    built = []
+
+    class Recorded(GPT):
+        def __init__(self, config):
+            built.append(config)
+            super().__init__(config)
+
+    monkeypatch.setattr("minigpt.plumbing.shape.GPT", Recorded)
+    measure_tokens_per_sec(LADDER[0], torch.device("cpu"), torch.float32, 128, modern)
+    assert built == [LADDER[0].model_config(modern, 128)]
+    assert (built[0].rope, built[0].norm, built[0].qk_norm, built[0].tie_head) == (True, "rmsnorm", True, False)
+
+    config = replace(tiny_config, time_budget=600.0)
+    calls = fake_timing(monkeypatch, tmp_path, machine(feeding(LADDER[2], 600) * 1.1))
+    choose_shape(config, set(), BIG_TEXT, VOCAB)
+    first = list(calls)
+    calls.clear()
+    choose_shape(replace(config, rope=True, norm="rmsnorm"), set(), BIG_TEXT, VOCAB)
+    assert calls == first, "the 2019 model's timings are not another model's"
+    calls.clear()
+    choose_shape(replace(config, rope=True, norm="rmsnorm"), set(), BIG_TEXT, VOCAB)
     choose_shape(config, set(), BIG_TEXT, VOCAB)
     assert calls == [], "both kept for next time"
 

@@ -6,22 +6,24 @@ models on a ladder of sizes, on this machine's device and number format,
 and picks the largest one that the budget can still feed enough text (at
 least TOKENS_PER_PARAMETER training tokens for each parameter) and that the
 corpus is big enough for (at most PARAMETERS_PER_TOKEN parameters for each
-token of it: a model much bigger than its text learns it by heart). Where
-bfloat16 is fast and the number format is left to MiniGPT, both formats are
-timed and the faster one for that model is used: small matrices often run
-faster in float32, even on CPUs with bfloat16 instructions. A bigger
-model learns more from each token but sees fewer of them in the same time;
-below that ratio it ends the budget undertrained, above it a bigger model
-would have done better. When the budget goes over the text many times, the
-learning rate is lowered (peak_lr). The measurements behind the rule
-are in the README.
+token of it: a model much bigger than its text learns it by heart). A rung is
+timed as the run would train it, with the run's optimizer (Muon's step costs
+more than AdamW's) and its model's switches (rotary positions, the norm, the
+activation). Where bfloat16 is fast and the number format is left to MiniGPT,
+both formats are timed and the faster one for that model is used: small
+matrices often run faster in float32, even on CPUs with bfloat16
+instructions. A bigger model learns more from each token but sees fewer of
+them in the same time; below that ratio it ends the budget undertrained,
+above it a bigger model would have done better. When the budget goes over
+the text many times, the learning rate is lowered (peak_lr). The
+measurements behind the rule are in the README.
 
-Timings are cached per machine, device, number format, thread count and
-PyTorch version in the user's cache folder, so the measurement is paid once,
-each with the time it was taken. A step is timed with the run's optimizer:
-Muon's step costs more than AdamW's. A timing taken at a busy moment would pick
-too small a model for good, so a run of a rung's shape checks the figure and
-corrects it (minigpt.plumbing.speedcheck), and --retime times again.
+Timings are cached per machine, device, number format, thread count,
+PyTorch version, optimizer and model switches in the user's cache folder, so
+the measurement is paid once, each with the time it was taken. A timing
+taken at a busy moment would pick too small a model for good, so a run of a
+rung's shape checks the figure and corrects it (minigpt.plumbing.speedcheck),
+and --retime times again.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ from minigpt.plumbing.atomic import atomic_write_bytes
 from minigpt.plumbing.config import TrainConfig
 from minigpt.plumbing.device import autocast, dtype_name, pick_device, pick_dtype
 from minigpt.plumbing.terminal import format_age, format_seconds
+from minigpt.trainer import model_config
 
 TOKENS_PER_PARAMETER = 2.0  # the least a budget must feed a model, in training tokens per parameter
 PARAMETERS_PER_TOKEN = 4.0  # the most parameters a model may have per token of its training text
@@ -74,9 +77,10 @@ class Rung:
     def describe(self) -> str:
         return f"d_model {self.d_model} x {self.n_layers} layers"
 
-    def model_config(self, vocab_size: int) -> ModelConfig:
-        return ModelConfig(vocab_size=vocab_size, block_size=self.block_size, d_model=self.d_model,
-                           n_heads=self.n_heads, n_layers=self.n_layers)
+    def model_config(self, config: TrainConfig, vocab_size: int) -> ModelConfig:
+        """The model a run of config trains at this rung's shape, its switches as config sets them."""
+        return model_config(replace(config, block_size=self.block_size, d_model=self.d_model,
+                                    n_heads=self.n_heads, n_layers=self.n_layers), vocab_size)
 
 
 # Each rung costs about twice the compute per token of the one before. Muon's step costs the same
@@ -115,7 +119,7 @@ def choose_shape(config: TrainConfig, explicit_keys: Collection[str], corpus_tok
     if config.dtype == "auto" and formats[0] != torch.float32:
         formats.append(torch.float32)  # small models can train faster in float32 even where bfloat16 is fast
     train_seconds = max(config.time_budget * TRAINING_SHARE - 5.0, 1.0)
-    speeds = SpeedCache(device, timed_vocab(vocab_size), config.optimizer, retime)
+    speeds = SpeedCache(device, timed_vocab(vocab_size), config, retime)
     chosen = None
     for rung in LADDER:
         if parameters(rung) > PARAMETERS_PER_TOKEN * corpus_tokens:
@@ -159,10 +163,18 @@ def parameters(rung: Rung) -> int:
     return 12 * rung.n_layers * rung.d_model**2
 
 
-def flops_per_token(rung: Rung, vocab_size: int) -> int:
+def flops_per_token(rung: Rung, config: TrainConfig, vocab_size: int) -> int:
     """GPT.flops_per_token of the rung's model, built on the meta device: shapes only, nothing allocated."""
     with torch.device("meta"):
-        return GPT(rung.model_config(vocab_size)).flops_per_token()
+        return GPT(rung.model_config(config, vocab_size)).flops_per_token()
+
+
+def switches(model: ModelConfig) -> str:
+    """The model's switches that differ from GPT-2's 2019 choices, as text ("" for that model):
+    each changes what a step costs, so timings are kept apart by them."""
+    shape = {"vocab_size", "block_size", "d_model", "n_heads", "n_layers"}
+    return "".join(f" {field.name}={getattr(model, field.name)}" for field in fields(model)
+                   if field.name not in shape and getattr(model, field.name) != field.default)
 
 
 def timed_vocab(vocab_size: int) -> int:
@@ -185,13 +197,13 @@ def describe(config: TrainConfig, device: torch.device, dtype: torch.dtype, rung
 
 class SpeedCache:
     """Training tokens/s of each rung on this machine, per number format, and when
-    each figure was taken: measured, read back, or corrected by a run."""
+    each figure was taken: measured, read back, or corrected by a run. A rung is
+    timed as config trains it: with its optimizer and its model's switches."""
 
-    def __init__(self, device: torch.device, vocab_size: int, optimizer: str = "adamw",
-                 retime: bool = False) -> None:
+    def __init__(self, device: torch.device, vocab_size: int, config: TrainConfig, retime: bool = False) -> None:
         self.device = device
         self.vocab_size = vocab_size
-        self.optimizer = optimizer
+        self.config = config
         self.path = cache_folder() / "speeds.json"
         self._all = self._read()
         self._retime = retime  # read nothing back: only what is timed now counts
@@ -221,15 +233,16 @@ class SpeedCache:
         self._timed_now.add((machine, self._key(rung)))
 
     def _key(self, rung: Rung) -> str:
-        optimizer = "" if self.optimizer == "adamw" else f" {self.optimizer}"  # AdamW's timings keep their old key
-        return f"{rung.key()}v{self.vocab_size}{optimizer}"
+        # The 2019 model under AdamW keeps the key it had before there were other optimizers and switches.
+        optimizer = "" if self.config.optimizer == "adamw" else f" {self.config.optimizer}"
+        return f"{rung.key()}v{self.vocab_size}{optimizer}{switches(rung.model_config(self.config, self.vocab_size))}"
 
     def predicted(self, rung: Rung, measured: Rung, formats: list[torch.dtype]) -> float:
         """A rung's tokens/s guessed from a smaller one's, with room to spare: bigger
         matrices use the machine better, so the guess errs on the fast side."""
         speed = self.fastest(measured, formats)[1]
-        return PREDICTION_SLACK * speed * flops_per_token(measured, self.vocab_size) / flops_per_token(
-            rung, self.vocab_size)
+        return PREDICTION_SLACK * speed * flops_per_token(measured, self.config, self.vocab_size) / flops_per_token(
+            rung, self.config, self.vocab_size)
 
     def fastest(self, rung: Rung, formats: list[torch.dtype]) -> tuple[torch.dtype, float]:
         dtype = max(formats, key=lambda d: self.get(rung, d))
@@ -237,7 +250,7 @@ class SpeedCache:
 
     def flops(self, rung: Rung, formats: list[torch.dtype]) -> float:
         """The FLOP/s of the rung's fastest number format."""
-        return self.fastest(rung, formats)[1] * flops_per_token(rung, self.vocab_size)
+        return self.fastest(rung, formats)[1] * flops_per_token(rung, self.config, self.vocab_size)
 
     def measure_missing(self, rung: Rung, formats: list[torch.dtype], progress: Callable[[str], None]) -> None:
         self.measure(rung, [dtype for dtype in formats if not self.get(rung, dtype)], progress)
@@ -247,7 +260,7 @@ class SpeedCache:
         figure stands: other programs can only slow a step down."""
         for dtype in formats:
             progress(f"timing a {rung.d_model} x {rung.n_layers}-layer model on this machine…")
-            speed = measure_tokens_per_sec(rung, self.device, dtype, self.vocab_size, self.optimizer)
+            speed = measure_tokens_per_sec(rung, self.device, dtype, self.vocab_size, self.config)
             if (machine_key(self.device, dtype), self._key(rung)) in self._timed_now:
                 speed = max(speed, self.get(rung, dtype))
             self.record(rung, dtype, speed)
@@ -303,13 +316,13 @@ def _cpu_name() -> str:
 
 
 def measure_tokens_per_sec(rung: Rung, device: torch.device, dtype: torch.dtype, vocab_size: int,
-                           optimizer: str) -> float:
-    """Train a throwaway model of this shape on random tokens for a few steps, as
-    the trainer's steps run (gradient clipping included) with the run's optimizer;
-    the fastest step counts."""
+                           config: TrainConfig) -> float:
+    """Train a throwaway model of this shape and config's switches on random tokens
+    for a few steps, as the trainer's steps run (gradient clipping included) with
+    config's optimizer; the fastest step counts."""
     generator = torch.Generator().manual_seed(0)
-    model = GPT(rung.model_config(vocab_size)).to(device)
-    optimizer = make_optimizer(model, replace(TrainConfig(), optimizer=optimizer), device, dtype)
+    model = GPT(rung.model_config(config, vocab_size)).to(device)
+    optimizer = make_optimizer(model, config, device, dtype)
     x, y = (torch.randint(vocab_size, (rung.batch_size, rung.block_size), generator=generator).to(device)
             for _ in range(2))
     fastest, timed, timing_started = float("inf"), 0, 0.0

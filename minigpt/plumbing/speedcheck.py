@@ -70,7 +70,7 @@ def correct_cache(trainer: Trainer, speeds: list[float]) -> SpeedCorrected | Non
     rung = rung_of(trainer)
     if rung is None or len(speeds) < MIN_STEPS:
         return None
-    cache = SpeedCache(trainer.device, timed_vocab(trainer.tokenizer.vocab_size), trainer.config.optimizer)
+    cache = SpeedCache(trainer.device, timed_vocab(trainer.tokenizer.vocab_size), trainer.config)
     cached, age = cache.get(rung, trainer.dtype), cache.age(rung, trainer.dtype)
     pace = sorted(speeds)[int(PACE_QUANTILE * (len(speeds) - 1))]
     if not cached or abs(pace - cached) <= CHANGE * cached:
@@ -82,9 +82,9 @@ def correct_cache(trainer: Trainer, speeds: list[float]) -> SpeedCorrected | Non
 
 def rung_of(trainer: Trainer) -> Rung | None:
     """The rung whose timing this run repeats: the same shape and batch, trained as the timing
-    trains it (one process, no dropout, not compiled); None for any other run."""
+    trains it (one process, not compiled); None for any other run."""
     config, model = trainer.config, trainer.model_config
-    if trainer.world.is_distributed or config.dropout or config.compile:
+    if trainer.world.is_distributed or config.compile:
         return None
     shape = (model.block_size, model.d_model, model.n_layers, model.n_heads, config.batch_size)
     return next((rung for rung in LADDER

@@ -405,7 +405,7 @@ async def test_a_run_that_shows_the_speed_cache_wrong_corrects_it_and_says_so(wo
     async with app.run_test(message_hook=messages.append) as pilot:
         await wait_loaded(pilot)
         trainer = app.session.trainer
-        cache = SpeedCache(trainer.device, timed_vocab(trainer.tokenizer.vocab_size))
+        cache = SpeedCache(trainer.device, timed_vocab(trainer.tokenizer.vocab_size), trainer.config)
         cache.record(rung, torch.float32, 1.0)  # timed, it says, at a moment the machine all but stood still
         cache.save()
         await pilot.press("t")
@@ -414,4 +414,5 @@ async def test_a_run_that_shows_the_speed_cache_wrong_corrects_it_and_says_so(wo
         await wait_for(pilot, lambda: messages.of(SpeedCacheCorrected), "the correction")
         assert any(notice.startswith("the speed cache had 1 tokens/s for d_model 64 x 2 layers")
                    for notice in messages.notices())
-    assert SpeedCache(trainer.device, timed_vocab(trainer.tokenizer.vocab_size)).get(rung, torch.float32) > 1
+    cache = SpeedCache(trainer.device, timed_vocab(trainer.tokenizer.vocab_size), trainer.config)
+    assert cache.get(rung, torch.float32) > 1
