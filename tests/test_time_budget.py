@@ -21,6 +21,7 @@ from minigpt.plumbing.session import open_session
 from minigpt.plumbing.shape import (
     FULL_LR_PASSES,
     LADDER,
+    MANY_PASSES_DROPOUT,
     PARAMETERS_PER_TOKEN,
     TOKENS_PER_PARAMETER,
     choose_shape,
@@ -386,19 +387,23 @@ def test_a_small_text_gets_a_model_it_cannot_learn_by_heart(tmp_path, monkeypatc
     assert calls == [] and "the text can fill" in choice.description
 
 
-def test_many_passes_over_a_small_text_lower_the_learning_rate(tmp_path, monkeypatch, tiny_config):
+def test_many_passes_over_a_small_text_lower_the_learning_rate_and_add_dropout(tmp_path, monkeypatch, tiny_config):
     config = replace(tiny_config, time_budget=600.0)
     fake_timing(monkeypatch, tmp_path, machine(4 * feeding(LADDER[1], 600)))  # rung 1 and no bigger
     rung = LADDER[1]
     tokens_fed = 4 * TOKENS_PER_PARAMETER * parameters(rung)
     assert "~1 pass over the text" in choose_shape(config, set(), int(tokens_fed), VOCAB).description
-    big = choose_shape(config, set(), int(tokens_fed / FULL_LR_PASSES), VOCAB)  # just FULL_LR_PASSES passes
+    big = choose_shape(config, set(), int(tokens_fed / FULL_LR_PASSES) + 1, VOCAB)  # just FULL_LR_PASSES passes
     assert big.settings["d_model"] == rung.d_model and big.settings["lr"] == pytest.approx(rung.lr)
+    assert big.settings["dropout"] == 0 and "dropout" not in big.description
     small = choose_shape(config, set(), int(tokens_fed / (4 * FULL_LR_PASSES)), VOCAB)  # four times as many
     assert small.settings["lr"] == pytest.approx(rung.lr / 2, rel=0.01)
     assert small.settings["min_lr"] == pytest.approx(small.settings["lr"] / 20)
-    assert f"lr {small.settings['lr']:.2g}" in small.description
-    assert "lr" not in choose_shape(config, {"lr"}, int(tokens_fed / 24), VOCAB).settings
+    assert small.settings["dropout"] == MANY_PASSES_DROPOUT > 0
+    assert f"lr {small.settings['lr']:.2g}, dropout {MANY_PASSES_DROPOUT:g}, ~" in small.description
+    yours = choose_shape(replace(config, dropout=0.3), {"lr", "dropout"}, int(tokens_fed / 24), VOCAB)
+    assert "lr" not in yours.settings and "dropout" not in yours.settings
+    assert "dropout 0.3, ~" in yours.description, "what the run trains with"
 
 
 def test_what_the_user_sets_wins(tmp_path, monkeypatch, tiny_config):

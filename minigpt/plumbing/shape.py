@@ -15,8 +15,9 @@ matrices often run faster in float32, even on CPUs with bfloat16
 instructions. A bigger model learns more from each token but sees fewer of
 them in the same time; below that ratio it ends the budget undertrained,
 above it a bigger model would have done better. When the budget goes over
-the text many times, the learning rate is lowered (peak_lr). The
-measurements behind the rule are in the README.
+the text many times, the learning rate is lowered (peak_lr) and the
+residual paths get dropout (dropout). The measurements behind the rule are
+in docs/training.md.
 
 Timings are cached per machine, device, number format, thread count,
 PyTorch version, optimizer and model switches in the user's cache folder, so
@@ -49,7 +50,8 @@ from minigpt.trainer import model_config
 
 TOKENS_PER_PARAMETER = 2.0  # the least a budget must feed a model, in training tokens per parameter
 PARAMETERS_PER_TOKEN = 4.0  # the most parameters a model may have per token of its training text
-FULL_LR_PASSES = 6.0  # beyond this many passes over the text, the learning rate is lowered
+FULL_LR_PASSES = 6.0  # beyond this many passes over the text, the learning rate is lowered...
+MANY_PASSES_DROPOUT = 0.1  # ...and the residual paths drop this share of their features
 PREDICTION_SLACK = 2.5  # how much faster per FLOP a bigger model may run than a smaller one
 TRAINING_SHARE = 0.9  # of a budget, what is left for training steps after start-up and evaluations
 WARMUP_STEPS = 2  # untimed steps per rung: the first calls set up kernels
@@ -140,13 +142,14 @@ def choose_shape(config: TrainConfig, explicit_keys: Collection[str], corpus_tok
     speeds.save()
     dtype, tokens_per_sec = speeds.fastest(chosen, formats)
     passes = tokens_per_sec * train_seconds / max(corpus_tokens, 1)
-    settings = {**chosen.settings(peak_lr(chosen, passes)), "dtype": dtype_name(dtype)}
+    settings = {**chosen.settings(peak_lr(chosen, passes)), "dropout": dropout(passes), "dtype": dtype_name(dtype)}
     settings = {k: v for k, v in settings.items() if k not in explicit_keys}
     flops = speeds.flops(chosen, [dtype])
     lr = config.lr if "lr" in explicit_keys else settings["lr"]
     timed = format_age(speeds.age(chosen, dtype))
     given = {key: getattr(config, key) for key in ("block_size", "batch_size") if key in explicit_keys}
-    description = describe(config, device, dtype, replace(chosen, **given), lr, tokens_per_sec, flops, timed,
+    drop = config.dropout if "dropout" in explicit_keys else settings["dropout"]
+    description = describe(config, device, dtype, replace(chosen, **given), lr, drop, tokens_per_sec, flops, timed,
                            train_seconds, passes)
     return Choice(settings, description)
 
@@ -156,6 +159,14 @@ def peak_lr(rung: Rung, passes: float) -> float:
     times: a smaller step memorises the text more slowly (on a 0.46 MB text at 10
     minutes, 22 passes, half the rate reached a lower validation loss)."""
     return rung.lr * min(1.0, (FULL_LR_PASSES / passes) ** 0.5)
+
+
+def dropout(passes: float) -> float:
+    """Dropout on the residual paths when the budget goes over the text many times: Muon learns a
+    small text by heart within the budget, and a model that cannot count on any one feature cannot
+    (Paradise Lost, 0.46 MB, at 10 minutes: the validation loss rose from its best at 4 minutes to
+    1.72 at the end without dropout, and fell to 1.39 with 0.1)."""
+    return MANY_PASSES_DROPOUT if passes > FULL_LR_PASSES else 0.0
 
 
 def parameters(rung: Rung) -> int:
@@ -184,12 +195,13 @@ def timed_vocab(vocab_size: int) -> int:
     return 1 << max(vocab_size - 1, 63).bit_length()
 
 
-def describe(config: TrainConfig, device: torch.device, dtype: torch.dtype, rung: Rung, lr: float,
+def describe(config: TrainConfig, device: torch.device, dtype: torch.dtype, rung: Rung, lr: float, dropout: float,
              tokens_per_sec: float, flops: float, timed: str, train_seconds: float, passes: float) -> str:
     steps = tokens_per_sec * train_seconds / (rung.batch_size * rung.block_size)
     return (f"{format_seconds(config.time_budget)} on {device.type}, {dtype_name(dtype)} "
             f"(~{flops / 1e9:,.0f} GFLOP/s, timed {timed}): {rung.describe()}, block {rung.block_size}, "
-            f"batch {rung.batch_size}, lr {lr:.2g}, ~{steps:,.0f} steps, ~{passes:.0f} "
+            f"batch {rung.batch_size}, lr {lr:.2g}{f', dropout {dropout:g}' if dropout else ''}, "
+            f"~{steps:,.0f} steps, ~{passes:.0f} "
             f"pass{'' if round(passes) == 1 else 'es'} over the text: "
             f"the largest model that this budget feeds {TOKENS_PER_PARAMETER:g}+ tokens per parameter and that "
             "the text can fill")
