@@ -144,12 +144,9 @@ def choose_shape(config: TrainConfig, explicit_keys: Collection[str], corpus_tok
     passes = tokens_per_sec * train_seconds / max(corpus_tokens, 1)
     settings = {**chosen.settings(peak_lr(chosen, passes)), "dropout": dropout(passes), "dtype": dtype_name(dtype)}
     settings = {k: v for k, v in settings.items() if k not in explicit_keys}
-    flops = speeds.flops(chosen, [dtype])
-    lr = config.lr if "lr" in explicit_keys else settings["lr"]
+    trained = replace(config, **settings)  # what the run trains: what the user set, the rest as chosen
     timed = format_age(speeds.age(chosen, dtype))
-    given = {key: getattr(config, key) for key in ("block_size", "batch_size") if key in explicit_keys}
-    drop = config.dropout if "dropout" in explicit_keys else settings["dropout"]
-    description = describe(config, device, dtype, replace(chosen, **given), lr, drop, tokens_per_sec, flops, timed,
+    description = describe(trained, device, dtype, chosen, tokens_per_sec, speeds.flops(chosen, [dtype]), timed,
                            train_seconds, passes)
     return Choice(settings, description)
 
@@ -195,13 +192,14 @@ def timed_vocab(vocab_size: int) -> int:
     return 1 << max(vocab_size - 1, 63).bit_length()
 
 
-def describe(config: TrainConfig, device: torch.device, dtype: torch.dtype, rung: Rung, lr: float, drop: float,
-             tokens_per_sec: float, flops: float, timed: str, train_seconds: float, passes: float) -> str:
-    steps = tokens_per_sec * train_seconds / (rung.batch_size * rung.block_size)
-    return (f"{format_seconds(config.time_budget)} on {device.type}, {dtype_name(dtype)} "
-            f"(~{flops / 1e9:,.0f} GFLOP/s, timed {timed}): {rung.describe()}, block {rung.block_size}, "
-            f"batch {rung.batch_size}, lr {lr:.2g}{f', dropout {drop:g}' if drop else ''}, "
-            f"~{steps:,.0f} steps, ~{passes:.0f} "
+def describe(trained: TrainConfig, device: torch.device, dtype: torch.dtype, rung: Rung, tokens_per_sec: float,
+             flops: float, timed: str, train_seconds: float, passes: float) -> str:
+    """The chosen rung, as the run trains it (trained: the config with the choice applied), in one line."""
+    steps = tokens_per_sec * train_seconds / (trained.batch_size * trained.block_size)
+    return (f"{format_seconds(trained.time_budget)} on {device.type}, {dtype_name(dtype)} "
+            f"(~{flops / 1e9:,.0f} GFLOP/s, timed {timed}): {rung.describe()}, block {trained.block_size}, "
+            f"batch {trained.batch_size}, lr {trained.lr:.2g}"
+            f"{f', dropout {trained.dropout:g}' if trained.dropout else ''}, ~{steps:,.0f} steps, ~{passes:.0f} "
             f"pass{'' if round(passes) == 1 else 'es'} over the text: "
             f"the largest model that this budget feeds {TOKENS_PER_PARAMETER:g}+ tokens per parameter and that "
             "the text can fill")
@@ -216,6 +214,7 @@ class SpeedCache:
         self.device = device
         self.vocab_size = vocab_size
         self.config = config
+        self._switches = switches(model_config(config, vocab_size))  # the same for every rung
         self.path = cache_folder() / "speeds.json"
         self._all = self._read()
         self._retime = retime  # read nothing back: only what is timed now counts
@@ -247,7 +246,7 @@ class SpeedCache:
     def _key(self, rung: Rung) -> str:
         # The 2019 model under AdamW keeps the key it had before there were other optimizers and switches.
         optimizer = "" if self.config.optimizer == "adamw" else f" {self.config.optimizer}"
-        return f"{rung.key()}v{self.vocab_size}{optimizer}{switches(rung.model_config(self.config, self.vocab_size))}"
+        return f"{rung.key()}v{self.vocab_size}{optimizer}{self._switches}"
 
     def predicted(self, rung: Rung, measured: Rung, formats: list[torch.dtype]) -> float:
         """A rung's tokens/s guessed from a smaller one's, with room to spare: bigger
