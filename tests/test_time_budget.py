@@ -19,11 +19,14 @@ from minigpt.plumbing.clock import PAUSE, BudgetClock, BudgetTooShort
 from minigpt.plumbing.config import TrainConfig
 from minigpt.plumbing.session import open_session
 from minigpt.plumbing.shape import (
+    DROPOUT_PASSES,
     FULL_LR_PASSES,
     LADDER,
     MANY_PASSES_DROPOUT,
     PARAMETERS_PER_TOKEN,
     TOKENS_PER_PARAMETER,
+    TRAINING_SHARE,
+    SpeedCache,
     choose_shape,
     flops_per_token,
     measure_tokens_per_sec,
@@ -384,7 +387,8 @@ def test_a_small_text_gets_a_model_it_cannot_learn_by_heart(tmp_path, monkeypatc
     calls.clear()
     choice = choose_shape(config, set(), text, VOCAB)
     assert (choice.settings["d_model"], choice.settings["n_layers"]) == (LADDER[2].d_model, LADDER[2].n_layers)
-    assert calls == [] and "the text can fill" in choice.description
+    assert "the text can fill" in choice.description
+    assert calls == [(LADDER[2], torch.float32)], "timed before; now only again with the many passes' dropout"
 
 
 def test_many_passes_over_a_small_text_lower_the_learning_rate_and_add_dropout(tmp_path, monkeypatch, tiny_config):
@@ -396,6 +400,8 @@ def test_many_passes_over_a_small_text_lower_the_learning_rate_and_add_dropout(t
     big = choose_shape(config, set(), int(tokens_fed / FULL_LR_PASSES) + 1, VOCAB)  # just FULL_LR_PASSES passes
     assert big.settings["d_model"] == rung.d_model and big.settings["lr"] == pytest.approx(rung.lr)
     assert big.settings["dropout"] == 0 and "dropout" not in big.description
+    some = choose_shape(config, set(), int(tokens_fed / DROPOUT_PASSES) + 1, VOCAB)  # just DROPOUT_PASSES passes
+    assert some.settings["lr"] < rung.lr and some.settings["dropout"] == 0, "a lower rate, and no dropout yet"
     small = choose_shape(config, set(), int(tokens_fed / (4 * FULL_LR_PASSES)), VOCAB)  # four times as many
     assert small.settings["lr"] == pytest.approx(rung.lr / 2, rel=0.01)
     assert small.settings["min_lr"] == pytest.approx(small.settings["lr"] / 20)
@@ -405,6 +411,31 @@ def test_many_passes_over_a_small_text_lower_the_learning_rate_and_add_dropout(t
     assert "lr" not in yours.settings and "dropout" not in yours.settings
     assert "dropout 0.3, ~" in yours.description, "what the run trains with"
 
+
+
+def test_with_the_rules_dropout_the_line_promises_the_steps_of_the_model_with_dropout(tmp_path, monkeypatch,
+                                                                                       tiny_config):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    timed = []
+
+    def measure(rung, device, dtype, vocab_size, config):  # dropout here halves a step's speed
+        timed.append((rung, config.dropout))
+        return machine(4 * feeding(LADDER[1], 600))(rung, dtype) * (0.5 if config.dropout else 1.0)
+
+    monkeypatch.setattr("minigpt.plumbing.shape.measure_tokens_per_sec", measure)
+    config = replace(tiny_config, time_budget=600.0)
+    rung = LADDER[1]
+    small_text = int(TOKENS_PER_PARAMETER * parameters(rung) / FULL_LR_PASSES)  # about 4 x FULL_LR_PASSES passes
+    choice = choose_shape(config, set(), small_text, VOCAB)
+    assert choice.settings["d_model"] == rung.d_model and choice.settings["dropout"] == MANY_PASSES_DROPOUT
+    assert timed[-1] == (rung, MANY_PASSES_DROPOUT), "the chosen model timed again, with the rule's dropout"
+    with_dropout = measure(rung, None, torch.float32, 128, replace(config, dropout=MANY_PASSES_DROPOUT))
+    steps = with_dropout * (600 * TRAINING_SHARE - 5) / (rung.batch_size * rung.block_size)
+    assert f"dropout {MANY_PASSES_DROPOUT:g}, ~{steps:,.0f} steps" in choice.description
+    cached = SpeedCache(torch.device("cpu"), 128, replace(config, **choice.settings))
+    assert cached.get(rung, torch.float32) == with_dropout, "kept, so a run with it checks the figure"
+    timed.clear()
+    assert choose_shape(config, set(), small_text, VOCAB) == choice and timed == [], "read back the next time"
 
 def test_what_the_user_sets_wins(tmp_path, monkeypatch, tiny_config):
     config = replace(tiny_config, time_budget=600.0)

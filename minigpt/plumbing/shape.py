@@ -16,8 +16,9 @@ instructions. A bigger model learns more from each token but sees fewer of
 them in the same time; below that ratio it ends the budget undertrained,
 above it a bigger model would have done better. When the budget goes over
 the text many times, the learning rate is lowered (peak_lr) and the
-residual paths get dropout (dropout). The measurements behind the rule are
-in docs/training.md.
+residual paths get dropout (dropout); dropout slows a step, so the chosen
+model is then timed with it too, and the steps the run is told to expect are
+its own. The measurements behind the rule are in docs/training.md.
 
 Timings are cached per machine, device, number format, thread count,
 PyTorch version, optimizer and model switches in the user's cache folder, so
@@ -50,8 +51,9 @@ from minigpt.trainer import model_config
 
 TOKENS_PER_PARAMETER = 2.0  # the least a budget must feed a model, in training tokens per parameter
 PARAMETERS_PER_TOKEN = 4.0  # the most parameters a model may have per token of its training text
-FULL_LR_PASSES = 6.0  # beyond this many passes over the text, the learning rate is lowered...
-MANY_PASSES_DROPOUT = 0.1  # ...and the residual paths drop this share of their features
+FULL_LR_PASSES = 6.0  # beyond this many passes over the text, the learning rate is lowered
+DROPOUT_PASSES = 15.0  # beyond this many, the residual paths also drop...
+MANY_PASSES_DROPOUT = 0.1  # ...this share of their features
 PREDICTION_SLACK = 2.5  # how much faster per FLOP a bigger model may run than a smaller one
 TRAINING_SHARE = 0.9  # of a budget, what is left for training steps after start-up and evaluations
 WARMUP_STEPS = 2  # untimed steps per rung: the first calls set up kernels
@@ -141,14 +143,23 @@ def choose_shape(config: TrainConfig, explicit_keys: Collection[str], corpus_tok
     speeds.measure_missing(chosen, formats, progress)  # the smallest, when even it was not enough
     speeds.save()
     dtype, tokens_per_sec = speeds.fastest(chosen, formats)
-    passes = tokens_per_sec * train_seconds / max(corpus_tokens, 1)
+    passes = passes_over(corpus_tokens, tokens_per_sec, train_seconds)
     settings = {**chosen.settings(peak_lr(chosen, passes)), "dropout": dropout(passes), "dtype": dtype_name(dtype)}
     settings = {k: v for k, v in settings.items() if k not in explicit_keys}
     trained = replace(config, **settings)  # what the run trains: what the user set, the rest as chosen
+    if trained.dropout != config.dropout:  # dropout costs time: promise the steps of the model with it
+        speeds = SpeedCache(device, timed_vocab(vocab_size), trained, retime)
+        speeds.measure_missing(chosen, [dtype], progress)
+        speeds.save()
     timed = format_age(speeds.age(chosen, dtype))
-    description = describe(trained, device, dtype, chosen, tokens_per_sec, speeds.flops(chosen, [dtype]), timed,
-                           train_seconds, passes)
+    description = describe(trained, device, dtype, chosen, speeds.get(chosen, dtype), speeds.flops(chosen, [dtype]),
+                           timed, train_seconds, corpus_tokens)
     return Choice(settings, description)
+
+
+def passes_over(corpus_tokens: int, tokens_per_sec: float, train_seconds: float) -> float:
+    """How many times a run at this speed goes over its training text."""
+    return tokens_per_sec * train_seconds / max(corpus_tokens, 1)
 
 
 def peak_lr(rung: Rung, passes: float) -> float:
@@ -161,9 +172,11 @@ def peak_lr(rung: Rung, passes: float) -> float:
 def dropout(passes: float) -> float:
     """Dropout on the residual paths when the budget goes over the text many times: with Muon a
     model learns a small text by heart within the budget, and one that cannot count on any single
-    feature learns it far more slowly (Paradise Lost, 0.46 MB, at 10 minutes: without dropout the
-    validation loss passed its best at 4 minutes and ended at 1.72; with 0.1 it ended at 1.39)."""
-    return MANY_PASSES_DROPOUT if passes > FULL_LR_PASSES else 0.0
+    feature learns it far more slowly (Paradise Lost, 0.46 MB, at 10 minutes and ~25 passes: without
+    dropout the validation loss passed its best at 4 minutes and ended at 1.72; with 0.1 it ended at
+    1.39). At fewer passes it only slows learning: Tiny Shakespeare at 10 minutes and ~9 passes
+    ended 0.017 worse with it."""
+    return MANY_PASSES_DROPOUT if passes > DROPOUT_PASSES else 0.0
 
 
 def parameters(rung: Rung) -> int:
@@ -193,9 +206,11 @@ def timed_vocab(vocab_size: int) -> int:
 
 
 def describe(trained: TrainConfig, device: torch.device, dtype: torch.dtype, rung: Rung, tokens_per_sec: float,
-             flops: float, timed: str, train_seconds: float, passes: float) -> str:
-    """The chosen rung, as the run trains it (trained: the config with the choice applied), in one line."""
+             flops: float, timed: str, train_seconds: float, corpus_tokens: int) -> str:
+    """The chosen rung, as the run trains it (trained: the config with the choice applied, tokens_per_sec:
+    that model's speed), in one line."""
     steps = tokens_per_sec * train_seconds / (trained.batch_size * trained.block_size)
+    passes = passes_over(corpus_tokens, tokens_per_sec, train_seconds)
     return (f"{format_seconds(trained.time_budget)} on {device.type}, {dtype_name(dtype)} "
             f"(~{flops / 1e9:,.0f} GFLOP/s, timed {timed}): {rung.describe()}, block {trained.block_size}, "
             f"batch {trained.batch_size}, lr {trained.lr:.2g}"
