@@ -4,9 +4,12 @@ Throughput mode: tokens/s and achieved FLOP/s of a preset, next to this
 machine's matmul throughput on a large square product measured in the same run
 with the same threads, so the ratio (model FLOPs utilisation) compares across
 machines. The time of a step is all of it, the optimizer's update included
-(Muon's Newton-Schulz iterations too); the optimizer's share is reported apart.
-With compile = true, the first step's time, compilation included, is reported
-apart.
+(Muon's Newton-Schulz iterations too); the optimizer's share is reported apart,
+with the FLOPs of its products as PyTorch's FLOP counter counts them: work in
+the step's time that the model's FLOPs leave out, so MFU cannot pass the
+model's share of all the products even if every one ran at the peak. With
+compile = true, the first step's time, compilation included, is reported
+apart. --profile then shows where a step's time goes, by operation.
 
 Budget mode (--budget SECONDS): trains a preset with minigpt-train in a fresh
 process within the wall-clock budget, interpreter and torch start-up included,
@@ -28,9 +31,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
 
 from bench.timing import fastest_seconds, median_seconds
 from minigpt.data import split_corpus
@@ -42,6 +48,7 @@ from minigpt.plumbing.device import dtype_name, pick_device, pick_dtype
 from minigpt.trainer import StepEvent, Trainer
 
 MATMUL_SIZE = 4096
+PROFILED_STEPS = 10
 GRACE = 10  # seconds past --budget before a child still training is killed
 
 
@@ -50,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter")
     parser.add_argument("--steps", type=int, default=40, help="timed training steps (throughput mode)")
     parser.add_argument("--warmup-steps", type=int, default=5, help="untimed steps first (throughput mode)")
+    parser.add_argument("--profile", action="store_true", help="throughput mode: after the timed steps, profile "
+                                                               f"{PROFILED_STEPS} more and show where the time goes")
     parser.add_argument("--budget", type=float, help="wall-clock seconds: train and report the val loss reached")
     parser.add_argument("--seeds", type=int, default=1, help="budget mode: train this many runs, one seed each, and "
                                                              "report the mean and spread of their final val loss")
@@ -90,7 +99,8 @@ def _sync(device: torch.device) -> None:
 
 def run_throughput(args: argparse.Namespace) -> None:
     config = cfg.resolve(args.preset, assignments=args.set)
-    config = cfg.apply_overrides(config, {"max_iters": args.warmup_steps + args.steps,
+    profiled = PROFILED_STEPS if args.profile else 0
+    config = cfg.apply_overrides(config, {"max_iters": args.warmup_steps + args.steps + profiled,
                                           "eval_interval": 10_000_000}, source="benchmark")
     device = pick_device(config.device)
     dtype = pick_dtype(config.dtype, device)
@@ -122,12 +132,20 @@ def run_throughput(args: argparse.Namespace) -> None:
         print(f"matmul {MATMUL_SIZE}x{MATMUL_SIZE} {d_name}: {flops / 1e9:,.1f} GFLOP/s"
               + (f"  ->  MFU {model_flops / flops:.1%}" if d == dtype else ""))
     optimizer = optimizer_seconds(trainer, device)
+    products = optimizer_flops(trainer)
+    model_step = trainer.model.flops_per_token() * config.batch_size * config.block_size * config.grad_accum
     print(f"optimizer ({config.optimizer}): {optimizer * 1e3:.2f} ms a step, "
-          f"{optimizer / (seconds / args.steps):.0%} of a training step (counted in it above)")
+          f"{optimizer / (seconds / args.steps):.0%} of a training step (counted in it above)"
+          + (f"; its products {products / 1e9:.3g} GFLOP a step against the model's {model_step / 1e9:.3g}: "
+             f"MFU {model_step / (model_step + products):.0%} at most, were every product at the peak"
+             if products else ""))
     if config.compile and first_step is not None:
         step = seconds / args.steps
         print(f"compile: {first_step - step:.1f} s (the first step took {first_step:.1f} s, a step "
               f"{step * 1e3:.1f} ms; the untrained model's evaluation, compiled too, is counted in it)")
+    if args.profile:
+        print(f"where {PROFILED_STEPS} training steps' time goes, by operation (PyTorch's profiler):")
+        print(where_the_time_goes(runs, device))
 
 
 def optimizer_seconds(trainer: Trainer, device: torch.device, repeats: int = 10) -> float:
@@ -141,6 +159,27 @@ def optimizer_seconds(trainer: Trainer, device: torch.device, repeats: int = 10)
 
     step()  # the first sets up the optimizer's state
     return median_seconds(step, repeats)
+
+
+def optimizer_flops(trainer: Trainer) -> int:
+    """FLOPs of one optimizer step, as PyTorch's FLOP counter counts them: Muon's
+    Newton-Schulz products (AdamW's update does no matrix product). Run on the
+    gradients optimizer_seconds left."""
+    with FlopCounterMode(display=False) as counter:
+        trainer.optimizer.step()
+    return counter.get_total_flops()
+
+
+def where_the_time_goes(steps: Iterator[StepEvent], device: torch.device) -> str:
+    """PyTorch's profiler over PROFILED_STEPS more training steps: a table of the
+    operations that took the most time (on the GPU, where there is one)."""
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as profiler:
+        for _ in range(PROFILED_STEPS):
+            next(steps)
+        _sync(device)
+    column = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return profiler.key_averages().table(sort_by=column, row_limit=15)
 
 
 def _synthetic_corpus(n_chars: int) -> str:

@@ -185,3 +185,29 @@ def test_the_lab_benchmark_reports_each_variants_wall_time_against_its_budget(tm
     assert "the whole experiment: " in bench.wait_for("the whole experiment")
     assert bench.process.wait(timeout=EXIT_LIMIT) in (0, 1)  # 1: a variant off its budget (a busy machine)
     assert bench.files_left() == []
+
+
+@pytest.mark.parametrize("optimizer", ["muon", "adamw"])
+def test_the_throughput_benchmark_counts_muons_products_and_profiles_the_steps(optimizer, monkeypatch, capsys):
+    import argparse
+
+    from bench.train import add_arguments, run
+
+    monkeypatch.setattr("bench.train.matmul_flops", lambda dtype, device: 1e12)  # a 4096 x 4096 product takes seconds
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    run(parser.parse_args(["--preset", "tiny", "--steps", "2", "--warmup-steps", "1", "--profile",
+                           "--set", "dtype=float32", "--set", f"optimizer={optimizer}"]))
+    out = capsys.readouterr().out
+    assert re.search(r"training: [\d,]+ tokens/s", out) and "MFU " in out
+    assert "where 10 training steps' time goes" in out and "aten::mm" in out
+    products = re.search(r"its products ([\d.e+-]+) GFLOP a step against the model's ([\d.e+-]+): MFU (\d+)% at most",
+                         out)
+    if optimizer == "adamw":
+        assert products is None, "AdamW's update does no matrix product"
+        return
+    d, layers = 32, 2  # the tiny preset: per layer, query, key, value and output d x d, the MLP's two d x 4d
+    newton_schulz = 5 * layers * (4 * 6 * d**3 + 2 * (4 * d * d * 4 * d + 2 * d**3))
+    assert float(products[1]) == pytest.approx(newton_schulz / 1e9, rel=0.01)
+    model = float(products[2])
+    assert abs(int(products[3]) - 100 * model / (model + float(products[1]))) <= 1  # the figures are rounded
