@@ -412,7 +412,6 @@ def test_many_passes_over_a_small_text_lower_the_learning_rate_and_add_dropout(t
     assert "dropout 0.3, ~" in yours.description, "what the run trains with"
 
 
-
 def test_with_the_rules_dropout_the_line_promises_the_steps_of_the_model_with_dropout(tmp_path, monkeypatch,
                                                                                        tiny_config):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
