@@ -118,7 +118,8 @@ def run_throughput(args: argparse.Namespace) -> None:
         next(runs)
     _sync(device)
     seconds = time.perf_counter() - started
-    tokens_per_sec = args.steps * config.batch_size * config.block_size * config.grad_accum / seconds
+    tokens_per_step = config.batch_size * config.block_size * config.grad_accum
+    tokens_per_sec = args.steps * tokens_per_step / seconds
     model_flops = tokens_per_sec * trainer.model.flops_per_token()
     peak = {d: matmul_flops(d, device) for d in sorted({torch.float32, dtype}, key=str)}
     name = dtype_name(dtype)
@@ -133,7 +134,7 @@ def run_throughput(args: argparse.Namespace) -> None:
               + (f"  ->  MFU {model_flops / flops:.1%}" if d == dtype else ""))
     optimizer = optimizer_seconds(trainer, device)
     products = optimizer_flops(trainer)
-    model_step = trainer.model.flops_per_token() * config.batch_size * config.block_size * config.grad_accum
+    model_step = trainer.model.flops_per_token() * tokens_per_step
     print(f"optimizer ({config.optimizer}): {optimizer * 1e3:.2f} ms a step, "
           f"{optimizer / (seconds / args.steps):.0%} of a training step (counted in it above)"
           + (f"; its products {products / 1e9:.3g} GFLOP a step against the model's {model_step / 1e9:.3g}: "

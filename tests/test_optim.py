@@ -80,7 +80,6 @@ def test_matrices_of_one_shape_are_orthogonalised_together_as_each_would_be_alon
         assert torch.allclose(result, orthogonalise(matrix[None])[0], atol=1e-6)
 
 
-
 def test_newton_schulz_multiplies_over_the_shorter_side_of_each_matrix():
     # An m x n matrix (m <= n) costs 4m²n + 2m³ FLOPs an iteration (X Xᵀ, its square, and back to m x n);
     # over the longer side it would be 4mn² + 2n³, for a 192 x 768 MLP matrix eleven times as much.
@@ -91,6 +90,7 @@ def test_newton_schulz_multiplies_over_the_shorter_side_of_each_matrix():
     m, n = zip(*(sorted(shape) for shape in shapes), strict=True)
     expected = sum(NEWTON_SCHULZ_STEPS * (4 * a * a * b + 2 * a**3) for a, b in zip(m, n, strict=True))
     assert counter.get_total_flops() == expected
+
 
 def test_newton_schulz_runs_in_the_dtype_asked_for(monkeypatch):
     seen = []

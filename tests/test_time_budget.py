@@ -436,6 +436,7 @@ def test_with_the_rules_dropout_the_line_promises_the_steps_of_the_model_with_dr
     timed.clear()
     assert choose_shape(config, set(), small_text, VOCAB) == choice and timed == [], "read back the next time"
 
+
 def test_what_the_user_sets_wins(tmp_path, monkeypatch, tiny_config):
     config = replace(tiny_config, time_budget=600.0)
     fake_timing(monkeypatch, tmp_path, lambda rung, dtype: 1e9)
