@@ -58,7 +58,7 @@ from tui.widgets.view_bar import ViewBar, ViewTab
 if TYPE_CHECKING:
     from minigpt.plumbing.session import TrainingSession
     from minigpt.plumbing.settings import SamplingSettings
-    from tui.training import TrainingRun
+    from tui.stepped_run import SteppedRun
 
 MAX_TOASTS = 3  # more would cover the status bar and the prompt; every notification is in the Log too
 # The views, in the view bar's order: (binding id, view id, title).
@@ -133,7 +133,7 @@ class MiniGPTApp(RunControl, LabControl, SettingsControl, AppKeys):
         self.settings_path = options.settings
         self.settings_document: dict = {}
         self.keymap: dict[str, str] = {}  # the user's [keymap], as applied
-        self._run: TrainingRun | None = None
+        self._run: SteppedRun | None = None  # a training session or a Lab experiment
         self._quitting = False
         self._unsaved_error: str | None = None  # the last save failed with this message
         read_escape_digits_as_alt()

@@ -15,38 +15,27 @@ from textual.worker import Worker
 from minigpt.plumbing.lab import LabEvent, LabRun, VariantStarted, VariantTraining
 from minigpt.trainer import StepEvent
 from tui.messages import LabUpdate
-from tui.training import PAUSE_POLL, PROGRESS_INTERVAL
+from tui.stepped_run import PROGRESS_INTERVAL, SteppedRun
 
 
-class LabDriver:
-    """One run of an experiment. run() is called in the worker thread (start builds the LabRun there: it
-    reads the text); pause(), resume(), stop() and request_save() may be called from any thread."""
+class LabDriver(SteppedRun):
+    """One run of an experiment (start builds the LabRun in the worker thread: it reads the text)."""
 
     def __init__(self, start: Callable[[], LabRun], post: Callable[[Message], object]) -> None:
+        super().__init__()
         self._start, self._post = start, post
         self.lab: LabRun | None = None
-        self._paused = threading.Event()
         self._stopped = threading.Event()
-        self._save_requested = threading.Event()
         self._pending: list[LabEvent] = []
         self._index = 0  # the variant training now
         self._last_post = 0.0
 
-    def pause(self) -> None:
-        self._paused.set()
-
-    def resume(self) -> None:
-        self._paused.clear()
-
     def stop(self) -> None:
         """End the variant in progress after its current step; it is saved, and the experiment resumes later."""
         self._stopped.set()
-        self._paused.clear()
+        self.resume()  # a paused run must take its step to stop
         if self.lab:
             self.lab.request_stop()
-
-    def request_save(self) -> None:
-        self._save_requested.set()
 
     def run(self, worker: Worker) -> None:
         self.lab = self._start()
@@ -56,28 +45,22 @@ class LabDriver:
         try:
             for event in events:
                 self._handle(event)
-                if worker.is_cancelled:  # the app is quitting: finish this step and save
-                    self.stop()
                 if isinstance(event, VariantTraining):
-                    self._between_steps(worker)
+                    self.between_steps(worker)
+                elif worker.is_cancelled:  # the app is quitting: finish this step and save
+                    self.stop()
         finally:
             events.close()
             self._flush()
 
-    def _between_steps(self, worker: Worker) -> None:
-        if self._save_requested.is_set():
-            self._save()
-        while self._paused.is_set() and not worker.is_cancelled:  # not asking for the next step is the pause
-            self._flush()
-            worker.cancelled_event.wait(PAUSE_POLL)
-            if self._save_requested.is_set():
-                self._save()
-
-    def _save(self) -> None:
-        self._save_requested.clear()
+    def save(self) -> None:
         if self.lab and self.lab.trainer:
             for event in self.lab.trainer.save():
                 self._handle(VariantTraining(self._index, event))
+
+    def on_pause(self, paused: bool) -> None:
+        if paused:
+            self._flush()
 
     def _handle(self, event: LabEvent) -> None:
         self._pending.append(event)

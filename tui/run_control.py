@@ -31,7 +31,7 @@ from tui.narration import evaluation_line, final_score_line, finished_line, memo
 
 if TYPE_CHECKING:
     from minigpt.plumbing.session import TrainingSession
-    from tui.training import TrainingRun
+    from tui.stepped_run import SteppedRun
 
 EXTRA_SECONDS = 300.0  # what + adds to a run's time budget
 
@@ -50,7 +50,7 @@ class RunControl(App[None]):
         self._train(self._run)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="train", name="train")
-    def _train(self, run: TrainingRun) -> None:
+    def _train(self, run: SteppedRun) -> None:
         run.run(get_current_worker())
 
     def action_finished_hint(self) -> None:

@@ -3,15 +3,13 @@
 it does for minigpt-train; TrainingRun is its Watcher, and posts each event
 to the app as a message.
 
-The trainer's loop is suspended between two events, so pausing is simply
-not asking for the next one. Steps are posted in batches: one message per
-PROGRESS_INTERVAL, whatever the step rate, so a fast model cannot flood
-the UI and the training thread never waits for it.
+Steps are posted in batches: one message per PROGRESS_INTERVAL, whatever the
+step rate, so a fast model cannot flood the UI and the training thread never
+waits for it.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
@@ -32,66 +30,39 @@ from tui.messages import (
     TrainingPaused,
     TrainingProgress,
 )
-
-PROGRESS_INTERVAL = 0.5  # seconds between progress messages: each costs the UI thread, and so training, CPU
-PAUSE_POLL = 0.05  # seconds between checks for resume, save or quit while paused
+from tui.stepped_run import PROGRESS_INTERVAL, SteppedRun
 
 
-class TrainingRun(Watcher):
-    """One training session, kept in the run's metrics log as minigpt-train keeps it.
-    run() and save() are called in a worker thread; pause(), resume(), stop() and
-    request_save() may be called from any thread."""
+class TrainingRun(Watcher, SteppedRun):
+    """One training session, kept in the run's metrics log as minigpt-train keeps it."""
 
     def __init__(self, session: TrainingSession, post: Callable[[Message], object]) -> None:
+        super().__init__()
         self.trainer = session.trainer
         self._post = post
         self.driver = Driver(session, self)
-        self._paused = threading.Event()
-        self._save_requested = threading.Event()
         self._losses: list[tuple[int, float, float, float]] = []  # step, seconds, loss, learning rate
         self._last_step: StepEvent | None = None
         self._last_post = 0.0
 
-    def pause(self) -> None:
-        self._paused.set()
-
-    def resume(self) -> None:
-        self._paused.clear()
-
     def stop(self) -> None:
         """End after the current step; the trainer saves what it has done."""
         self.trainer.request_stop()
-        self._paused.clear()
-
-    def request_save(self) -> None:
-        self._save_requested.set()
+        self.resume()  # a paused run must take its step to stop
 
     def run(self, worker: Worker) -> None:
         try:
-            self.driver.run(between=lambda: self._between_steps(worker))
+            self.driver.run(between=lambda: self.between_steps(worker))
         finally:
             self._flush()
 
     def save(self) -> None:
-        """Save now: between two steps, or while no run goes on."""
-        self._save_requested.clear()
         self._flush()
         self.driver.save()
 
-    def _between_steps(self, worker: Worker) -> None:
-        if worker.is_cancelled:  # the app is quitting: finish this step and save
-            self.stop()
-        if self._save_requested.is_set():
-            self.save()
-        if not self._paused.is_set():
-            return
+    def on_pause(self, paused: bool) -> None:
         self._flush()
-        self._post(TrainingPaused(True))
-        while self._paused.is_set() and not worker.is_cancelled:
-            worker.cancelled_event.wait(PAUSE_POLL)
-            if self._save_requested.is_set():
-                self.save()
-        self._post(TrainingPaused(False))
+        self._post(TrainingPaused(paused))
 
     # --- the Watcher: events in, messages out ---------------------------------------------------
 
