@@ -211,10 +211,21 @@ def spread(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {deviation:.4f} ({min(values):.4f} to {max(values):.4f})"
 
 
+def child_settings(args: argparse.Namespace, seed: int | None) -> list[str]:
+    """The --set assignments of the run: the user's, the seed, and the benchmark's budget as the run's own
+    time budget where the preset has one the user did not set (quick's 150 s with --budget 600 would
+    otherwise end at 150 s; default's 600 s with --budget 400 would be cut off with its schedule undone)."""
+    settings = args.set + ([f"seed={seed}"] if seed is not None else [])
+    config, explicit = cfg.resolve_with_explicit_keys(args.preset, assignments=args.set)
+    if config.time_budget and "time_budget" not in explicit and config.time_budget != args.budget:
+        settings.append(f"time_budget={args.budget:g}")
+    return settings
+
+
 def budget_run(args: argparse.Namespace, seed: int | None, keep: Path | None) -> Score | None:
     """Run minigpt-train in a child process, read its metrics log and score its last weights."""
     marks = sorted({float(s) for s in args.checkpoints.split(",") if s} | {args.budget})
-    settings = args.set + ([f"seed={seed}"] if seed is not None else [])
+    settings = child_settings(args, seed)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "model.pt"
         command = [sys.executable, "-m", "train_cli", "--preset", args.preset, "--out", str(out),

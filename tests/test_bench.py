@@ -174,6 +174,24 @@ def test_the_budget_benchmark_reads_the_final_score_a_run_logged_and_scores_the_
     assert spread([1.5, 1.6, 1.7]) == "1.6000 ± 0.1000 (1.5000 to 1.7000)"
 
 
+@pytest.mark.parametrize(("arguments", "expected"), [
+    (["--preset", "default", "--budget", "400"], ["time_budget=400"]),  # not cut off at 400 s of 600
+    (["--preset", "quick", "--budget", "600"], ["time_budget=600"]),  # not ended at 150 s of 600
+    (["--preset", "quick", "--budget", "150"], []),  # its own budget already
+    (["--preset", "default", "--budget", "400", "--set", "time_budget=300"], ["time_budget=300"]),  # the user's
+    (["--preset", "tiny", "--budget", "60"], []),  # a run of so many steps, cut off at the budget
+])
+def test_a_budget_run_of_a_preset_with_a_time_budget_trains_for_the_benchmarks_budget(arguments, expected):
+    import argparse
+
+    from bench.train import add_arguments, child_settings
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    settings = child_settings(parser.parse_args(arguments), seed=None)
+    assert [s for s in settings if s.startswith("time_budget=")] == expected
+
+
 def test_the_lab_benchmark_reports_each_variants_wall_time_against_its_budget(tmp_path, corpus_file):
     experiment = tmp_path / "two.toml"
     experiment.write_text('question = "Which?"\n[variants.narrow]\nd_model = 8\n[variants.wide]\nd_model = 16\n')
