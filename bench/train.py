@@ -12,8 +12,9 @@ compile = true, the first step's time, compilation included, is reported
 apart. --profile then shows where a step's time goes, by operation.
 
 Budget mode (--budget SECONDS): trains a preset with minigpt-train in a fresh
-process within the wall-clock budget, interpreter and torch start-up included,
-and reports its quality: the loss of its last weights on the whole validation
+process within the wall-clock budget, interpreter and torch start-up included
+(a preset with a time budget of its own trains for this one instead), and
+reports its quality: the loss of its last weights on the whole validation
 split (minigpt.evaluate.score_split), in nats per token and bits per character,
 as the run logged it (within its budget), or, from a run cut short, as the
 benchmark scores its last checkpoint.
