@@ -7,6 +7,8 @@ import statistics
 import time
 from collections.abc import Callable
 
+import torch
+
 
 def median_seconds(work: Callable[[], object], repeats: int) -> float:
     return statistics.median(_times(work, repeats))
@@ -23,3 +25,10 @@ def _times(work: Callable[[], object], repeats: int) -> list[float]:
         work()
         times.append(time.perf_counter() - started)
     return times
+
+
+def wait_for(device: torch.device) -> None:
+    """Wait until the device has done the work queued on it: a GPU runs ahead of Python, and a timing must
+    include its work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()

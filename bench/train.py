@@ -9,7 +9,9 @@ with the FLOPs of its products as PyTorch's FLOP counter counts them: work in
 the step's time that the model's FLOPs leave out, so MFU cannot pass the
 model's share of all the products even if every one ran at the peak. With
 compile = true, the first step's time, compilation included, is reported
-apart. --profile then shows where a step's time goes, by operation.
+apart. --profile then shows where a step's time goes, by operation, and the
+least time its products alone take (bench.products): the MFU the shape could
+reach were all the rest free.
 
 Budget mode (--budget SECONDS): trains a preset with minigpt-train in a fresh
 process within the wall-clock budget, interpreter and torch start-up included
@@ -39,7 +41,8 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.timing import fastest_seconds, median_seconds
+from bench.products import products_seconds
+from bench.timing import fastest_seconds, median_seconds, wait_for
 from minigpt.data import split_corpus
 from minigpt.evaluate import Score, score_split
 from minigpt.plumbing import config as cfg
@@ -87,15 +90,10 @@ def matmul_flops(dtype: torch.dtype, device: torch.device, size: int = MATMUL_SI
 
     def product() -> None:
         a @ b
-        _sync(device)
+        wait_for(device)
 
     product()  # the first sets up the kernel
     return 2 * size**3 / fastest_seconds(product, repeats)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def run_throughput(args: argparse.Namespace) -> None:
@@ -112,12 +110,12 @@ def run_throughput(args: argparse.Namespace) -> None:
     for _ in range(args.warmup_steps):
         started = time.perf_counter()
         next(runs)
-        _sync(device)
+        wait_for(device)
         first_step = first_step or time.perf_counter() - started
     started = time.perf_counter()
     for _ in range(args.steps):
         next(runs)
-    _sync(device)
+    wait_for(device)
     seconds = time.perf_counter() - started
     tokens_per_step = config.batch_size * config.block_size * config.grad_accum
     tokens_per_sec = args.steps * tokens_per_step / seconds
@@ -148,6 +146,12 @@ def run_throughput(args: argparse.Namespace) -> None:
     if args.profile:
         print(f"where {PROFILED_STEPS} training steps' time goes, by operation (PyTorch's profiler):")
         print(where_the_time_goes(runs, device))
+        parts = products_seconds(trainer)
+        least = sum(parts.values())
+        print(f"its products alone, each timed at the step's shapes: "
+              f"{', '.join(f'{name} {part * 1e3:.1f} ms' for name, part in parts.items())}; a step takes no less "
+              f"than {least * 1e3:.1f} ms (it took {seconds / args.steps * 1e3:.1f}): MFU "
+              f"{model_step / least / peak[dtype]:.1%} at most, were everything else in it free")
 
 
 def optimizer_seconds(trainer: Trainer, device: torch.device, repeats: int = 10) -> float:
@@ -157,7 +161,7 @@ def optimizer_seconds(trainer: Trainer, device: torch.device, repeats: int = 10)
 
     def step() -> None:
         trainer.optimizer.step()
-        _sync(device)
+        wait_for(device)
 
     step()  # the first sets up the optimizer's state
     return median_seconds(step, repeats)
@@ -179,7 +183,7 @@ def where_the_time_goes(steps: Iterator[StepEvent], device: torch.device) -> str
     with profile(activities=activities) as profiler:
         for _ in range(PROFILED_STEPS):
             next(steps)
-        _sync(device)
+        wait_for(device)
     column = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     return profiler.key_averages().table(sort_by=column, row_limit=15)
 

@@ -221,6 +221,10 @@ def test_the_throughput_benchmark_counts_muons_products_and_profiles_the_steps(o
     assert "where 10 training steps' time goes" in out and "aten::mm" in out
     products = re.search(r"its products ([\d.e+-]+) GFLOP a step against the model's ([\d.e+-]+): MFU (\d+)% at most",
                          out)
+    alone = re.search(r"its products alone, each timed at the step's shapes: (.*); a step takes no less than", out)
+    assert alone, "the least time a step could take, its products alone"
+    parts = [part.rsplit(" ", 2)[0] for part in alone[1].split(", ")]
+    assert parts == ["linear maps", "attention"] + (["Muon"] if optimizer == "muon" else [])
     if optimizer == "adamw":
         assert products is None, "AdamW's update does no matrix product"
         return
