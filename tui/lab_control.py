@@ -60,12 +60,19 @@ class LabControl(App[None]):
         return lab
 
     def on_lab_update(self, message: LabUpdate) -> None:
-        from minigpt.plumbing.lab import ExperimentDone, ExperimentStopped, LabNote
+        from minigpt.plumbing.lab import ExperimentDone, ExperimentStopped, LabNote, VariantTraining
+        from minigpt.trainer import SavedEvent, SaveFailedEvent
 
         self.lab.show_events(message.events)
         self.load_message = self.lab.status
         for event in message.events:
-            if isinstance(event, LabNote):
+            saving = event.event if isinstance(event, VariantTraining) else None
+            if isinstance(saving, SavedEvent):
+                self.log_line(f"lab: saved {self.lab.variant_name(event.index)} at step {saving.step:,}")
+            elif isinstance(saving, SaveFailedEvent):
+                self.notify(f"{saving.error}; the variant's previous checkpoint is intact",
+                            title="Lab: checkpoint not saved", severity="error", timeout=15)
+            elif isinstance(event, LabNote):
                 self.notify(event.text, title="Lab", severity="warning", timeout=10)
             elif isinstance(event, ExperimentStopped):
                 self.log_line(f"lab: stopped at {self.lab.variant_name(event.index)}; r in the Lab view resumes it")

@@ -11,6 +11,7 @@ import torch
 from textual.widgets import OptionList
 from tui_helpers import Messages, fake_lab_record, make_app, wait_for, wait_loaded
 
+from minigpt.plumbing.checkpoint import load_checkpoint
 from minigpt.plumbing.experiments import BUILTINS, Experiment, Variant
 from minigpt.plumbing.lab import LabRun, VariantTraining
 from minigpt.plumbing.lab_record import Budget, load_record
@@ -145,6 +146,14 @@ async def test_only_one_thing_trains_at_a_time_and_the_app_says_so(workdir):
         await pilot.press("t")
         await wait_for(pilot, lambda: app.run_state == "paused", "the pause")
         assert app.session.trainer.step == step
+        def saves() -> list[str]:
+            return [entry for entry in app.event_log.entries if entry.startswith("lab: saved narrow at step")]
+
+        saved_before = len(saves())
+        await pilot.press("s")  # saved by the paused worker, between two of the variant's steps
+        await wait_for(pilot, lambda: len(saves()) > saved_before, "the save")
+        on_disk = load_checkpoint(workdir / "checkpoints/lab/mine/narrow.pt").step
+        assert saves()[-1] == f"lab: saved narrow at step {on_disk:,}"
         await pilot.press("x")
         await wait_for(pilot, lambda: app.run_state == "idle" and not view.running, "the stop")
         assert rows(app)["narrow"] == "part-way"
@@ -164,8 +173,6 @@ async def test_quitting_while_the_lab_trains_saves_the_variant_in_progress(workd
         await pilot.press("ctrl+q")
         await wait_for(pilot, lambda: not app.is_running, "the app to quit")
     log = [json.loads(line) for line in (workdir / "checkpoints/lab/mine/narrow.jsonl").read_text().splitlines()]
-    from minigpt.plumbing.checkpoint import load_checkpoint
-
     assert load_checkpoint(workdir / "checkpoints/lab/mine/narrow.pt").step > 3  # saved beyond where minigpt-lab was
     assert [line["resumed_from"] for line in log if line["event"] == "run"] == [0, 3]
 
