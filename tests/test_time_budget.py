@@ -23,6 +23,7 @@ from minigpt.plumbing.shape import (
     FULL_LR_PASSES,
     LADDER,
     MANY_PASSES_DROPOUT,
+    NEAR_MISS,
     PARAMETERS_PER_TOKEN,
     TOKENS_PER_PARAMETER,
     TRAINING_SHARE,
@@ -321,6 +322,29 @@ def test_the_largest_model_the_budget_feeds_enough_is_chosen_and_timed_once(tmp_
     assert json.loads((tmp_path / "cache/minigpt/speeds.json").read_text()), "kept for next time"
     calls.clear()
     assert choose_shape(config, set(), BIG_TEXT, VOCAB) == choice and calls == [], "the second time, read back"
+
+
+@pytest.mark.parametrize(("first", "second", "chosen"), [
+    (0.95, 1.05, LADDER[2]),  # the first timing was taken at a busy moment: the second picks the rung
+    (0.95, 0.9, LADDER[1]),  # the machine is just too slow for it: the faster timing still falls short
+])
+def test_a_rung_that_just_misses_the_speed_it_needs_is_timed_once_more(tmp_path, monkeypatch, tiny_config, first,
+                                                                          second, chosen):
+    assert NEAR_MISS < first < 1
+    config = replace(tiny_config, time_budget=600.0)
+    timings = [first, second]  # LADDER[2]'s, as shares of the speed that feeds it enough in 600 s
+
+    def speed(rung, dtype):
+        share = timings.pop(0) if rung == LADDER[2] else 1.0
+        return machine(share * feeding(LADDER[2], 600))(rung, dtype)
+
+    calls = fake_timing(monkeypatch, tmp_path, speed)
+    choice = choose_shape(config, set(), BIG_TEXT, VOCAB)
+    assert choice.settings["d_model"] == chosen.d_model
+    assert [rung for rung, _ in calls] == [LADDER[0], LADDER[1], LADDER[2], LADDER[2]], "timed twice, and no more"
+    calls.clear()
+    assert choose_shape(config, set(), BIG_TEXT, VOCAB) == choice and calls == [], \
+        "the second opinion is kept: the next run does not time it again"
 
 
 def test_a_run_with_muon_is_timed_with_muon_and_keeps_its_own_timings(tmp_path, monkeypatch, tiny_config):
