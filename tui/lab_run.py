@@ -33,7 +33,7 @@ class LabDriver(SteppedRun):
     def stop(self) -> None:
         """End the variant in progress after its current step; it is saved, and the experiment resumes later."""
         self._stopped.set()
-        self.resume()  # a paused run must take its step to stop
+        self.resume()  # a paused worker must be let go to reach the stop
         if self.lab:
             self.lab.request_stop()
 

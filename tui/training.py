@@ -48,7 +48,7 @@ class TrainingRun(Watcher, SteppedRun):
     def stop(self) -> None:
         """End after the current step; the trainer saves what it has done."""
         self.trainer.request_stop()
-        self.resume()  # a paused run must take its step to stop
+        self.resume()  # a paused worker must be let go to reach the stop
 
     def run(self, worker: Worker) -> None:
         try:
