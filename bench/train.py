@@ -1,6 +1,7 @@
 """`python -m bench train` (from the repository root): training benchmarks.
 
-Throughput mode: tokens/s and achieved FLOP/s of a preset, next to this
+Throughput mode: tokens/s and achieved FLOP/s of a preset (of the shape its
+time budget picks for the text in --data, where it has one), next to this
 machine's matmul throughput on a large square product measured in the same run
 with the same threads, so the ratio (model FLOPs utilisation) compares across
 machines. The time of a step is all of it, the optimizer's update included
@@ -34,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import torch
@@ -43,12 +44,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.products import products_seconds
 from bench.timing import fastest_seconds, median_seconds, wait_for
-from minigpt.data import split_corpus
+from minigpt.data import make_tokenizer, split_corpus
 from minigpt.evaluate import Score, score_split
 from minigpt.plumbing import config as cfg
 from minigpt.plumbing.checkpoint import load_checkpoint
 from minigpt.plumbing.corpus import Corpus, choose_corpus
 from minigpt.plumbing.device import dtype_name, pick_device, pick_dtype
+from minigpt.plumbing.session import shape_for_budget
 from minigpt.trainer import StepEvent, Trainer
 
 MATMUL_SIZE = 4096
@@ -68,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                              "report the mean and spread of their final val loss")
     parser.add_argument("--checkpoints", default="", help="comma-separated seconds at which to report the loss too "
                                                           "(budget mode), e.g. 150")
-    parser.add_argument("--data", type=Path, help="corpus for budget mode (default: minigpt-train's default)")
+    parser.add_argument("--data", type=Path, help="the text to train on (budget mode), or to pick a time budget's "
+                                                  "shape for (throughput mode); default: minigpt-train's default")
     parser.add_argument("--keep", type=Path, metavar="FOLDER", help="budget mode: keep the run's checkpoint and "
                                                                   "metrics log (model.pt, model.jsonl) in FOLDER "
                                                                   "(with --seeds, in FOLDER/seed-S)")
@@ -97,7 +100,7 @@ def matmul_flops(dtype: torch.dtype, device: torch.device, size: int = MATMUL_SI
 
 
 def run_throughput(args: argparse.Namespace) -> None:
-    config = cfg.resolve(args.preset, assignments=args.set)
+    config = budget_shape(*cfg.resolve_with_explicit_keys(args.preset, assignments=args.set), args.data)
     profiled = PROFILED_STEPS if args.profile else 0
     config = cfg.apply_overrides(config, {"max_iters": args.warmup_steps + args.steps + profiled,
                                           "eval_interval": 10_000_000}, source="benchmark")
@@ -152,6 +155,18 @@ def run_throughput(args: argparse.Namespace) -> None:
               f"{', '.join(f'{name} {part * 1e3:.1f} ms' for name, part in parts.items())}; a step takes no less "
               f"than {least * 1e3:.1f} ms (it took {seconds / args.steps * 1e3:.1f}): MFU "
               f"{model_step / least / peak[dtype]:.1%} at most, were everything else in it free")
+
+
+def budget_shape(config: cfg.TrainConfig, explicit: Collection[str], data: Path | None) -> cfg.TrainConfig:
+    """The config with the shape its time budget picks for the text in data (quick's and default's, unless the
+    user gave one), as minigpt-train would train it; printed in the line minigpt-train prints."""
+    corpus = choose_corpus(data)
+    choice = shape_for_budget(config, explicit, corpus, make_tokenizer(config.tokenizer, corpus, config.val_fraction,
+                                                                       config.vocab_size))
+    if not choice:
+        return config
+    print(choice.description)
+    return cfg.apply_overrides(config, choice.settings, source="the shape chosen for the time budget")
 
 
 def optimizer_seconds(trainer: Trainer, device: torch.device, repeats: int = 10) -> float:

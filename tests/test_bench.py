@@ -174,6 +174,29 @@ def test_the_budget_benchmark_reads_the_final_score_a_run_logged_and_scores_the_
     assert spread([1.5, 1.6, 1.7]) == "1.6000 ± 0.1000 (1.5000 to 1.7000)"
 
 
+def test_the_throughput_benchmark_of_a_budget_preset_measures_the_shape_its_budget_picks(
+        tmp_path, monkeypatch, capsys, corpus_file):
+    import argparse
+
+    from bench.train import add_arguments, run
+    from minigpt.plumbing.shape import LADDER
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    # 3,000 tokens/s for every size: enough to feed the smallest rung in 150 s, far from the next.
+    monkeypatch.setattr("minigpt.plumbing.shape.measure_tokens_per_sec", lambda *args: 3_000.0)
+    monkeypatch.setattr("bench.train.matmul_flops", lambda dtype, device: 1e12)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    run(parser.parse_args(["--preset", "quick", "--steps", "1", "--warmup-steps", "1", "--data", str(corpus_file),
+                           "--set", "dtype=float32"]))
+    out = capsys.readouterr().out
+    smallest = LADDER[0]
+    assert out.startswith("2:30 on cpu, float32 (~"), "the line minigpt-train prints for the shape it picks"
+    assert f"d_model {smallest.d_model} x {smallest.n_layers} layers" in out.splitlines()[0]
+    assert f"batch {smallest.batch_size}, block {smallest.block_size}, d_model {smallest.d_model}," in out, \
+        "and the benchmark measures that shape"
+
+
 @pytest.mark.parametrize(("arguments", "expected"), [
     (["--preset", "default", "--budget", "400"], ["time_budget=400"]),  # not cut off at 400 s of 600
     (["--preset", "quick", "--budget", "600"], ["time_budget=600"]),  # not ended at 150 s of 600

@@ -121,7 +121,6 @@ def open_session(config: TrainConfig, explicit_keys: Collection[str], data: Path
     from minigpt.data import make_tokenizer
     from minigpt.plumbing.checkpoint import load_checkpoint
     from minigpt.plumbing.distributed import SINGLE
-    from minigpt.plumbing.shape import choose_shape
     from minigpt.trainer import Trainer, model_config
 
     resume, notes = None, []
@@ -141,9 +140,8 @@ def open_session(config: TrainConfig, explicit_keys: Collection[str], data: Path
     else:
         tokenizer = make_tokenizer(config.tokenizer, corpus, config.val_fraction, config.vocab_size,
                                    lambda done, total: progress(merges_progress(done, total)))
-        corpus_tokens = _training_tokens(corpus, config, tokenizer)
-        choice = _shared_shape(world or SINGLE, lambda: choose_shape(config, explicit_keys, corpus_tokens,
-                                                                      tokenizer.vocab_size, progress, retime))
+        choice = _shared_shape(world or SINGLE, lambda: shape_for_budget(config, explicit_keys, corpus, tokenizer,
+                                                                          progress, retime))
         if choice:
             config = apply_overrides(config, choice.settings, source="the shape chosen for the time budget")
     config, shared = shared_grad_accum(config, explicit_keys, (world or SINGLE).size)
@@ -158,6 +156,16 @@ def open_session(config: TrainConfig, explicit_keys: Collection[str], data: Path
     if session.finished:
         notes.append(session.finished_note())
     return session
+
+
+def shape_for_budget(config: TrainConfig, explicit_keys: Collection[str], corpus: Corpus, tokenizer: Tokenizer,
+                     progress: Callable[[str], None] = lambda text: None, retime: bool = False) -> Choice | None:
+    """The shape chosen for config's time budget on this machine, for this corpus in this tokenizer's
+    tokens (minigpt.plumbing.shape), or None when there is no budget or the user gave the shape."""
+    from minigpt.plumbing.shape import choose_shape
+
+    return choose_shape(config, explicit_keys, _training_tokens(corpus, config, tokenizer), tokenizer.vocab_size,
+                        progress, retime)
 
 
 def _shared_shape(world: World, choose: Callable[[], Choice | None]) -> Choice | None:
