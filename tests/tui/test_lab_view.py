@@ -146,6 +146,7 @@ async def test_only_one_thing_trains_at_a_time_and_the_app_says_so(workdir):
         await pilot.press("t")
         await wait_for(pilot, lambda: app.run_state == "paused", "the pause")
         assert app.session.trainer.step == step
+
         def saves() -> list[str]:
             return [entry for entry in app.event_log.entries if entry.startswith("lab: saved narrow at step")]
 
