@@ -51,6 +51,7 @@ from minigpt.plumbing.checkpoint import load_checkpoint
 from minigpt.plumbing.corpus import Corpus, choose_corpus
 from minigpt.plumbing.device import dtype_name, pick_device, pick_dtype
 from minigpt.plumbing.session import shape_for_budget
+from minigpt.plumbing.shape import picks_shape
 from minigpt.trainer import StepEvent, Trainer
 
 MATMUL_SIZE = 4096
@@ -160,6 +161,8 @@ def run_throughput(args: argparse.Namespace) -> None:
 def budget_shape(config: cfg.TrainConfig, explicit: Collection[str], data: Path | None) -> cfg.TrainConfig:
     """The config with the shape its time budget picks for the text in data (quick's and default's, unless the
     user gave one), as minigpt-train would train it; printed in the line minigpt-train prints."""
+    if not picks_shape(config, explicit):
+        return config  # no text to read, nor tokenizer to build
     corpus = choose_corpus(data)
     choice = shape_for_budget(config, explicit, corpus, make_tokenizer(config.tokenizer, corpus, config.val_fraction,
                                                                        config.vocab_size))

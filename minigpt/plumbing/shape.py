@@ -118,7 +118,7 @@ def choose_shape(config: TrainConfig, explicit_keys: Collection[str], corpus_tok
     corpus_tokens tokens from a vocabulary of vocab_size, or None when there is no
     budget or the user gave the model's width or depth. retime: time every rung it
     looks at again, rather than reading the cache."""
-    if not config.time_budget or {"d_model", "n_layers"} & set(explicit_keys):
+    if not picks_shape(config, explicit_keys):
         return None
     device = pick_device(config.device)
     formats = [pick_dtype(config.dtype, device)]
@@ -140,7 +140,7 @@ def choose_shape(config: TrainConfig, explicit_keys: Collection[str], corpus_tok
             speeds.measure(rung, formats, progress)
         if NEAR_MISS * needed <= speeds.fastest(rung, formats)[1] < needed and not speeds.confirmed(rung, formats):
             # A few percent decide the shape here (a busy moment can cost that): a second timing, the faster counts.
-            speeds.confirm(rung, formats, progress)
+            speeds.measure(rung, formats, progress, confirm=True)
         if speeds.fastest(rung, formats)[1] < needed:
             break  # this rung, and every bigger one, would end the budget undertrained
         chosen = rung
@@ -160,6 +160,11 @@ def choose_shape(config: TrainConfig, explicit_keys: Collection[str], corpus_tok
     description = describe(trained, device, dtype, chosen, speeds.get(chosen, dtype), speeds.flops(chosen, [dtype]),
                            timed, train_seconds, corpus_tokens)
     return Choice(settings, description)
+
+
+def picks_shape(config: TrainConfig, explicit_keys: Collection[str]) -> bool:
+    """Whether a run of config has its shape chosen for it: a time budget, and no width or depth from the user."""
+    return bool(config.time_budget) and not {"d_model", "n_layers"} & set(explicit_keys)
 
 
 def passes_over(corpus_tokens: int, tokens_per_sec: float, train_seconds: float) -> float:
@@ -267,13 +272,6 @@ class SpeedCache:
         """Whether the rung's figure in each format is the faster of two timings."""
         return all((self._entry(rung, dtype) or {}).get("confirmed") is True for dtype in formats)
 
-    def confirm(self, rung: Rung, formats: list[torch.dtype], progress: Callable[[str], None]) -> None:
-        """Time the rung again in each format; the faster of this timing and the figure held stands."""
-        for dtype in formats:
-            progress(f"timing a {rung.d_model} x {rung.n_layers}-layer model on this machine again…")
-            speed = measure_tokens_per_sec(rung, self.device, dtype, self.vocab_size, self.config)
-            self.record(rung, dtype, max(speed, self.get(rung, dtype)), confirmed=True)
-
     def _key(self, rung: Rung) -> str:
         # The 2019 model under AdamW keeps the key it had before there were other optimizers and switches.
         optimizer = "" if self.config.optimizer == "adamw" else f" {self.config.optimizer}"
@@ -297,15 +295,18 @@ class SpeedCache:
     def measure_missing(self, rung: Rung, formats: list[torch.dtype], progress: Callable[[str], None]) -> None:
         self.measure(rung, [dtype for dtype in formats if not self.get(rung, dtype)], progress)
 
-    def measure(self, rung: Rung, formats: list[torch.dtype], progress: Callable[[str], None]) -> None:
-        """Time the rung in each format. Timed twice by this process, the faster
-        figure stands: other programs can only slow a step down."""
+    def measure(self, rung: Rung, formats: list[torch.dtype], progress: Callable[[str], None],
+                confirm: bool = False) -> None:
+        """Time the rung in each format. Timed twice by this process, or to confirm the
+        figure held (read back or not), the faster figure stands: other programs can
+        only slow a step down."""
         for dtype in formats:
-            progress(f"timing a {rung.d_model} x {rung.n_layers}-layer model on this machine…")
+            progress(f"timing a {rung.d_model} x {rung.n_layers}-layer model on this machine"
+                     f"{' again' if confirm else ''}…")
             speed = measure_tokens_per_sec(rung, self.device, dtype, self.vocab_size, self.config)
-            if (machine_key(self.device, dtype), self._key(rung)) in self._timed_now:
+            if confirm or (machine_key(self.device, dtype), self._key(rung)) in self._timed_now:
                 speed = max(speed, self.get(rung, dtype))
-            self.record(rung, dtype, speed)
+            self.record(rung, dtype, speed, confirmed=confirm)
 
     def save(self) -> None:
         """Keep the timings for next time; a cache that cannot be written only costs a re-measure."""
